@@ -1,0 +1,551 @@
+/*-------------------------------------------------------------------------
+ *
+ * connection.c
+ *		  The librdkafka handle cache of a backend, and error mapping
+ *
+ * Handles are made per server, user and kind, kept for the life of the
+ * backend, and re-made when ALTER SERVER or ALTER USER MAPPING changes what
+ * they were built from.  A consumer is checked out by one scan at a time;
+ * one that is still checked out when its (sub)transaction aborts is
+ * destroyed, so a failed or cancelled scan leaks nothing.
+ *
+ * librdkafka's threads never call into PostgreSQL: logs and errors are
+ * queued and served here, from the backend, by kfdw_serve_events().
+ *
+ * IDENTIFICATION
+ *		  src/connection.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "kafka_fdw.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_user_mapping.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+/* Bookkeeping of one cached handle, beside the public part */
+typedef struct HandleEntry
+{
+	KafkaHandle handle;
+	uint32		server_hashvalue;	/* hash of the server's syscache entry */
+	uint32		mapping_hashvalue;	/* hash of the user mapping's, or 0 */
+	SubTransactionId acquired_subid;	/* when checked out, or 0 */
+} HandleEntry;
+
+/* All handles of this backend, in TopMemoryContext */
+static List *handle_entries = NIL;
+static bool callbacks_registered = false;
+
+static HandleEntry *create_handle(Oid serverid, Oid userid,
+								  KafkaHandleKind kind);
+static void destroy_handle(HandleEntry *entry);
+static HeapTuple lookup_user_mapping(Oid userid, Oid serverid);
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+				   const char *buf);
+static void error_cb(rd_kafka_t *rk, int err, const char *reason,
+					 void *opaque);
+static void inval_callback(Datum arg, int cacheid, uint32 hashvalue);
+static void xact_callback(XactEvent event, void *arg);
+static void subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+							 SubTransactionId parentSubid, void *arg);
+
+/*
+ * Get a handle of the given kind for the server, with the user mapping of
+ * userid (or PUBLIC, or none).  A consumer is checked out until
+ * kfdw_release_handle(); producers are shared.
+ */
+KafkaHandle *
+kfdw_acquire_handle(Oid serverid, Oid userid, KafkaHandleKind kind)
+{
+	HandleEntry *entry = NULL;
+	ListCell   *lc;
+
+	if (!callbacks_registered)
+	{
+		CacheRegisterSyscacheCallback(FOREIGNSERVEROID, inval_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(USERMAPPINGOID, inval_callback, (Datum) 0);
+		RegisterXactCallback(xact_callback, NULL);
+		RegisterSubXactCallback(subxact_callback, NULL);
+		callbacks_registered = true;
+	}
+
+	/* drop stale handles that nobody uses, reuse a fitting one */
+	foreach(lc, handle_entries)
+	{
+		HandleEntry *e = (HandleEntry *) lfirst(lc);
+
+		if (e->handle.stale && !e->handle.busy)
+		{
+			handle_entries = foreach_delete_current(handle_entries, lc);
+			destroy_handle(e);
+			continue;
+		}
+		if (entry == NULL && !e->handle.stale && !e->handle.busy &&
+			e->handle.serverid == serverid && e->handle.userid == userid &&
+			e->handle.kind == kind)
+			entry = e;
+	}
+
+	if (entry == NULL)
+	{
+		MemoryContext oldcxt;
+
+		entry = create_handle(serverid, userid, kind);
+		oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+		handle_entries = lappend(handle_entries, entry);
+		MemoryContextSwitchTo(oldcxt);
+	}
+
+	if (kind == KFDW_HANDLE_CONSUMER)
+	{
+		entry->handle.busy = true;
+		entry->acquired_subid = GetCurrentSubTransactionId();
+	}
+	entry->handle.last_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	entry->handle.last_errstr[0] = '\0';
+
+	return &entry->handle;
+}
+
+/*
+ * Give a checked-out handle back to the cache.  The caller must have left
+ * it as it found it (no assignment, no open transaction).
+ */
+void
+kfdw_release_handle(KafkaHandle *handle)
+{
+	HandleEntry *entry = (HandleEntry *) handle;
+
+	handle->busy = false;
+	entry->acquired_subid = InvalidSubTransactionId;
+	if (handle->stale)
+		kfdw_discard_handle(handle);
+}
+
+/*
+ * Destroy a handle whose state is unknown, for example after an error in
+ * the middle of its use.
+ */
+void
+kfdw_discard_handle(KafkaHandle *handle)
+{
+	HandleEntry *entry = (HandleEntry *) handle;
+
+	handle_entries = list_delete_ptr(handle_entries, entry);
+	destroy_handle(entry);
+}
+
+static HandleEntry *
+create_handle(Oid serverid, Oid userid, KafkaHandleKind kind)
+{
+	ForeignServer *server = GetForeignServer(serverid);
+	UserMapping *user = NULL;
+	KafkaServerOptions sopts;
+	HeapTuple	umtuple;
+	HandleEntry *entry;
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *rk;
+	char		errstr[512];
+
+	kfdw_get_server_options(server, &sopts);
+
+	umtuple = lookup_user_mapping(userid, serverid);
+	if (HeapTupleIsValid(umtuple))
+	{
+		/* finds the same mapping: the user's own, else PUBLIC */
+		ReleaseSysCache(umtuple);
+		user = GetUserMapping(userid, serverid);
+	}
+
+	entry = MemoryContextAllocZero(TopMemoryContext, sizeof(HandleEntry));
+	entry->handle.kind = kind;
+	entry->handle.serverid = serverid;
+	entry->handle.userid = userid;
+	entry->handle.brokers = MemoryContextStrdup(TopMemoryContext, sopts.brokers);
+	entry->handle.connect_timeout_ms = sopts.connect_timeout_ms;
+	entry->server_hashvalue =
+		GetSysCacheHashValue1(FOREIGNSERVEROID, ObjectIdGetDatum(serverid));
+	entry->mapping_hashvalue = user ?
+		GetSysCacheHashValue1(USERMAPPINGOID, ObjectIdGetDatum(user->umid)) : 0;
+
+	PG_TRY();
+	{
+		conf = kfdw_build_conf(server, user, kind);
+	}
+	PG_CATCH();
+	{
+		pfree(entry->handle.brokers);
+		pfree(entry);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	rd_kafka_conf_set_opaque(conf, &entry->handle);
+
+	/* rd_kafka_new takes the configuration, on success only */
+	rk = rd_kafka_new(kind == KFDW_HANDLE_CONSUMER ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER,
+					  conf, errstr, sizeof(errstr));
+	if (rk == NULL)
+	{
+		rd_kafka_conf_destroy(conf);
+		pfree(entry->handle.brokers);
+		pfree(entry);
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("could not create a Kafka client for server \"%s\"",
+						server->servername),
+				 errdetail_internal("%s", errstr)));
+	}
+	/* logs go to the main queue, served by kfdw_serve_events() */
+	rd_kafka_set_log_queue(rk, NULL);
+	entry->handle.rk = rk;
+
+	return entry;
+}
+
+static void
+destroy_handle(HandleEntry *entry)
+{
+	if (entry->handle.rk)
+	{
+		/* a consumer leaves no group: scans never join one */
+		rd_kafka_destroy_flags(entry->handle.rk,
+							   RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	}
+	pfree(entry->handle.brokers);
+	pfree(entry);
+}
+
+/*
+ * The user mapping for userid, or else the PUBLIC one; invalid if none.
+ */
+static HeapTuple
+lookup_user_mapping(Oid userid, Oid serverid)
+{
+	HeapTuple	tp;
+
+	tp = SearchSysCache2(USERMAPPINGUSERSERVER,
+						 ObjectIdGetDatum(userid), ObjectIdGetDatum(serverid));
+	if (!HeapTupleIsValid(tp))
+		tp = SearchSysCache2(USERMAPPINGUSERSERVER,
+							 ObjectIdGetDatum(InvalidOid),
+							 ObjectIdGetDatum(serverid));
+	return tp;
+}
+
+/*
+ * Serve what librdkafka queued for the backend: logs, errors and, for
+ * producers, delivery reports.  Never waits.
+ */
+void
+kfdw_serve_events(KafkaHandle *handle)
+{
+	rd_kafka_poll(handle->rk, 0);
+}
+
+/*
+ * Wait up to timeout_ms for librdkafka, serving its events, with interrupts
+ * checked at least every 100 ms.
+ */
+void
+kfdw_wait(KafkaHandle *handle, int timeout_ms)
+{
+	instr_time	start,
+				now;
+
+	INSTR_TIME_SET_CURRENT(start);
+	for (;;)
+	{
+		long		elapsed;
+		int			slice;
+
+		CHECK_FOR_INTERRUPTS();
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, start);
+		elapsed = (long) INSTR_TIME_GET_MILLISEC(now);
+		if (elapsed >= timeout_ms)
+			break;
+		slice = Min(timeout_ms - elapsed, 100);
+		rd_kafka_poll(handle->rk, slice);
+	}
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * librdkafka's log callback.  With log.queue set it runs only in the thread
+ * that polls the main queue: the backend.
+ */
+static void
+log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	/* syslog levels: 0-4 are emergencies to warnings */
+	elog(level <= 4 ? LOG : DEBUG1, "librdkafka: %s: %s", fac, buf);
+}
+
+/*
+ * librdkafka's error callback, served from the backend by rd_kafka_poll().
+ * Remembers the error for the message of a later ERROR; never throws.
+ */
+static void
+error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	KafkaHandle *handle = (KafkaHandle *) opaque;
+
+	handle->last_err = (rd_kafka_resp_err_t) err;
+	strlcpy(handle->last_errstr, reason, sizeof(handle->last_errstr));
+	if (err == RD_KAFKA_RESP_ERR__FATAL)
+	{
+		handle->last_err_fatal = true;
+		handle->stale = true;
+		handle->last_err = rd_kafka_fatal_error(rk, handle->last_errstr,
+												sizeof(handle->last_errstr));
+	}
+	elog(DEBUG1, "librdkafka error: %s", reason);
+}
+
+/*
+ * Map a librdkafka error to a SQLSTATE.
+ */
+int
+kfdw_errcode(rd_kafka_resp_err_t err)
+{
+	switch (err)
+	{
+		case RD_KAFKA_RESP_ERR__TRANSPORT:
+		case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+		case RD_KAFKA_RESP_ERR__RESOLVE:
+		case RD_KAFKA_RESP_ERR__TIMED_OUT:
+		case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+		case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+		case RD_KAFKA_RESP_ERR_BROKER_NOT_AVAILABLE:
+		case RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION:
+		case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+		case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+		case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
+		case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+			return ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION;
+		case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+		case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+			return ERRCODE_FDW_TABLE_NOT_FOUND;
+		case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+			return ERRCODE_FDW_INVALID_DESCRIPTOR_FIELD_IDENTIFIER;
+		case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+		case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+		case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+		case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+			return ERRCODE_INSUFFICIENT_PRIVILEGE;
+		case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+		case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+			return ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
+		case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+		case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+			return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+		case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+			return ERRCODE_FDW_OUT_OF_MEMORY;
+		case RD_KAFKA_RESP_ERR__INVALID_ARG:
+		case RD_KAFKA_RESP_ERR_INVALID_MSG:
+			return ERRCODE_FDW_INVALID_STRING_FORMAT;
+		case RD_KAFKA_RESP_ERR__FENCED:
+		case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
+		case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
+		case RD_KAFKA_RESP_ERR_INVALID_TXN_STATE:
+			return ERRCODE_T_R_SERIALIZATION_FAILURE;
+		default:
+			return ERRCODE_FDW_ERROR;
+	}
+}
+
+/* Is this error one of not reaching the brokers? */
+static bool
+is_transport_error(rd_kafka_resp_err_t err)
+{
+	return kfdw_errcode(err) == ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION;
+}
+
+/*
+ * Report a librdkafka error at elevel, with the SQLSTATE that fits it.
+ * message is the primary message; errstr, or else librdkafka's text for
+ * err, goes in the detail.  Transport errors name the brokers (never the
+ * credentials) and say what librdkafka last saw.
+ */
+void
+kfdw_report_error(int elevel, KafkaHandle *handle, rd_kafka_resp_err_t err,
+				  const char *errstr, const char *message)
+{
+	const char *detail = errstr ? errstr : rd_kafka_err2str(err);
+
+	if (handle && is_transport_error(err))
+		ereport(elevel,
+				(errcode(kfdw_errcode(err)),
+				 errmsg_internal("%s", message),
+				 handle->last_errstr[0] != '\0'
+				 ? errdetail_internal("%s (brokers \"%s\": %s)", detail,
+									  handle->brokers, handle->last_errstr)
+				 : errdetail_internal("%s (brokers \"%s\")", detail,
+									  handle->brokers),
+				 errhint("Check that the brokers are reachable, or raise the server option \"connect_timeout_ms\".")));
+	else
+		ereport(elevel,
+				(errcode(kfdw_errcode(err)),
+				 errmsg_internal("%s", message),
+				 errdetail_internal("%s", detail)));
+}
+
+/*
+ * Fetch metadata for one topic (or all topics when topic is NULL), retrying
+ * in short requests so that interrupts are served, until the server's
+ * connect_timeout_ms runs out.  The caller destroys the result with
+ * rd_kafka_metadata_destroy().
+ */
+const rd_kafka_metadata_t *
+kfdw_get_metadata(KafkaHandle *handle, const char *topic)
+{
+	const rd_kafka_metadata_t *md = NULL;
+	rd_kafka_topic_t *rkt = NULL;
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	instr_time	start,
+				now;
+
+	if (topic)
+	{
+		rkt = rd_kafka_topic_new(handle->rk, topic, NULL);
+		if (rkt == NULL)
+			kfdw_report_error(ERROR, handle, rd_kafka_last_error(), NULL,
+							  psprintf("could not open topic \"%s\"", topic));
+	}
+
+	INSTR_TIME_SET_CURRENT(start);
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		err = rd_kafka_metadata(handle->rk, topic == NULL, rkt, &md, 200);
+		kfdw_serve_events(handle);
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			/* a topic that exists but has no leader yet is retried too */
+			if (topic == NULL || md->topic_cnt != 1 ||
+				(md->topics[0].err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
+				 md->topics[0].partition_cnt > 0) ||
+				md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+				break;
+			err = md->topics[0].err;
+			rd_kafka_metadata_destroy(md);
+			md = NULL;
+		}
+
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, start);
+		if (INSTR_TIME_GET_MILLISEC(now) >= handle->connect_timeout_ms)
+			break;
+		if (err != RD_KAFKA_RESP_ERR__TIMED_OUT)
+			kfdw_wait(handle, 100);
+	}
+
+	if (rkt)
+		rd_kafka_topic_destroy(rkt);
+
+	if (md == NULL)
+	{
+		if (err == RD_KAFKA_RESP_ERR__TIMED_OUT && handle->last_err != 0)
+			err = handle->last_err;
+		if (err == RD_KAFKA_RESP_ERR__TIMED_OUT)
+			err = RD_KAFKA_RESP_ERR__TRANSPORT;
+		kfdw_report_error(ERROR, handle, err, NULL,
+						  psprintf("could not get metadata from Kafka brokers \"%s\" within %d ms",
+								   handle->brokers, handle->connect_timeout_ms));
+	}
+
+	if (topic && md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		rd_kafka_resp_err_t terr = md->topics[0].err;
+
+		rd_kafka_metadata_destroy(md);
+		if (terr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_TABLE_NOT_FOUND),
+					 errmsg("Kafka topic \"%s\" does not exist", topic)));
+		kfdw_report_error(ERROR, handle, terr, NULL,
+						  psprintf("could not get metadata for Kafka topic \"%s\"",
+								   topic));
+	}
+
+	return md;
+}
+
+/*
+ * Syscache invalidation: a server or user mapping changed, so the handles
+ * built from it are re-made at their next use (or when given back).
+ */
+static void
+inval_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	ListCell   *lc;
+
+	foreach(lc, handle_entries)
+	{
+		HandleEntry *e = (HandleEntry *) lfirst(lc);
+
+		if (hashvalue == 0 ||
+			(cacheid == FOREIGNSERVEROID && e->server_hashvalue == hashvalue) ||
+			(cacheid == USERMAPPINGOID && e->mapping_hashvalue == hashvalue))
+			e->handle.stale = true;
+	}
+
+	/*
+	 * A new user mapping has a hash nobody has seen yet: handles made
+	 * without a mapping may now need one.
+	 */
+	if (cacheid == USERMAPPINGOID)
+	{
+		foreach(lc, handle_entries)
+		{
+			HandleEntry *e = (HandleEntry *) lfirst(lc);
+
+			if (e->mapping_hashvalue == 0)
+				e->handle.stale = true;
+		}
+	}
+}
+
+/* Destroy consumers still checked out by a scan that never ended */
+static void
+discard_busy_consumers(SubTransactionId subid)
+{
+	ListCell   *lc;
+
+	foreach(lc, handle_entries)
+	{
+		HandleEntry *e = (HandleEntry *) lfirst(lc);
+
+		if (e->handle.busy &&
+			(subid == InvalidSubTransactionId || e->acquired_subid == subid))
+		{
+			handle_entries = foreach_delete_current(handle_entries, lc);
+			destroy_handle(e);
+		}
+	}
+}
+
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PREPARE)
+		discard_busy_consumers(InvalidSubTransactionId);
+}
+
+static void
+subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		discard_busy_consumers(mySubid);
+}

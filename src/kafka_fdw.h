@@ -1,0 +1,190 @@
+/*-------------------------------------------------------------------------
+ *
+ * kafka_fdw.h
+ *		  Internal declarations shared by the files of kafka_fdw
+ *
+ * IDENTIFICATION
+ *		  src/kafka_fdw.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KAFKA_FDW_H
+#define KAFKA_FDW_H
+
+#include "postgres.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include "compat.h"
+#include "foreign/fdwapi.h"
+#include "foreign/foreign.h"
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+
+/* Default for the server option connect_timeout_ms (interactive SQL: seconds) */
+#define KFDW_DEFAULT_CONNECT_TIMEOUT_MS 5000
+/* Default for message.timeout.ms unless the server sets it */
+#define KFDW_DEFAULT_MESSAGE_TIMEOUT_MS 30000
+/* Default for the server option transaction_hold_bytes */
+#define KFDW_DEFAULT_TRANSACTION_HOLD_BYTES (16 * 1024 * 1024)
+
+/* The message formats of a foreign table's values */
+typedef enum KafkaFormat
+{
+	KAFKA_FORMAT_JSON,
+	KAFKA_FORMAT_CSV,
+	KAFKA_FORMAT_RAW
+} KafkaFormat;
+
+/* What a foreign table column holds */
+typedef enum KafkaColumnKind
+{
+	KAFKA_COL_DATA,				/* a field of the message value */
+	KAFKA_COL_PARTITION,
+	KAFKA_COL_OFFSET,
+	KAFKA_COL_KEY,
+	KAFKA_COL_TIMESTAMP,
+	KAFKA_COL_HEADERS,
+	KAFKA_COL_JUNK,				/* raw message that could not be parsed */
+	KAFKA_COL_JUNK_ERROR		/* why it could not be parsed */
+} KafkaColumnKind;
+
+/* One attribute of a foreign table, as its options describe it */
+typedef struct KafkaColumn
+{
+	AttrNumber	attnum;
+	char	   *attname;
+	char	   *json_name;		/* JSON key for a data column (json format) */
+	Oid			typid;
+	int32		typmod;
+	KafkaColumnKind kind;
+	bool		dropped;
+	int			data_index;		/* 0-based position among data columns, or -1 */
+} KafkaColumn;
+
+/* Everything the options of a foreign table and its columns say */
+typedef struct KafkaTableOptions
+{
+	Oid			relid;
+	Oid			serverid;
+	char	   *topic;
+	KafkaFormat format;
+	char		delimiter;		/* csv */
+	char		quote;			/* csv */
+	char		escape;			/* csv */
+	char	   *null_string;	/* csv: string that means NULL */
+	bool		strict;
+	bool		ignore_junk;
+	int			batch_size;
+	int			buffer_delay;
+
+	int			natts;			/* including dropped attributes */
+	KafkaColumn *columns;		/* indexed by attnum - 1 */
+	int			ndata;			/* number of data columns */
+
+	/* attnum of each meta column, or InvalidAttrNumber */
+	AttrNumber	partition_attnum;
+	AttrNumber	offset_attnum;
+	AttrNumber	key_attnum;
+	AttrNumber	timestamp_attnum;
+	AttrNumber	headers_attnum;
+	AttrNumber	junk_attnum;
+	AttrNumber	junk_error_attnum;
+} KafkaTableOptions;
+
+/* The options of a server that kafka_fdw itself interprets */
+typedef struct KafkaServerOptions
+{
+	char	   *brokers;
+	bool		transactional;
+	int			connect_timeout_ms;
+	int			transaction_hold_bytes;
+} KafkaServerOptions;
+
+/*
+ * A librdkafka client handle, owned by the handle cache of connection.c.
+ *
+ * librdkafka's threads never call into PostgreSQL: logs and errors are put on
+ * the handle's main queue and served by kfdw_serve_events() from the backend.
+ */
+typedef enum KafkaHandleKind
+{
+	KFDW_HANDLE_CONSUMER,		/* checked out by one scan at a time */
+	KFDW_HANDLE_PRODUCER,		/* shared by all writers of a backend */
+	KFDW_HANDLE_TXN_PRODUCER	/* transactional producer, one per backend */
+} KafkaHandleKind;
+
+typedef struct KafkaHandle
+{
+	rd_kafka_t *rk;
+	KafkaHandleKind kind;
+	Oid			serverid;
+	Oid			userid;			/* user the mapping was looked up for */
+	char	   *brokers;		/* for messages; never holds credentials */
+	int			connect_timeout_ms;
+	bool		busy;			/* checked out (consumers) */
+	bool		stale;			/* server or user mapping changed */
+	/* last error reported by librdkafka's error callback */
+	rd_kafka_resp_err_t last_err;
+	char		last_errstr[512];
+	bool		last_err_fatal;
+	void	   *private;		/* for the owner of the handle */
+} KafkaHandle;
+
+/* in option.c */
+extern void kfdw_get_server_options(ForeignServer *server,
+									KafkaServerOptions *opts);
+extern void kfdw_get_table_options(Oid relid, KafkaTableOptions *opts);
+extern void kfdw_check_table(Oid relid);
+extern rd_kafka_conf_t *kfdw_build_conf(ForeignServer *server,
+										UserMapping *user,
+										KafkaHandleKind kind);
+extern bool kfdw_is_secret_option(const char *name);
+
+/* in connection.c */
+extern KafkaHandle *kfdw_acquire_handle(Oid serverid, Oid userid,
+										KafkaHandleKind kind);
+extern void kfdw_release_handle(KafkaHandle *handle);
+extern void kfdw_discard_handle(KafkaHandle *handle);
+extern void kfdw_serve_events(KafkaHandle *handle);
+extern int	kfdw_errcode(rd_kafka_resp_err_t err);
+extern void kfdw_report_error(int elevel, KafkaHandle *handle,
+							  rd_kafka_resp_err_t err,
+							  const char *errstr,
+							  const char *message);
+extern void kfdw_wait(KafkaHandle *handle, int timeout_ms);
+extern const rd_kafka_metadata_t *kfdw_get_metadata(KafkaHandle *handle,
+													const char *topic);
+
+/* in kafka_fdw.c */
+extern PGDLLEXPORT Datum kafka_fdw_handler(PG_FUNCTION_ARGS);
+
+/* in planner.c */
+extern void kfdw_set_plan_routines(FdwRoutine *routine);
+
+/* in scan.c */
+extern void kfdw_set_scan_routines(FdwRoutine *routine);
+
+/* in modify.c */
+extern void kfdw_set_modify_routines(FdwRoutine *routine);
+
+/* in format_json.c */
+
+/* in format_csv.c */
+
+/* in format_raw.c */
+
+/* in json_encode.c */
+extern void kfdw_json_append_datum(StringInfo buf, Datum value, bool isnull,
+								   Oid typid);
+extern void kfdw_json_append_string(StringInfo buf, const char *str);
+
+/* in cdc_launcher.c */
+
+/* in cdc_worker.c */
+
+/* in cdc_event.c */
+
+/* in functions.c */
+
+#endif							/* KAFKA_FDW_H */

@@ -1,0 +1,914 @@
+/*-------------------------------------------------------------------------
+ *
+ * option.c
+ *		  Option validation for kafka_fdw, and librdkafka configuration
+ *
+ * Server options are kafka_fdw's own (brokers, ...) or librdkafka global
+ * configuration properties, which librdkafka itself checks when the server
+ * is created or altered.  Properties that reach files, libraries or commands
+ * are reserved to superusers; credentials live only in user mappings.
+ *
+ * IDENTIFICATION
+ *		  src/option.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "kafka_fdw.h"
+
+#include "access/htup_details.h"
+#include "access/reloptions.h"
+#include "access/table.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_foreign_data_wrapper.h"
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_foreign_table.h"
+#include "catalog/pg_type.h"
+#include "catalog/pg_user_mapping.h"
+#include "commands/defrem.h"
+#include "commands/event_trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "access/xlog.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+/*
+ * The options kafka_fdw itself interprets, with the catalog each belongs to.
+ */
+typedef struct KafkaFdwOption
+{
+	const char *optname;
+	Oid			optcontext;		/* OID of catalog in which option may appear */
+} KafkaFdwOption;
+
+static const KafkaFdwOption valid_options[] = {
+	/* server */
+	{"brokers", ForeignServerRelationId},
+	{"transactional", ForeignServerRelationId},
+	{"connect_timeout_ms", ForeignServerRelationId},
+	{"transaction_hold_bytes", ForeignServerRelationId},
+
+	/* user mapping: credentials, passed to librdkafka */
+	{"sasl.username", UserMappingRelationId},
+	{"sasl.password", UserMappingRelationId},
+	{"ssl.key.password", UserMappingRelationId},
+	{"ssl.key.pem", UserMappingRelationId},
+	{"ssl.keystore.password", UserMappingRelationId},
+	{"sasl.oauthbearer.client.id", UserMappingRelationId},
+	{"sasl.oauthbearer.client.secret", UserMappingRelationId},
+
+	/* foreign table */
+	{"topic", ForeignTableRelationId},
+	{"format", ForeignTableRelationId},
+	{"delimiter", ForeignTableRelationId},
+	{"quote", ForeignTableRelationId},
+	{"escape", ForeignTableRelationId},
+	{"null", ForeignTableRelationId},
+	{"strict", ForeignTableRelationId},
+	{"ignore_junk", ForeignTableRelationId},
+	{"batch_size", ForeignTableRelationId},
+	{"buffer_delay", ForeignTableRelationId},
+
+	/* column */
+	{"partition", AttributeRelationId},
+	{"offset", AttributeRelationId},
+	{"key", AttributeRelationId},
+	{"timestamp", AttributeRelationId},
+	{"headers", AttributeRelationId},
+	{"junk", AttributeRelationId},
+	{"junk_error", AttributeRelationId},
+	{"json", AttributeRelationId},
+
+	/* Sentinel */
+	{NULL, InvalidOid}
+};
+
+/*
+ * librdkafka properties that name files, load code, run commands or reach
+ * arbitrary URLs.  Only superusers may set them.  Besides this list, every
+ * property whose name ends in one of superuser_only_suffixes is restricted.
+ */
+static const char *const superuser_only_options[] = {
+	"plugin.library.paths",
+	"sasl.kerberos.kinit.cmd",
+	"sasl.kerberos.keytab",
+	"ssl.engine.location",
+	"ssl.engine.id",
+	"ssl.providers",
+	"ssl.ca.certificate.stores",
+	"sasl.oauthbearer.token.endpoint.url",
+	"sasl.oauthbearer.config",
+	"sasl.oauthbearer.method",
+	"debug",
+	NULL
+};
+
+static const char *const superuser_only_suffixes[] = {
+	".location",
+	".path",
+	".paths",
+	".cmd",
+	".keytab",
+	NULL
+};
+
+/*
+ * librdkafka properties that kafka_fdw sets itself: a user setting them
+ * would break scans, transactions or the handling of logs.
+ */
+static const char *const reserved_options[] = {
+	"bootstrap.servers",
+	"metadata.broker.list",
+	"group.id",
+	"group.instance.id",
+	"transactional.id",
+	"enable.auto.commit",
+	"enable.auto.offset.store",
+	"enable.partition.eof",
+	"log.queue",
+	"enabled_events",
+	NULL
+};
+
+static bool is_valid_option(const char *option, Oid context);
+static bool is_kafka_fdw_option(const char *option);
+static bool in_list(const char *name, const char *const *list);
+static bool is_superuser_only_option(const char *name);
+static void check_librdkafka_option(rd_kafka_conf_t *conf, DefElem *def);
+static void check_single_char(DefElem *def);
+static int	get_int_option(DefElem *def, int min);
+static void validate_server_option(DefElem *def, rd_kafka_conf_t *conf);
+static void validate_table_options(List *options_list);
+static void set_conf(rd_kafka_conf_t *conf, const char *name,
+					 const char *value);
+static void apply_librdkafka_options(rd_kafka_conf_t *conf, List *options);
+static bool is_kafka_fdw_table(Oid relid);
+
+PG_FUNCTION_INFO_V1(kafka_fdw_validator);
+PG_FUNCTION_INFO_V1(kafka_fdw_check_table_ddl);
+
+/*
+ * Validate the generic options given to a FOREIGN DATA WRAPPER, SERVER,
+ * USER MAPPING or FOREIGN TABLE that uses kafka_fdw.
+ *
+ * Raise an ERROR if the option or its value is considered invalid.
+ */
+Datum
+kafka_fdw_validator(PG_FUNCTION_ARGS)
+{
+	List	   *options_list = untransformRelOptions(PG_GETARG_DATUM(0));
+	Oid			catalog = PG_GETARG_OID(1);
+	rd_kafka_conf_t *conf = NULL;
+	bool		have_brokers = false;
+	ListCell   *cell;
+
+	if (catalog == ForeignServerRelationId || catalog == UserMappingRelationId)
+		conf = rd_kafka_conf_new();
+
+	PG_TRY();
+	{
+		foreach(cell, options_list)
+		{
+			DefElem    *def = (DefElem *) lfirst(cell);
+
+			if (catalog == ForeignServerRelationId)
+			{
+				validate_server_option(def, conf);
+				if (strcmp(def->defname, "brokers") == 0)
+					have_brokers = true;
+				continue;
+			}
+
+			if (!is_valid_option(def->defname, catalog))
+			{
+				/*
+				 * Unknown option specified, complain about it.  Provide a
+				 * hint with the list of valid options for the object.
+				 */
+				const KafkaFdwOption *opt;
+				StringInfoData buf;
+
+				initStringInfo(&buf);
+				for (opt = valid_options; opt->optname; opt++)
+				{
+					if (catalog == opt->optcontext)
+						appendStringInfo(&buf, "%s%s", (buf.len > 0) ? ", " : "",
+										 opt->optname);
+				}
+
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+						 errmsg("invalid option \"%s\"", def->defname),
+						 buf.len > 0
+						 ? errhint("Valid options in this context are: %s",
+								   buf.data)
+						 : errhint("There are no valid options in this context.")));
+			}
+
+			if (catalog == UserMappingRelationId)
+				check_librdkafka_option(conf, def);
+		}
+
+		if (catalog == ForeignTableRelationId)
+			validate_table_options(options_list);
+
+		if (catalog == ForeignServerRelationId && !have_brokers)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_DYNAMIC_PARAMETER_VALUE_NEEDED),
+					 errmsg("option \"brokers\" is required for a kafka_fdw server"),
+					 errhint("Give a comma-separated list of host:port, for example OPTIONS (brokers 'localhost:9092').")));
+	}
+	PG_FINALLY();
+	{
+		if (conf)
+			rd_kafka_conf_destroy(conf);
+	}
+	PG_END_TRY();
+
+	PG_RETURN_VOID();
+}
+
+/*
+ * Check one server option: kafka_fdw's own, or a librdkafka property that
+ * this role may set and librdkafka accepts.
+ */
+static void
+validate_server_option(DefElem *def, rd_kafka_conf_t *conf)
+{
+	const char *name = def->defname;
+
+	if (strcmp(name, "brokers") == 0)
+	{
+		if (defGetString(def)[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("option \"brokers\" must not be empty")));
+		set_conf(conf, "bootstrap.servers", defGetString(def));
+		return;
+	}
+	if (strcmp(name, "transactional") == 0)
+	{
+		(void) defGetBoolean(def);
+		return;
+	}
+	if (strcmp(name, "connect_timeout_ms") == 0)
+	{
+		(void) get_int_option(def, 1);
+		return;
+	}
+	if (strcmp(name, "transaction_hold_bytes") == 0)
+	{
+		(void) get_int_option(def, 0);
+		return;
+	}
+
+	if (kfdw_is_secret_option(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("option \"%s\" belongs in a user mapping", name),
+				 errhint("Credentials are kept in user mappings so that only their owners and superusers can read them.")));
+
+	if (in_list(name, reserved_options))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("option \"%s\" is set by kafka_fdw and cannot be changed", name),
+				 strcmp(name, "bootstrap.servers") == 0 ||
+				 strcmp(name, "metadata.broker.list") == 0
+				 ? errhint("Use the option \"brokers\".") : 0));
+
+	if (is_superuser_only_option(name) && !superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to set option \"%s\"", name),
+				 errdetail("Only superusers may set librdkafka properties that name files, libraries, commands or URLs.")));
+
+	check_librdkafka_option(conf, def);
+}
+
+/*
+ * Ask librdkafka whether it knows the property and accepts the value.
+ * The value of a secret never appears in the error.
+ */
+static void
+check_librdkafka_option(rd_kafka_conf_t *conf, DefElem *def)
+{
+	char		errstr[512];
+	rd_kafka_conf_res_t res;
+
+	res = rd_kafka_conf_set(conf, def->defname, defGetString(def),
+							errstr, sizeof(errstr));
+	if (res == RD_KAFKA_CONF_UNKNOWN)
+	{
+		const KafkaFdwOption *opt;
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		for (opt = valid_options; opt->optname; opt++)
+		{
+			if (opt->optcontext == ForeignServerRelationId)
+				appendStringInfo(&buf, "%s, ", opt->optname);
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("invalid option \"%s\"", def->defname),
+				 errhint("Valid options in this context are: %sor any librdkafka configuration property.",
+						 buf.data)));
+	}
+	else if (res != RD_KAFKA_CONF_OK)
+	{
+		if (kfdw_is_secret_option(def->defname))
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("invalid value for option \"%s\"", def->defname)));
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid value for option \"%s\"", def->defname),
+				 errdetail_internal("%s", errstr)));
+	}
+}
+
+/*
+ * Check the values of a foreign table's options.
+ */
+static void
+validate_table_options(List *options_list)
+{
+	ListCell   *cell;
+
+	foreach(cell, options_list)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+		const char *name = def->defname;
+
+		if (strcmp(name, "format") == 0)
+		{
+			const char *format = defGetString(def);
+
+			if (strcmp(format, "json") != 0 && strcmp(format, "csv") != 0 &&
+				strcmp(format, "raw") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"format\": \"%s\"", format),
+						 errhint("Valid formats are json, csv and raw.")));
+		}
+		else if (strcmp(name, "delimiter") == 0 || strcmp(name, "quote") == 0 ||
+				 strcmp(name, "escape") == 0)
+			check_single_char(def);
+		else if (strcmp(name, "strict") == 0 || strcmp(name, "ignore_junk") == 0)
+			(void) defGetBoolean(def);
+		else if (strcmp(name, "batch_size") == 0)
+			(void) get_int_option(def, 1);
+		else if (strcmp(name, "buffer_delay") == 0)
+			(void) get_int_option(def, 0);
+		else if (strcmp(name, "topic") == 0 && defGetString(def)[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("option \"topic\" must not be empty")));
+	}
+}
+
+static void
+check_single_char(DefElem *def)
+{
+	const char *value = defGetString(def);
+
+	if (strlen(value) != 1 || IS_HIGHBIT_SET(value[0]) ||
+		value[0] == '\n' || value[0] == '\r')
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("option \"%s\" must be a single one-byte character",
+						def->defname)));
+}
+
+static int
+get_int_option(DefElem *def, int min)
+{
+	int			result;
+
+	if (!parse_int(defGetString(def), &result, 0, NULL) || result < min)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid value for option \"%s\": \"%s\"",
+						def->defname, defGetString(def)),
+				 errhint("The value must be an integer of at least %d.", min)));
+	return result;
+}
+
+/*
+ * Check if the provided option is one of the valid options.
+ * context is the Oid of the catalog holding the object the option is for.
+ */
+static bool
+is_valid_option(const char *option, Oid context)
+{
+	const KafkaFdwOption *opt;
+
+	for (opt = valid_options; opt->optname; opt++)
+	{
+		if (context == opt->optcontext && strcmp(opt->optname, option) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Is the option one that kafka_fdw interprets, rather than librdkafka? */
+static bool
+is_kafka_fdw_option(const char *option)
+{
+	return is_valid_option(option, ForeignServerRelationId);
+}
+
+static bool
+in_list(const char *name, const char *const *list)
+{
+	for (; *list; list++)
+	{
+		if (strcmp(name, *list) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool
+is_superuser_only_option(const char *name)
+{
+	const char *const *suffix;
+	size_t		len = strlen(name);
+
+	if (in_list(name, superuser_only_options))
+		return true;
+	for (suffix = superuser_only_suffixes; *suffix; suffix++)
+	{
+		size_t		slen = strlen(*suffix);
+
+		if (len >= slen && strcmp(name + len - slen, *suffix) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Is the option a credential?  Credentials are accepted only in user
+ * mappings, and their values are never shown.
+ */
+bool
+kfdw_is_secret_option(const char *name)
+{
+	return is_valid_option(name, UserMappingRelationId);
+}
+
+/*
+ * Read the options of a server that kafka_fdw itself interprets.
+ */
+void
+kfdw_get_server_options(ForeignServer *server, KafkaServerOptions *opts)
+{
+	ListCell   *cell;
+
+	opts->brokers = NULL;
+	opts->transactional = false;
+	opts->connect_timeout_ms = KFDW_DEFAULT_CONNECT_TIMEOUT_MS;
+	opts->transaction_hold_bytes = KFDW_DEFAULT_TRANSACTION_HOLD_BYTES;
+
+	foreach(cell, server->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "brokers") == 0)
+			opts->brokers = defGetString(def);
+		else if (strcmp(def->defname, "transactional") == 0)
+			opts->transactional = defGetBoolean(def);
+		else if (strcmp(def->defname, "connect_timeout_ms") == 0)
+			opts->connect_timeout_ms = get_int_option(def, 1);
+		else if (strcmp(def->defname, "transaction_hold_bytes") == 0)
+			opts->transaction_hold_bytes = get_int_option(def, 0);
+	}
+
+	if (opts->brokers == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_DYNAMIC_PARAMETER_VALUE_NEEDED),
+				 errmsg("server \"%s\" has no option \"brokers\"",
+						server->servername)));
+}
+
+static void
+set_conf(rd_kafka_conf_t *conf, const char *name, const char *value)
+{
+	char		errstr[512];
+
+	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) !=
+		RD_KAFKA_CONF_OK)
+	{
+		if (kfdw_is_secret_option(name))
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("invalid value for option \"%s\"", name)));
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid value for option \"%s\"", name),
+				 errdetail_internal("%s", errstr)));
+	}
+}
+
+/* Pass every option that kafka_fdw does not interpret itself to librdkafka */
+static void
+apply_librdkafka_options(rd_kafka_conf_t *conf, List *options)
+{
+	ListCell   *cell;
+
+	foreach(cell, options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (!is_kafka_fdw_option(def->defname))
+			set_conf(conf, def->defname, defGetString(def));
+	}
+}
+
+/*
+ * Build the librdkafka configuration of a client handle from the server's
+ * and the user mapping's options.
+ *
+ * Defaults that suit kafka_fdw come first, then the server's and the user
+ * mapping's properties (which may override them), then what kafka_fdw
+ * relies on and users cannot set.  The caller owns the result: it passes it
+ * to rd_kafka_new() or destroys it.
+ */
+rd_kafka_conf_t *
+kfdw_build_conf(ForeignServer *server, UserMapping *user, KafkaHandleKind kind)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	KafkaServerOptions sopts;
+
+	PG_TRY();
+	{
+		kfdw_get_server_options(server, &sopts);
+
+		set_conf(conf, "client.id", "kafka_fdw");
+		if (kind == KFDW_HANDLE_CONSUMER)
+		{
+			set_conf(conf, "isolation.level", "read_committed");
+			/* bound prefetched memory: at most 1 MB a partition */
+			set_conf(conf, "queued.max.messages.kbytes", "1024");
+			set_conf(conf, "fetch.max.bytes", "8388608");
+			set_conf(conf, "max.partition.fetch.bytes", "1048576");
+			set_conf(conf, "allow.auto.create.topics", "false");
+		}
+		else
+		{
+			char		buf[32];
+
+			set_conf(conf, "enable.idempotence", "true");
+			set_conf(conf, "acks", "all");
+			snprintf(buf, sizeof(buf), "%d", KFDW_DEFAULT_MESSAGE_TIMEOUT_MS);
+			set_conf(conf, "message.timeout.ms", buf);
+		}
+
+		apply_librdkafka_options(conf, server->options);
+		if (user)
+			apply_librdkafka_options(conf, user->options);
+
+		set_conf(conf, "bootstrap.servers", sopts.brokers);
+		set_conf(conf, "log.queue", "true");
+		if (kind == KFDW_HANDLE_CONSUMER)
+		{
+			/* scans assign partitions themselves and never commit offsets */
+			set_conf(conf, "group.id", "kafka_fdw");
+			set_conf(conf, "enable.auto.commit", "false");
+			set_conf(conf, "enable.auto.offset.store", "false");
+			set_conf(conf, "enable.partition.eof", "true");
+		}
+		else if (kind == KFDW_HANDLE_TXN_PRODUCER)
+		{
+			char	   *txnid;
+
+			/* unique per backend, so that backends never fence each other */
+			txnid = psprintf("kafka_fdw-" UINT64_FORMAT "-%d-%ld",
+							 GetSystemIdentifier(), MyProcPid,
+							 (long) MyStartTime);
+			set_conf(conf, "transactional.id", txnid);
+		}
+	}
+	PG_CATCH();
+	{
+		rd_kafka_conf_destroy(conf);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	return conf;
+}
+
+/*
+ * Read the options of a foreign table and its columns.
+ */
+void
+kfdw_get_table_options(Oid relid, KafkaTableOptions *opts)
+{
+	ForeignTable *table = GetForeignTable(relid);
+	Relation	rel;
+	TupleDesc	tupdesc;
+	ListCell   *cell;
+	int			i;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->relid = relid;
+	opts->serverid = table->serverid;
+	opts->topic = get_rel_name(relid);
+	opts->format = KAFKA_FORMAT_JSON;
+	opts->delimiter = ',';
+	opts->quote = '"';
+	opts->escape = '"';
+	opts->null_string = "";
+	opts->batch_size = 1000;
+	opts->buffer_delay = 100;
+
+	foreach(cell, table->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+		const char *name = def->defname;
+
+		if (strcmp(name, "topic") == 0)
+			opts->topic = defGetString(def);
+		else if (strcmp(name, "format") == 0)
+		{
+			const char *format = defGetString(def);
+
+			if (strcmp(format, "csv") == 0)
+				opts->format = KAFKA_FORMAT_CSV;
+			else if (strcmp(format, "raw") == 0)
+				opts->format = KAFKA_FORMAT_RAW;
+			else
+				opts->format = KAFKA_FORMAT_JSON;
+		}
+		else if (strcmp(name, "delimiter") == 0)
+			opts->delimiter = defGetString(def)[0];
+		else if (strcmp(name, "quote") == 0)
+			opts->quote = defGetString(def)[0];
+		else if (strcmp(name, "escape") == 0)
+			opts->escape = defGetString(def)[0];
+		else if (strcmp(name, "null") == 0)
+			opts->null_string = defGetString(def);
+		else if (strcmp(name, "strict") == 0)
+			opts->strict = defGetBoolean(def);
+		else if (strcmp(name, "ignore_junk") == 0)
+			opts->ignore_junk = defGetBoolean(def);
+		else if (strcmp(name, "batch_size") == 0)
+			opts->batch_size = get_int_option(def, 1);
+		else if (strcmp(name, "buffer_delay") == 0)
+			opts->buffer_delay = get_int_option(def, 0);
+	}
+
+	/* the caller holds a lock on the relation */
+	rel = table_open(relid, NoLock);
+	tupdesc = RelationGetDescr(rel);
+	opts->natts = tupdesc->natts;
+	opts->columns = palloc0(sizeof(KafkaColumn) * Max(tupdesc->natts, 1));
+
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(tupdesc, i);
+		KafkaColumn *col = &opts->columns[i];
+		List	   *colopts;
+		ListCell   *lc;
+		int			nkinds = 0;
+
+		col->attnum = attr->attnum;
+		col->attname = pstrdup(NameStr(attr->attname));
+		col->json_name = col->attname;
+		col->typid = attr->atttypid;
+		col->typmod = attr->atttypmod;
+		col->kind = KAFKA_COL_DATA;
+		col->dropped = attr->attisdropped;
+		col->data_index = -1;
+		if (attr->attisdropped)
+			continue;
+
+		colopts = GetForeignColumnOptions(relid, attr->attnum);
+		foreach(lc, colopts)
+		{
+			DefElem    *def = (DefElem *) lfirst(lc);
+			const char *name = def->defname;
+			KafkaColumnKind kind;
+			AttrNumber *slot;
+
+			if (strcmp(name, "json") == 0)
+			{
+				col->json_name = defGetString(def);
+				if (col->json_name[0] == '\0')
+					ereport(ERROR,
+							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+							 errmsg("option \"json\" of column \"%s\" must not be empty",
+									col->attname)));
+				continue;
+			}
+
+			if (!defGetBoolean(def))
+				continue;
+
+			if (strcmp(name, "partition") == 0)
+				kind = KAFKA_COL_PARTITION, slot = &opts->partition_attnum;
+			else if (strcmp(name, "offset") == 0)
+				kind = KAFKA_COL_OFFSET, slot = &opts->offset_attnum;
+			else if (strcmp(name, "key") == 0)
+				kind = KAFKA_COL_KEY, slot = &opts->key_attnum;
+			else if (strcmp(name, "timestamp") == 0)
+				kind = KAFKA_COL_TIMESTAMP, slot = &opts->timestamp_attnum;
+			else if (strcmp(name, "headers") == 0)
+				kind = KAFKA_COL_HEADERS, slot = &opts->headers_attnum;
+			else if (strcmp(name, "junk") == 0)
+				kind = KAFKA_COL_JUNK, slot = &opts->junk_attnum;
+			else if (strcmp(name, "junk_error") == 0)
+				kind = KAFKA_COL_JUNK_ERROR, slot = &opts->junk_error_attnum;
+			else
+				continue;
+
+			if (*slot != InvalidAttrNumber)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_COLUMN_DEFINITION),
+						 errmsg("columns \"%s\" and \"%s\" both have option \"%s\"",
+								opts->columns[*slot - 1].attname,
+								col->attname, name),
+						 errhint("A kafka_fdw table has at most one %s column.",
+								 name)));
+			*slot = attr->attnum;
+			col->kind = kind;
+			nkinds++;
+		}
+
+		if (nkinds > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_COLUMN_DEFINITION),
+					 errmsg("column \"%s\" has more than one of the options partition, offset, key, timestamp, headers, junk and junk_error",
+							col->attname)));
+
+		if (col->kind == KAFKA_COL_DATA)
+			col->data_index = opts->ndata++;
+	}
+	table_close(rel, NoLock);
+}
+
+/*
+ * Complain unless a column's type is one of the given ones (domains over
+ * them included).
+ */
+static void
+check_column_type(KafkaTableOptions *opts, KafkaColumn *col,
+				  const char *what, const Oid *types, const char *typenames)
+{
+	Oid			basetype = getBaseType(col->typid);
+
+	for (; *types != InvalidOid; types++)
+	{
+		if (basetype == *types)
+			return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+			 errmsg("%s column \"%s\" of foreign table \"%s\" has type %s",
+					what, col->attname, get_rel_name(opts->relid),
+					format_type_be(col->typid)),
+			 errhint("A %s column must be of type %s.", what, typenames)));
+}
+
+/*
+ * Check everything about a kafka_fdw table that no single option shows:
+ * the types of its meta columns, duplicate meta columns, and what its
+ * format needs.  Run by the event trigger after CREATE/ALTER FOREIGN TABLE
+ * and IMPORT FOREIGN SCHEMA, and again when a table is used.
+ */
+void
+kfdw_check_table(Oid relid)
+{
+	static const Oid int_types[] = {INT4OID, INT2OID, INT8OID, InvalidOid};
+	static const Oid offset_types[] = {INT8OID, InvalidOid};
+	static const Oid key_types[] = {TEXTOID, VARCHAROID, BYTEAOID, JSONOID, JSONBOID, InvalidOid};
+	static const Oid ts_types[] = {TIMESTAMPTZOID, TIMESTAMPOID, InvalidOid};
+	static const Oid headers_types[] = {JSONBOID, InvalidOid};
+	static const Oid text_types[] = {TEXTOID, InvalidOid};
+	KafkaTableOptions opts;
+	int			i;
+
+	kfdw_get_table_options(relid, &opts);
+
+	for (i = 0; i < opts.natts; i++)
+	{
+		KafkaColumn *col = &opts.columns[i];
+
+		if (col->dropped)
+			continue;
+		switch (col->kind)
+		{
+			case KAFKA_COL_PARTITION:
+				check_column_type(&opts, col, "partition", int_types, "integer");
+				break;
+			case KAFKA_COL_OFFSET:
+				check_column_type(&opts, col, "offset", offset_types, "bigint");
+				break;
+			case KAFKA_COL_KEY:
+				check_column_type(&opts, col, "key", key_types,
+								  "text, varchar, bytea, json or jsonb");
+				break;
+			case KAFKA_COL_TIMESTAMP:
+				check_column_type(&opts, col, "timestamp", ts_types,
+								  "timestamptz or timestamp");
+				break;
+			case KAFKA_COL_HEADERS:
+				check_column_type(&opts, col, "headers", headers_types, "jsonb");
+				break;
+			case KAFKA_COL_JUNK:
+				check_column_type(&opts, col, "junk", text_types, "text");
+				break;
+			case KAFKA_COL_JUNK_ERROR:
+				check_column_type(&opts, col, "junk_error", text_types, "text");
+				break;
+			case KAFKA_COL_DATA:
+				if (opts.format == KAFKA_FORMAT_RAW)
+					check_column_type(&opts, col, "raw data", key_types,
+									  "text, varchar, bytea, json or jsonb");
+				break;
+		}
+		if (col->kind != KAFKA_COL_DATA && col->json_name != col->attname)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_COLUMN_DEFINITION),
+					 errmsg("option \"json\" is only valid on data columns, not on column \"%s\"",
+							col->attname)));
+	}
+
+	if (opts.format == KAFKA_FORMAT_RAW && opts.ndata > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_COLUMN_DEFINITION),
+				 errmsg("foreign table \"%s\" in raw format has %d data columns",
+						get_rel_name(relid), opts.ndata),
+				 errhint("A raw table has one column for the message value; mark the other columns as partition, offset, key, timestamp or headers.")));
+}
+
+/*
+ * Is relid a foreign table whose wrapper uses kafka_fdw's handler?
+ */
+static bool
+is_kafka_fdw_table(Oid relid)
+{
+	ForeignTable *table;
+	ForeignServer *server;
+	ForeignDataWrapper *fdw;
+	HeapTuple	tuple;
+	bool		result;
+
+	if (get_rel_relkind(relid) != RELKIND_FOREIGN_TABLE)
+		return false;
+
+	table = GetForeignTable(relid);
+	server = GetForeignServer(table->serverid);
+	fdw = GetForeignDataWrapper(server->fdwid);
+	if (!OidIsValid(fdw->fdwhandler))
+		return false;
+
+	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(fdw->fdwhandler));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	result = strcmp(get_func_name(fdw->fdwhandler), "kafka_fdw_handler") == 0 &&
+		strcmp(get_namespace_name(get_func_namespace(fdw->fdwhandler)),
+			   "kafka_fdw") == 0;
+	ReleaseSysCache(tuple);
+	return result;
+}
+
+/*
+ * Event trigger: check every kafka_fdw table the DDL command created or
+ * altered, so that mistakes surface when the table is defined rather than
+ * at its first query.
+ */
+Datum
+kafka_fdw_check_table_ddl(PG_FUNCTION_ARGS)
+{
+	uint64		i;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"check_table_ddl\" must be fired as an event trigger")));
+
+	SPI_connect();
+	if (SPI_execute("SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
+					"WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list the relations of the DDL command");
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		objid = SPI_getbinval(SPI_tuptable->vals[i],
+										  SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull && is_kafka_fdw_table(DatumGetObjectId(objid)))
+			kfdw_check_table(DatumGetObjectId(objid));
+	}
+	SPI_finish();
+
+	PG_RETURN_NULL();
+}
