@@ -29,26 +29,33 @@ passed=0
 failed=0
 summary_printed=
 
-# Stop what we started; the summary line is always the last line printed.
-cleanup()
+# Stop what we started; keep the work directory after a failure.
+stop_all()
+{
+	local status=$1
+	[ -n "${WORK:-}" ] || return 0
+	kfdw_stop_cluster
+	kfdw_stop_broker
+	if [ "$status" = 0 ] && [ -z "${KFDW_KEEP:-}" ]; then
+		rm -rf "$WORK"
+	else
+		echo "work directory kept: $WORK"
+	fi
+	WORK=
+}
+
+# On any exit: stop everything; the summary line is always the last line.
+on_exit()
 {
 	local status=$1
 	set +e
-	if [ -n "${WORK:-}" ]; then
-		kfdw_stop_cluster
-		kfdw_stop_broker
-		if [ "$status" = 0 ] && [ -z "${KFDW_KEEP:-}" ]; then
-			rm -rf "$WORK"
-		else
-			echo "work directory kept: $WORK"
-		fi
-	fi
+	stop_all "$status"
 	if [ -z "$summary_printed" ]; then
 		[ "$status" != 0 ] && [ "$failed" = 0 ] && failed=1
 		echo "$passed passed, $failed failed"
 	fi
 }
-trap 'cleanup $?' EXIT
+trap 'on_exit $?' EXIT
 trap 'exit 130' INT TERM
 
 kfdw_install_packages
@@ -143,11 +150,10 @@ if [ ${#tap_tests[@]} -gt 0 ]; then
 	done
 fi
 
-kfdw_stop_cluster
-kfdw_stop_broker
-[ "$failed" = 0 ] || echo "work directory kept: $WORK"
-[ "$failed" = 0 ] && [ -z "${KFDW_KEEP:-}" ] && rm -rf "$WORK" && WORK=
+status=0
+[ "$failed" = 0 ] || status=1
+stop_all "$status"
 echo
 echo "$passed passed, $failed failed"
 summary_printed=1
-[ "$failed" = 0 ]
+exit "$status"
