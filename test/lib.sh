@@ -52,8 +52,7 @@ kfdw_build_install()
 		die "make install failed"
 	make -C "$REPO" -s PG_CONFIG="$PG_CONFIG" test-broker >/dev/null ||
 		die "building the test broker failed"
-	PGBIN=$("$PG_CONFIG" --bindir)
-	PGPKGLIB=$("$PG_CONFIG" --pkglibdir)
+	kfdw_pg_paths
 }
 
 # Run a command as the unprivileged test user (as is, when not root).
@@ -62,21 +61,43 @@ kfdw_build_install()
 AS_USER=()
 as_user() { "${AS_USER[@]}" "$@"; }
 
+# Set AS_USER for a work directory (also used by "demo.sh stop").
+kfdw_set_user()
+{
+	if [ "$(id -u)" = 0 ]; then
+		AS_USER=(setpriv --reuid="$KFDW_TEST_USER" --regid="$KFDW_TEST_USER"
+			--init-groups env HOME="$1" USER="$KFDW_TEST_USER"
+			LOGNAME="$KFDW_TEST_USER")
+	fi
+}
+
+# The PostgreSQL the build uses.
+kfdw_pg_paths()
+{
+	[ -x "$PG_CONFIG" ] || die "PG_CONFIG $PG_CONFIG not found"
+	PGBIN=$("$PG_CONFIG" --bindir)
+	PGPKGLIB=$("$PG_CONFIG" --pkglibdir)
+}
+
 # Create the test user (when root) and a work directory it owns, holding a
 # copy of what the tests read (the repository itself is left untouched).
+# The argument is an absolute directory to create, or a prefix for a fresh
+# one under /tmp.
 kfdw_make_workdir()
 {
-	local prefix=$1
+	local where=$1
 	if [ "$(id -u)" = 0 ] && ! id "$KFDW_TEST_USER" >/dev/null 2>&1; then
 		useradd --system --no-create-home --shell /usr/sbin/nologin \
 			--user-group "$KFDW_TEST_USER" || die "cannot create user $KFDW_TEST_USER"
 	fi
-	WORK=$(mktemp -d "/tmp/$prefix.XXXXXX") || die "mktemp failed"
-	if [ "$(id -u)" = 0 ]; then
-		AS_USER=(setpriv --reuid="$KFDW_TEST_USER" --regid="$KFDW_TEST_USER"
-			--init-groups env HOME="$WORK" USER="$KFDW_TEST_USER"
-			LOGNAME="$KFDW_TEST_USER")
+	if [ "${where#/}" != "$where" ]; then
+		WORK=$where
+		mkdir -p "$WORK" || die "cannot create $WORK"
+		chmod 755 "$WORK"
+	else
+		WORK=$(mktemp -d "/tmp/$where.XXXXXX") || die "mktemp failed"
 	fi
+	kfdw_set_user "$WORK"
 	cp -r "$REPO/test" "$WORK/test"
 	[ -d "$REPO/sql" ] && cp -r "$REPO/sql" "$WORK/sql"
 	[ -d "$REPO/expected" ] && cp -r "$REPO/expected" "$WORK/expected"
