@@ -793,7 +793,7 @@ check_column_type(KafkaTableOptions *opts, KafkaColumn *col,
 			 errmsg("%s column \"%s\" of foreign table \"%s\" has type %s",
 					what, col->attname, get_rel_name(opts->relid),
 					format_type_be(col->typid)),
-			 errhint("The type must be %s.", typenames)));
+			 errhint("The %s column must be of type %s.", what, typenames)));
 }
 
 /*
