@@ -16,6 +16,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "compat.h"
+#include "fmgr.h"
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
 #include "lib/stringinfo.h"
@@ -123,6 +124,7 @@ typedef struct KafkaHandle
 	char	   *brokers;		/* for messages; never holds credentials */
 	int			connect_timeout_ms;
 	bool		busy;			/* checked out (consumers) */
+	int			pins;			/* holders that keep it alive (producers) */
 	bool		stale;			/* server or user mapping changed */
 	/* last error reported by librdkafka's error callback */
 	rd_kafka_resp_err_t last_err;
@@ -146,6 +148,8 @@ extern KafkaHandle *kfdw_acquire_handle(Oid serverid, Oid userid,
 										KafkaHandleKind kind);
 extern void kfdw_release_handle(KafkaHandle *handle);
 extern void kfdw_discard_handle(KafkaHandle *handle);
+extern void kfdw_pin_handle(KafkaHandle *handle);
+extern void kfdw_unpin_handle(KafkaHandle *handle);
 extern void kfdw_serve_events(KafkaHandle *handle);
 extern int	kfdw_errcode(rd_kafka_resp_err_t err);
 extern void kfdw_report_error(int elevel, KafkaHandle *handle,
@@ -167,6 +171,39 @@ extern void kfdw_set_scan_routines(FdwRoutine *routine);
 
 /* in modify.c */
 extern void kfdw_set_modify_routines(FdwRoutine *routine);
+extern void kfdw_delivery_report(rd_kafka_t *rk,
+								 const rd_kafka_message_t *rkmessage,
+								 void *opaque);
+
+/* in format_encode.c */
+
+/*
+ * Encodes rows of a foreign table into Kafka messages.  The fields after
+ * the first group hold the last encoded row; its buffers are reused.
+ */
+typedef struct KafkaEncoder
+{
+	KafkaTableOptions *opts;
+	AttrNumber *data_attnums;	/* attnum of each data column, by data_index */
+	char	  **json_prefixes;	/* json: "name": of each data column */
+	FmgrInfo   *out_functions;	/* csv: output function of each data column */
+	Oid		   *basetypids;		/* base type of each attribute, by attnum - 1 */
+
+	bool		has_key;
+	StringInfoData key;
+	bool		has_value;		/* false: a null value (tombstone) */
+	StringInfoData value;
+	int			nheaders;
+	StringInfoData headers;		/* encoded for kfdw_make_headers() */
+	int32		partition;		/* RD_KAFKA_PARTITION_UA: not given */
+	int64		timestamp;		/* ms since the Unix epoch, 0: not given */
+	StringInfoData scratch;
+} KafkaEncoder;
+
+extern void kfdw_encoder_init(KafkaEncoder *enc, KafkaTableOptions *opts);
+extern void kfdw_encode_row(KafkaEncoder *enc, TupleTableSlot *slot);
+extern rd_kafka_headers_t *kfdw_make_headers(const char *data, int len,
+											 int count);
 
 /* in format_json.c */
 
