@@ -20,7 +20,10 @@
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
 #include "lib/stringinfo.h"
+#include "access/xlogdefs.h"
 #include "nodes/pg_list.h"
+#include "storage/lwlock.h"
+#include "utils/timestamp.h"
 
 /* Default for the server option connect_timeout_ms (interactive SQL: seconds) */
 #define KFDW_DEFAULT_CONNECT_TIMEOUT_MS 5000
@@ -218,10 +221,118 @@ extern void kfdw_json_append_string(StringInfo buf, const char *str);
 
 /* in cdc_launcher.c */
 
+/* Streams the shared registry can hold (one worker each) */
+#define KFDW_CDC_MAX_STREAMS 64
+#define KFDW_CDC_ERROR_LEN 512
+
+/* What a stream's worker is doing, as kafka_fdw.cdc_status shows it */
+typedef enum KafkaCdcState
+{
+	KFDW_CDC_STOPPED,			/* no worker */
+	KFDW_CDC_STARTING,			/* worker started, not yet streaming */
+	KFDW_CDC_SNAPSHOT,			/* publishing the initial snapshot */
+	KFDW_CDC_STREAMING,
+	KFDW_CDC_RETRYING			/* Kafka failed; retrying with backoff */
+} KafkaCdcState;
+
+/*
+ * One stream in shared memory: where it lives, its worker and its status.
+ * Protected by KafkaCdcShared.lock, except that the worker updates its own
+ * counters under the entry's spinlock-free single-writer rule (only the
+ * worker writes state, confirmed_lsn and messages_sent while it runs).
+ */
+typedef struct KafkaCdcStream
+{
+	bool		in_use;
+	bool		drop_requested; /* cdc_drop is stopping the worker */
+	Oid			dboid;
+	NameData	name;
+	pid_t		pid;			/* worker, or 0 */
+	KafkaCdcState state;
+	XLogRecPtr	confirmed_lsn;
+	uint64		messages_sent;
+	int			failures;		/* consecutive failed runs, for backoff */
+	char		last_error[KFDW_CDC_ERROR_LEN];
+	TimestampTz last_error_at;
+} KafkaCdcStream;
+
+typedef struct KafkaCdcShared
+{
+	LWLock	   *lock;
+	pid_t		launcher_pid;
+	bool		rescan;			/* launcher must look for streams again */
+	KafkaCdcStream streams[KFDW_CDC_MAX_STREAMS];
+} KafkaCdcShared;
+
+/* NULL unless the library was loaded by shared_preload_libraries */
+extern KafkaCdcShared *kfdw_cdc_shared;
+
+extern void _PG_init(void);
+extern int	kfdw_cdc_find_stream(Oid dboid, const char *name);
+extern int	kfdw_cdc_register_stream(Oid dboid, const char *name);
+extern void kfdw_cdc_wakeup_launcher(void);
+extern const char *kfdw_cdc_state_name(KafkaCdcState state);
+extern PGDLLEXPORT void kfdw_cdc_launcher_main(Datum main_arg);
+extern PGDLLEXPORT void kfdw_cdc_scanner_main(Datum main_arg);
+
 /* in cdc_worker.c */
+extern PGDLLEXPORT void kfdw_cdc_worker_main(Datum main_arg);
 
 /* in cdc_event.c */
 
-/* in functions.c */
+/* source.version of the events */
+#define KFDW_CDC_VERSION "1.0"
+
+/* A column of a captured table, as events show it */
+typedef struct KafkaCdcColumn
+{
+	char	   *name;
+	Oid			typid;
+	bool		iskey;			/* part of the message key */
+	Oid			typinput;		/* to read the text form of pgoutput */
+	Oid			typioparam;
+} KafkaCdcColumn;
+
+/* A captured table */
+typedef struct KafkaCdcRelation
+{
+	Oid			relid;
+	char	   *nspname;
+	char	   *relname;
+	char	   *topic;
+	int			ncols;
+	KafkaCdcColumn *cols;
+	bool		has_key;
+} KafkaCdcRelation;
+
+/* A row of a captured table; present[i] false leaves the column out */
+typedef struct KafkaCdcRow
+{
+	Datum	   *values;
+	bool	   *isnull;
+	bool	   *present;
+} KafkaCdcRow;
+
+/* What the source block of an event says */
+typedef struct KafkaCdcSource
+{
+	const char *stream_name;
+	const char *dbname;
+	TimestampTz commit_time;
+	TransactionId xid;
+	XLogRecPtr	lsn;
+	XLogRecPtr	last_commit_lsn;	/* for source.sequence, or invalid */
+	const char *snapshot;		/* "false", "true" or "last" */
+} KafkaCdcSource;
+
+extern bool kfdw_cdc_encode_key(StringInfo buf, KafkaCdcRelation *rel,
+								KafkaCdcRow *row);
+extern void kfdw_cdc_encode_value(StringInfo buf, char op,
+								  KafkaCdcRelation *rel,
+								  KafkaCdcRow *before, KafkaCdcRow *after,
+								  KafkaCdcSource *source);
+
+/* in cdc_api.c */
+extern char *kfdw_cdc_slot_name(Oid dboid, const char *name);
 
 #endif							/* KAFKA_FDW_H */

@@ -1,0 +1,1310 @@
+/*-------------------------------------------------------------------------
+ *
+ * cdc_worker.c
+ *		  The worker of one change data capture stream
+ *
+ * The worker decodes its logical replication slot in-process, through
+ * PostgreSQL's logical decoding machinery and the built-in pgoutput plugin
+ * (as pg_logical_slot_get_changes() does), so that publications, their
+ * row filters and column lists mean exactly what they mean for logical
+ * replication, and no replication connection is needed.  Each change
+ * becomes a Kafka message in Debezium's envelope (cdc_event.c), sent as
+ * soon as it is decoded; the slot is confirmed only up to a commit whose
+ * messages, and every message before them, Kafka has acknowledged.
+ *
+ * Kafka being unreachable does not stop the worker: librdkafka keeps the
+ * messages and retries with backoff (CDC messages never time out), the
+ * stream shows "retrying", and delivery resumes in order when Kafka comes
+ * back.  A message that Kafka refuses ends the worker with an ERROR; the
+ * launcher starts it again after a backoff, and it decodes again from the
+ * last confirmed commit (at least once, never less).
+ *
+ * IDENTIFICATION
+ *		  src/cdc_worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "kafka_fdw.h"
+
+#include "access/relation.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogreader.h"
+#include "access/xlogutils.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "executor/spi.h"
+#include "libpq/pqformat.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "replication/decode.h"
+#include "replication/logical.h"
+#include "replication/logicalproto.h"
+#include "replication/slot.h"
+#include "replication/snapbuild.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+/* How long the worker sleeps when it has read all WAL */
+#define CDC_NAPTIME_MS 50
+/* Rows fetched at a time while reading the initial snapshot */
+#define CDC_SNAPSHOT_BATCH 1000
+
+/*
+ * A transaction whose messages are in flight.  The slot is confirmed up to
+ * the end of the oldest transactions that are closed (commit seen) and
+ * fully acknowledged.
+ */
+typedef struct PendingTxn
+{
+	XLogRecPtr	end_lsn;
+	int64		pending;		/* messages not yet acknowledged */
+	bool		closed;
+} PendingTxn;
+
+/* What the stream's row says */
+typedef struct StreamConfig
+{
+	char	   *name;
+	char	   *server;
+	char	   *publication;
+	char	   *slot_name;
+	char	   *topic_prefix;
+	bool		snapshot;
+	bool		snapshot_done;
+	bool		tombstones;
+	Oid			owner;
+} StreamConfig;
+
+/* A relation of the pgoutput stream, by its OID */
+typedef struct RelEntry
+{
+	Oid			relid;			/* hash key */
+	KafkaCdcRelation rel;
+	bool		skip;			/* kafka_fdw's own tables */
+} RelEntry;
+
+static StreamConfig config;
+static KafkaCdcStream *me;		/* this stream's registry entry */
+static rd_kafka_t *producer;
+static char *dbname;
+static MemoryContext worker_cxt;	/* lives as long as the worker */
+static MemoryContext change_cxt;	/* reset for every pgoutput message */
+static ResourceOwner worker_owner;
+static HTAB *relations;
+
+/* in-flight transactions: a ring of PendingTxn, txns[head] has id first_id */
+static PendingTxn *txns;
+static int	txn_cap;
+static int	txn_head;
+static int	txn_tail;
+static uint64 txn_first_id;
+static uint64 current_txn;		/* id of the open transaction */
+static bool txn_open = false;
+
+/* the transaction being decoded */
+static TransactionId cur_xid;
+static TimestampTz cur_commit_time;
+static XLogRecPtr last_commit_lsn = InvalidXLogRecPtr;
+static XLogRecPtr last_confirmed = InvalidXLogRecPtr;
+
+/* set by librdkafka's callbacks, served on this process */
+static bool delivery_failed = false;
+static rd_kafka_resp_err_t delivery_err;
+static char delivery_errstr[512];
+
+static void worker_on_exit(int code, Datum arg);
+static void load_config(void);
+static rd_kafka_t *make_producer(void);
+static void set_error(const char *message);
+static void set_state(KafkaCdcState state);
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
+					  void *opaque);
+static void error_cb(rd_kafka_t *rk, int err, const char *reason,
+					 void *opaque);
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+				   const char *buf);
+static uint64 txn_push(void);
+static PendingTxn *txn_get(uint64 id);
+static void serve_kafka(int timeout_ms);
+static void produce(const char *topic, StringInfo key, StringInfo value,
+					uint64 txn_id);
+static void wait_all_delivered(void);
+static void confirm_progress(LogicalDecodingContext *ctx);
+static bool slot_exists(const char *slot_name);
+static void create_slot_with_snapshot(void);
+static void create_slot_without_snapshot(void);
+static void mark_snapshot_done(void);
+static void read_table(const char *nspname, const char *relname,
+					   List *attnames, const char *rowfilter,
+					   KafkaCdcSource *source, StringInfo held_key,
+					   StringInfo held_value, char **held_topic);
+static void compute_keys(KafkaCdcRelation *rel, Oid relid, char replident,
+						 Bitmapset *identity_cols);
+static char *make_topic(const char *nspname, const char *relname);
+static void stream_changes(void);
+static void prepare_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
+						  TransactionId xid, bool last_write);
+static void do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
+					 TransactionId xid, bool last_write);
+static void handle_relation(LogicalRepRelation *lrel);
+static void tuple_to_row(KafkaCdcRelation *rel, LogicalRepTupleData *tup,
+						 KafkaCdcRow *row, KafkaCdcRow *old);
+static void emit(RelEntry *entry, char op, KafkaCdcRow *before,
+				 KafkaCdcRow *after, KafkaCdcRow *keyrow, XLogRecPtr lsn);
+static bool key_changed(KafkaCdcRelation *rel, LogicalRepTupleData *oldtup,
+						LogicalRepTupleData *newtup);
+
+/*
+ * Main of a stream's worker.  main_arg is the stream's registry index.
+ */
+void
+kfdw_cdc_worker_main(Datum main_arg)
+{
+	int			index = DatumGetInt32(main_arg);
+	Oid			dboid;
+	bool		go = true;
+
+	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	me = &kfdw_cdc_shared->streams[index];
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
+	if (!me->in_use || me->drop_requested || me->dboid != dboid ||
+		(me->pid != 0 && kill(me->pid, 0) == 0))
+		go = false;
+	else
+	{
+		me->pid = MyProcPid;
+		me->state = KFDW_CDC_STARTING;
+	}
+	LWLockRelease(kfdw_cdc_shared->lock);
+	if (!go)
+		proc_exit(0);
+	before_shmem_exit(worker_on_exit, (Datum) 0);
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+
+	worker_cxt = AllocSetContextCreate(TopMemoryContext, "kafka_fdw cdc worker",
+									   ALLOCSET_DEFAULT_SIZES);
+	change_cxt = AllocSetContextCreate(worker_cxt, "kafka_fdw cdc change",
+									   ALLOCSET_DEFAULT_SIZES);
+	worker_owner = ResourceOwnerCreate(NULL, "kafka_fdw cdc worker");
+
+	PG_TRY();
+	{
+		load_config();
+		if (config.name == NULL)
+		{
+			/* the stream is gone (dropped, or its creation rolled back) */
+			LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
+			if (me->pid == MyProcPid && !me->drop_requested)
+				me->in_use = false;
+			LWLockRelease(kfdw_cdc_shared->lock);
+			proc_exit(0);
+		}
+
+		pgstat_report_activity(STATE_RUNNING, "starting");
+		producer = make_producer();
+
+		if (!config.snapshot_done || !slot_exists(config.slot_name))
+		{
+			if (config.snapshot)
+				create_slot_with_snapshot();
+			else
+				create_slot_without_snapshot();
+			mark_snapshot_done();
+		}
+
+		stream_changes();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(worker_cxt);
+		edata = CopyErrorData();
+		set_error(edata->message);
+		LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
+		me->failures++;
+		me->state = KFDW_CDC_RETRYING;
+		LWLockRelease(kfdw_cdc_shared->lock);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+static void
+worker_on_exit(int code, Datum arg)
+{
+	LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
+	if (me->pid == MyProcPid)
+	{
+		me->pid = 0;
+		if (me->state != KFDW_CDC_RETRYING)
+			me->state = KFDW_CDC_STOPPED;
+	}
+	LWLockRelease(kfdw_cdc_shared->lock);
+}
+
+static void
+set_state(KafkaCdcState state)
+{
+	if (me->state != state)
+	{
+		LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
+		me->state = state;
+		LWLockRelease(kfdw_cdc_shared->lock);
+		pgstat_report_activity(STATE_RUNNING, kfdw_cdc_state_name(state));
+	}
+}
+
+static void
+set_error(const char *message)
+{
+	LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
+	strlcpy(me->last_error, message, sizeof(me->last_error));
+	me->last_error_at = GetCurrentTimestamp();
+	LWLockRelease(kfdw_cdc_shared->lock);
+}
+
+/*
+ * Read the stream's row.  config.name stays NULL if there is none.
+ */
+static void
+load_config(void)
+{
+	MemoryContext oldcxt;
+
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	if (SPI_execute("SELECT pg_catalog.to_regclass('kafka_fdw.cdc_streams') IS NOT NULL",
+					true, 0) == SPI_OK_SELECT &&
+		strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+			   "t") == 0)
+	{
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		values[1];
+
+		values[0] = CStringGetTextDatum(NameStr(me->name));
+		if (SPI_execute_with_args("SELECT name, server, publication, slot_name, "
+								  "topic_prefix, snapshot, snapshot_done, "
+								  "coalesce((options->>'tombstones')::boolean, true), "
+								  "owner::oid "
+								  "FROM kafka_fdw.cdc_streams WHERE name = $1",
+								  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read stream \"%s\"", NameStr(me->name));
+		if (SPI_processed == 1)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[0];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+
+			oldcxt = MemoryContextSwitchTo(worker_cxt);
+			config.name = SPI_getvalue(tup, desc, 1);
+			config.server = SPI_getvalue(tup, desc, 2);
+			config.publication = SPI_getvalue(tup, desc, 3);
+			config.slot_name = SPI_getvalue(tup, desc, 4);
+			config.topic_prefix = SPI_getvalue(tup, desc, 5);
+			config.snapshot = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+			config.snapshot_done = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
+			config.tombstones = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+			config.owner = DatumGetObjectId(SPI_getbinval(tup, desc, 9, &isnull));
+			dbname = pstrdup(get_database_name(MyDatabaseId));
+			MemoryContextSwitchTo(oldcxt);
+		}
+	}
+
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+}
+
+/*
+ * The stream's producer: the server's configuration with the owner's user
+ * mapping, idempotent with acks=all, partitioned by key like Kafka's Java
+ * client, and never giving up a message.
+ */
+static rd_kafka_t *
+make_producer(void)
+{
+	ForeignServer *server;
+	UserMapping *user = NULL;
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *rk;
+	char		errstr[512];
+
+	StartTransactionCommand();
+	server = GetForeignServerByName(config.server, false);
+	if (SearchSysCacheExists2(USERMAPPINGUSERSERVER,
+							  ObjectIdGetDatum(config.owner),
+							  ObjectIdGetDatum(server->serverid)) ||
+		SearchSysCacheExists2(USERMAPPINGUSERSERVER,
+							  ObjectIdGetDatum(InvalidOid),
+							  ObjectIdGetDatum(server->serverid)))
+		user = GetUserMapping(config.owner, server->serverid);
+	conf = kfdw_build_conf(server, user, KFDW_HANDLE_PRODUCER);
+	CommitTransactionCommand();
+
+	/* the stream owns its messages until Kafka has them */
+	if (rd_kafka_conf_set(conf, "message.timeout.ms", "0", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+		rd_kafka_conf_set(conf, "partitioner", "murmur2_random", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+		rd_kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("could not configure the producer of stream \"%s\"",
+						config.name),
+				 errdetail_internal("%s", errstr)));
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (rk == NULL)
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("could not create a Kafka producer for stream \"%s\"",
+						config.name),
+				 errdetail_internal("%s", errstr)));
+	}
+	rd_kafka_set_log_queue(rk, NULL);
+	return rk;
+}
+
+/*
+ * Delivery report, served by rd_kafka_poll() on this process.
+ */
+static void
+dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+	PendingTxn *txn = txn_get((uint64) (uintptr_t) msg->_private);
+
+	if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		if (!delivery_failed)
+		{
+			delivery_failed = true;
+			delivery_err = msg->err;
+			snprintf(delivery_errstr, sizeof(delivery_errstr),
+					 "topic \"%s\": %s", rd_kafka_topic_name(msg->rkt),
+					 rd_kafka_err2str(msg->err));
+		}
+		return;
+	}
+
+	if (txn)
+		txn->pending--;
+	me->messages_sent++;
+	if (me->failures != 0 || me->state == KFDW_CDC_RETRYING)
+	{
+		LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
+		me->failures = 0;
+		if (me->state == KFDW_CDC_RETRYING)
+			me->state = config.snapshot_done ? KFDW_CDC_STREAMING : KFDW_CDC_SNAPSHOT;
+		LWLockRelease(kfdw_cdc_shared->lock);
+	}
+}
+
+/*
+ * librdkafka reports trouble with the brokers: show it at once.  The
+ * messages stay queued and librdkafka keeps retrying.
+ */
+static void
+error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	char		buf[KFDW_CDC_ERROR_LEN];
+
+	snprintf(buf, sizeof(buf), "Kafka: %s", reason);
+	set_error(buf);
+	if (err == RD_KAFKA_RESP_ERR__FATAL)
+	{
+		char		fatal[512];
+
+		delivery_failed = true;
+		delivery_err = rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+		strlcpy(delivery_errstr, fatal, sizeof(delivery_errstr));
+	}
+	LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
+	me->state = KFDW_CDC_RETRYING;
+	LWLockRelease(kfdw_cdc_shared->lock);
+	elog(LOG, "kafka_fdw stream \"%s\": %s", config.name, reason);
+}
+
+static void
+log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	elog(level <= 4 ? LOG : DEBUG1, "librdkafka: %s: %s", fac, buf);
+}
+
+/* Open a new in-flight transaction and return its id */
+static uint64
+txn_push(void)
+{
+	if (txns == NULL)
+	{
+		txn_cap = 64;
+		txns = MemoryContextAlloc(worker_cxt, sizeof(PendingTxn) * txn_cap);
+	}
+	if (txn_tail == txn_cap)
+	{
+		if (txn_head > 0)
+		{
+			memmove(txns, txns + txn_head,
+					sizeof(PendingTxn) * (txn_tail - txn_head));
+			txn_tail -= txn_head;
+			txn_head = 0;
+		}
+		else
+		{
+			txn_cap *= 2;
+			txns = repalloc(txns, sizeof(PendingTxn) * txn_cap);
+		}
+	}
+	txns[txn_tail].end_lsn = InvalidXLogRecPtr;
+	txns[txn_tail].pending = 0;
+	txns[txn_tail].closed = false;
+	txn_tail++;
+	return txn_first_id + (txn_tail - 1 - txn_head);
+}
+
+static PendingTxn *
+txn_get(uint64 id)
+{
+	if (id < txn_first_id || id - txn_first_id >= (uint64) (txn_tail - txn_head))
+		return NULL;
+	return &txns[txn_head + (id - txn_first_id)];
+}
+
+/*
+ * Serve librdkafka (delivery reports, errors, logs) for up to timeout_ms,
+ * and fail if a message was refused.
+ */
+static void
+serve_kafka(int timeout_ms)
+{
+	rd_kafka_poll(producer, timeout_ms);
+	if (delivery_failed)
+		ereport(ERROR,
+				(errcode(kfdw_errcode(delivery_err)),
+				 errmsg("stream \"%s\" could not deliver a message to Kafka",
+						config.name),
+				 errdetail_internal("%s", delivery_errstr),
+				 errhint("The stream starts again from its last confirmed position.")));
+}
+
+/*
+ * Hand a message to librdkafka, waiting while its queue is full.  value
+ * NULL sends a tombstone.
+ */
+static void
+produce(const char *topic, StringInfo key, StringInfo value, uint64 txn_id)
+{
+	for (;;)
+	{
+		rd_kafka_resp_err_t err;
+
+		err = rd_kafka_producev(producer,
+								RD_KAFKA_V_TOPIC(topic),
+								RD_KAFKA_V_KEY(key ? key->data : NULL,
+											   key ? key->len : 0),
+								RD_KAFKA_V_VALUE(value ? value->data : NULL,
+												 value ? value->len : 0),
+								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+								RD_KAFKA_V_OPAQUE((void *) (uintptr_t) txn_id),
+								RD_KAFKA_V_END);
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			break;
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			ereport(ERROR,
+					(errcode(kfdw_errcode(err)),
+					 errmsg("stream \"%s\" could not produce to topic \"%s\"",
+							config.name, topic),
+					 errdetail_internal("%s", rd_kafka_err2str(err))));
+		/* Kafka is slow or away: wait for room, answering interrupts */
+		serve_kafka(100);
+		CHECK_FOR_INTERRUPTS();
+	}
+	txn_get(txn_id)->pending++;
+	serve_kafka(0);
+}
+
+/* Wait until Kafka has acknowledged every message */
+static void
+wait_all_delivered(void)
+{
+	while (rd_kafka_outq_len(producer) > 0)
+	{
+		serve_kafka(100);
+		CHECK_FOR_INTERRUPTS();
+	}
+	serve_kafka(0);
+}
+
+/*
+ * Confirm the slot up to the last commit whose messages, and all before,
+ * are acknowledged; with nothing in flight, up to all WAL read, so that an
+ * idle stream does not hold WAL back.
+ */
+static void
+confirm_progress(LogicalDecodingContext *ctx)
+{
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
+
+	while (txn_head < txn_tail && txns[txn_head].closed &&
+		   txns[txn_head].pending == 0)
+	{
+		lsn = txns[txn_head].end_lsn;
+		txn_head++;
+		txn_first_id++;
+	}
+	if (txn_head == txn_tail && !txn_open)
+	{
+		txn_head = txn_tail = 0;
+		lsn = Max(lsn, ctx->reader->EndRecPtr);
+	}
+
+	if (lsn > last_confirmed)
+	{
+		LogicalConfirmReceivedLocation(lsn);
+		ReplicationSlotMarkDirty();
+		last_confirmed = lsn;
+		me->confirmed_lsn = lsn;
+	}
+}
+
+static bool
+slot_exists(const char *slot_name)
+{
+	return SearchNamedReplicationSlot(slot_name, true) != NULL;
+}
+
+/* Drop a slot left over by an earlier run of this stream */
+static void
+drop_old_slot(void)
+{
+	if (slot_exists(config.slot_name))
+		ReplicationSlotDrop(config.slot_name, true);
+}
+
+/*
+ * No snapshot wanted but no slot (a restored dump, a slot dropped by
+ * hand): start from now, and say that changes in between are lost.
+ */
+static void
+create_slot_without_snapshot(void)
+{
+	LogicalDecodingContext *ctx;
+
+	if (config.snapshot_done)
+		ereport(WARNING,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("replication slot \"%s\" of stream \"%s\" is missing, creating it again",
+						config.slot_name, config.name),
+				 errdetail("Changes made while the stream had no slot are not captured.")));
+	drop_old_slot();
+	ReplicationSlotCreate(config.slot_name, true, RS_EPHEMERAL, false);
+	ctx = CreateInitDecodingContext("pgoutput", NIL, false, InvalidXLogRecPtr,
+									XL_ROUTINE(.page_read = read_local_xlog_page,
+											   .segment_open = wal_segment_open,
+											   .segment_close = wal_segment_close),
+									NULL, NULL, NULL);
+	DecodingContextFindStartpoint(ctx);
+	FreeDecodingContext(ctx);
+	ReplicationSlotPersist();
+	ReplicationSlotRelease();
+}
+
+/*
+ * Create the slot and publish, as op "r", every row of the publication's
+ * tables in the slot's own snapshot (as CREATE_REPLICATION_SLOT ...
+ * USE_SNAPSHOT does), so that nothing is missed or doubled between the
+ * snapshot and the stream.  The slot is kept only once Kafka has every
+ * snapshot message; a worker that fails before starts over with a new slot
+ * and a new snapshot.
+ */
+static void
+create_slot_with_snapshot(void)
+{
+	LogicalDecodingContext *ctx;
+	Snapshot	snap;
+	KafkaCdcSource source;
+	StringInfoData held_key;
+	StringInfoData held_value;
+	char	   *held_topic = NULL;
+	uint64		txn_id;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	uint64		ntables;
+	uint64		i;
+	SPITupleTable *tables;
+
+	set_state(KFDW_CDC_SNAPSHOT);
+	drop_old_slot();
+
+	StartTransactionCommand();
+	XactIsoLevel = XACT_REPEATABLE_READ;
+	ReplicationSlotCreate(config.slot_name, true, RS_EPHEMERAL, false);
+	ctx = CreateInitDecodingContext("pgoutput", NIL, true, InvalidXLogRecPtr,
+									XL_ROUTINE(.page_read = read_local_xlog_page,
+											   .segment_open = wal_segment_open,
+											   .segment_close = wal_segment_close),
+									NULL, NULL, NULL);
+	DecodingContextFindStartpoint(ctx);
+	snap = SnapBuildInitialSnapshot(ctx->snapshot_builder);
+	RestoreTransactionSnapshot(snap, MyProc);
+	FreeDecodingContext(ctx);
+
+	memset(&source, 0, sizeof(source));
+	source.stream_name = config.name;
+	source.dbname = dbname;
+	source.commit_time = GetCurrentTimestamp();
+	source.xid = InvalidTransactionId;
+	source.lsn = MyReplicationSlot->data.confirmed_flush;
+	source.last_commit_lsn = InvalidXLogRecPtr;
+	source.snapshot = "true";
+
+	txn_id = txn_push();
+	initStringInfo(&held_key);
+	initStringInfo(&held_value);
+
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	values[0] = CStringGetTextDatum(config.publication);
+	if (SPI_execute_with_args("SELECT schemaname::text, tablename::text, "
+							  "attnames::text[], rowfilter "
+							  "FROM pg_catalog.pg_publication_tables "
+							  "WHERE pubname = $1 ORDER BY 1, 2",
+							  1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list the tables of publication \"%s\"",
+			 config.publication);
+	ntables = SPI_processed;
+	tables = SPI_tuptable;
+	for (i = 0; i < ntables; i++)
+	{
+		HeapTuple	tup = tables->vals[i];
+		TupleDesc	desc = tables->tupdesc;
+		bool		isnull;
+		Datum		attnames = SPI_getbinval(tup, desc, 3, &isnull);
+		List	   *names = NIL;
+
+		if (!isnull)
+		{
+			ArrayType  *arr = DatumGetArrayTypeP(attnames);
+			Datum	   *elems;
+			int			nelems;
+			int			j;
+
+			deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, NULL, &nelems);
+			for (j = 0; j < nelems; j++)
+				names = lappend(names, TextDatumGetCString(elems[j]));
+		}
+		read_table(SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 2),
+				   names, SPI_getvalue(tup, desc, 4), &source,
+				   &held_key, &held_value, &held_topic);
+	}
+
+	/* the last row of the snapshot says so */
+	if (held_topic)
+	{
+		char	   *mark = NULL;
+		char	   *p = held_value.data;
+
+		while ((p = strstr(p, "\"snapshot\":\"true\"")) != NULL)
+			mark = p++;
+		if (mark)
+			memcpy(mark + strlen("\"snapshot\":\""), "last", 4);
+		produce(held_topic, held_key.len > 0 ? &held_key : NULL,
+				&held_value, txn_id);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	txns[txn_head].closed = true;
+	wait_all_delivered();
+	txn_head = txn_tail = 0;
+	txn_first_id++;
+
+	ReplicationSlotPersist();
+	ReplicationSlotRelease();
+}
+
+/*
+ * Publish every row of one table (its published columns, the rows its row
+ * filter keeps) as op "r".  Each event is held back until the next one is
+ * made, so that the very last can be marked "last".
+ */
+static void
+read_table(const char *nspname, const char *relname, List *attnames,
+		   const char *rowfilter, KafkaCdcSource *source,
+		   StringInfo held_key, StringInfo held_value, char **held_topic)
+{
+	StringInfoData sql;
+	Oid			relid;
+	Relation	relation;
+	KafkaCdcRelation rel;
+	char		replident;
+	char		relkind;
+	ListCell   *lc;
+	Portal		portal;
+	int			i;
+	MemoryContext rowcxt;
+
+	relid = RangeVarGetRelid(makeRangeVar(pstrdup(nspname), pstrdup(relname), -1),
+							 AccessShareLock, false);
+	relation = relation_open(relid, NoLock);
+	replident = relation->rd_rel->relreplident;
+	relkind = relation->rd_rel->relkind;
+
+	/* published columns: the column list, or every column */
+	if (attnames == NIL)
+	{
+		for (i = 0; i < RelationGetDescr(relation)->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(relation), i);
+
+			if (!att->attisdropped && att->attgenerated == '\0')
+				attnames = lappend(attnames, pstrdup(NameStr(att->attname)));
+		}
+	}
+
+	memset(&rel, 0, sizeof(rel));
+	rel.relid = relid;
+	rel.nspname = pstrdup(nspname);
+	rel.relname = pstrdup(relname);
+	rel.topic = make_topic(nspname, relname);
+	rel.ncols = list_length(attnames);
+	rel.cols = palloc0(sizeof(KafkaCdcColumn) * Max(rel.ncols, 1));
+	i = 0;
+	foreach(lc, attnames)
+	{
+		char	   *attname = lfirst(lc);
+		AttrNumber	attnum = get_attnum(relid, attname);
+
+		rel.cols[i].name = attname;
+		rel.cols[i].typid = get_atttype(relid, attnum);
+		i++;
+	}
+	relation_close(relation, NoLock);
+
+	/* key: the replica identity (primary key for REPLICA IDENTITY FULL) */
+	compute_keys(&rel, relid, replident, NULL);
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT ");
+	foreach(lc, attnames)
+	{
+		if (lc != list_head(attnames))
+			appendStringInfoString(&sql, ", ");
+		appendStringInfoString(&sql, quote_identifier(lfirst(lc)));
+	}
+	appendStringInfo(&sql, " FROM %s%s",
+					 relkind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+					 quote_qualified_identifier(nspname, relname));
+	if (rowfilter)
+		appendStringInfo(&sql, " WHERE %s", rowfilter);
+
+	portal = SPI_cursor_open_with_args(NULL, sql.data, 0, NULL, NULL, NULL,
+									   true, 0);
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "kafka_fdw cdc snapshot",
+								   ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		uint64		n;
+
+		SPI_cursor_fetch(portal, true, CDC_SNAPSHOT_BATCH);
+		if (SPI_processed == 0)
+			break;
+		for (n = 0; n < SPI_processed; n++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[n];
+			KafkaCdcRow row;
+			MemoryContext oldcxt;
+
+			CHECK_FOR_INTERRUPTS();
+			/* send the event held back, now that it is not the last */
+			if (*held_topic)
+			{
+				produce(*held_topic, held_key->len > 0 ? held_key : NULL,
+						held_value, txn_first_id);
+				pfree(*held_topic);
+				*held_topic = NULL;
+			}
+
+			oldcxt = MemoryContextSwitchTo(rowcxt);
+			row.values = palloc(sizeof(Datum) * Max(rel.ncols, 1));
+			row.isnull = palloc(sizeof(bool) * Max(rel.ncols, 1));
+			row.present = palloc(sizeof(bool) * Max(rel.ncols, 1));
+			for (i = 0; i < rel.ncols; i++)
+			{
+				row.values[i] = SPI_getbinval(tup, SPI_tuptable->tupdesc, i + 1,
+											  &row.isnull[i]);
+				row.present[i] = true;
+			}
+			resetStringInfo(held_key);
+			resetStringInfo(held_value);
+			(void) kfdw_cdc_encode_key(held_key, &rel, &row);
+			kfdw_cdc_encode_value(held_value, 'r', &rel, NULL, &row, source);
+			MemoryContextSwitchTo(oldcxt);
+			MemoryContextReset(rowcxt);
+			*held_topic = MemoryContextStrdup(worker_cxt, rel.topic);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	MemoryContextDelete(rowcxt);
+}
+
+/*
+ * Mark the key columns of rel: the columns of the replica identity index
+ * (the primary key by default), or of the primary key for REPLICA
+ * IDENTITY FULL, when the event carries them.  identity_cols, if given,
+ * are the columns pgoutput flagged as identity (used unless FULL).
+ */
+static void
+compute_keys(KafkaCdcRelation *rel, Oid relid, char replident,
+			 Bitmapset *identity_cols)
+{
+	Relation	relation;
+	Bitmapset  *keyattrs;
+	int			i;
+
+	rel->has_key = false;
+	if (replident != REPLICA_IDENTITY_FULL && identity_cols != NULL)
+	{
+		for (i = 0; i < rel->ncols; i++)
+		{
+			rel->cols[i].iskey = bms_is_member(i, identity_cols);
+			rel->has_key |= rel->cols[i].iskey;
+		}
+		return;
+	}
+
+	relation = RelationIdGetRelation(relid);
+	if (!RelationIsValid(relation))
+		return;
+	keyattrs = RelationGetIndexAttrBitmap(relation,
+										  replident == REPLICA_IDENTITY_FULL
+										  ? INDEX_ATTR_BITMAP_PRIMARY_KEY
+										  : INDEX_ATTR_BITMAP_IDENTITY_KEY);
+	for (i = 0; i < rel->ncols; i++)
+	{
+		AttrNumber	attnum = get_attnum(relid, rel->cols[i].name);
+
+		rel->cols[i].iskey = attnum != InvalidAttrNumber &&
+			bms_is_member(attnum - FirstLowInvalidHeapAttributeNumber, keyattrs);
+		rel->has_key |= rel->cols[i].iskey;
+	}
+	RelationClose(relation);
+}
+
+static char *
+make_topic(const char *nspname, const char *relname)
+{
+	return psprintf("%s.%s.%s", config.topic_prefix, nspname, relname);
+}
+
+static void
+mark_snapshot_done(void)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	values[0] = CStringGetTextDatum(config.name);
+	if (SPI_execute_with_args("UPDATE kafka_fdw.cdc_streams SET snapshot_done = true "
+							  "WHERE name = $1",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update stream \"%s\"", config.name);
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	config.snapshot_done = true;
+}
+
+/*
+ * Decode the slot for ever: read WAL up to what is flushed, send what
+ * pgoutput makes of it, confirm what Kafka has, then nap.
+ */
+static void
+stream_changes(void)
+{
+	LogicalDecodingContext *ctx;
+	List	   *options;
+	HASHCTL		hctl;
+
+	memset(&hctl, 0, sizeof(hctl));
+	hctl.keysize = sizeof(Oid);
+	hctl.entrysize = sizeof(RelEntry);
+	hctl.hcxt = worker_cxt;
+	relations = hash_create("kafka_fdw cdc relations", 64, &hctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	options = list_make2(makeDefElem("proto_version", (Node *) makeString("1"), -1),
+						 makeDefElem("publication_names",
+									 (Node *) makeString((char *) quote_identifier(config.publication)),
+									 -1));
+
+	CurrentResourceOwner = worker_owner;
+	ReplicationSlotAcquire(config.slot_name, true);
+	ctx = CreateDecodingContext(InvalidXLogRecPtr, options, false,
+								XL_ROUTINE(.page_read = read_local_xlog_page,
+										   .segment_open = wal_segment_open,
+										   .segment_close = wal_segment_close),
+								prepare_write, do_write, NULL);
+	XLogBeginRead(ctx->reader, MyReplicationSlot->data.restart_lsn);
+	last_confirmed = MyReplicationSlot->data.confirmed_flush;
+	me->confirmed_lsn = last_confirmed;
+
+	set_state(KFDW_CDC_STREAMING);
+
+	for (;;)
+	{
+		XLogRecPtr	end_of_wal;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		end_of_wal = GetFlushRecPtr(NULL);
+		while (ctx->reader->EndRecPtr < end_of_wal)
+		{
+			XLogRecord *record;
+			char	   *errm = NULL;
+
+			if (CurrentResourceOwner == NULL)
+				CurrentResourceOwner = worker_owner;
+			record = XLogReadRecord(ctx->reader, &errm);
+			if (errm)
+				elog(ERROR, "could not read WAL of stream \"%s\": %s",
+					 config.name, errm);
+			if (record != NULL)
+				LogicalDecodingProcessRecord(ctx, ctx->reader);
+			serve_kafka(0);
+			confirm_progress(ctx);
+			CHECK_FOR_INTERRUPTS();
+		}
+		if (CurrentResourceOwner == NULL)
+			CurrentResourceOwner = worker_owner;
+
+		serve_kafka(0);
+		confirm_progress(ctx);
+
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 CDC_NAPTIME_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+static void
+prepare_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
+			  bool last_write)
+{
+	resetStringInfo(ctx->out);
+}
+
+/*
+ * A pgoutput message is ready in ctx->out: turn it into events.  lsn is
+ * the position of the change (or of the commit).
+ */
+static void
+do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
+		 bool last_write)
+{
+	StringInfoData in;
+	char		action;
+	MemoryContext oldcxt;
+
+	MemoryContextReset(change_cxt);
+	oldcxt = MemoryContextSwitchTo(change_cxt);
+
+	in.data = ctx->out->data;
+	in.len = ctx->out->len;
+	in.maxlen = ctx->out->maxlen;
+	in.cursor = 0;
+	action = pq_getmsgbyte(&in);
+
+	switch (action)
+	{
+		case LOGICAL_REP_MSG_BEGIN:
+			{
+				LogicalRepBeginData begin;
+
+				logicalrep_read_begin(&in, &begin);
+				cur_xid = begin.xid;
+				cur_commit_time = begin.committime;
+				current_txn = txn_push();
+				txn_open = true;
+				break;
+			}
+		case LOGICAL_REP_MSG_COMMIT:
+			{
+				LogicalRepCommitData commit;
+				PendingTxn *txn = txn_get(current_txn);
+
+				logicalrep_read_commit(&in, &commit);
+				txn->end_lsn = commit.end_lsn;
+				txn->closed = true;
+				txn_open = false;
+				last_commit_lsn = commit.commit_lsn;
+				break;
+			}
+		case LOGICAL_REP_MSG_RELATION:
+			{
+				LogicalRepRelation *lrel = logicalrep_read_rel(&in);
+
+				MemoryContextSwitchTo(oldcxt);
+				handle_relation(lrel);
+				MemoryContextSwitchTo(change_cxt);
+				break;
+			}
+		case LOGICAL_REP_MSG_INSERT:
+			{
+				LogicalRepTupleData newtup;
+				LogicalRepRelId relid = logicalrep_read_insert(&in, &newtup);
+				RelEntry   *entry = hash_search(relations, &relid, HASH_FIND, NULL);
+				KafkaCdcRow after;
+
+				if (entry == NULL || entry->skip)
+					break;
+				tuple_to_row(&entry->rel, &newtup, &after, NULL);
+				emit(entry, 'c', NULL, &after, &after, lsn);
+				break;
+			}
+		case LOGICAL_REP_MSG_UPDATE:
+			{
+				LogicalRepTupleData oldtup;
+				LogicalRepTupleData newtup;
+				bool		has_old;
+				LogicalRepRelId relid = logicalrep_read_update(&in, &has_old,
+															   &oldtup, &newtup);
+				RelEntry   *entry = hash_search(relations, &relid, HASH_FIND, NULL);
+				KafkaCdcRow before;
+				KafkaCdcRow after;
+
+				if (entry == NULL || entry->skip)
+					break;
+				if (has_old)
+					tuple_to_row(&entry->rel, &oldtup, &before, NULL);
+				tuple_to_row(&entry->rel, &newtup, &after,
+							 has_old ? &before : NULL);
+
+				if (has_old && entry->rel.has_key &&
+					key_changed(&entry->rel, &oldtup, &newtup))
+				{
+					/* as Debezium: a delete of the old key, a create of the new */
+					emit(entry, 'd', &before, NULL, &before, lsn);
+					emit(entry, 'c', NULL, &after, &after, lsn);
+				}
+				else
+					emit(entry, 'u', has_old ? &before : NULL, &after, &after, lsn);
+				break;
+			}
+		case LOGICAL_REP_MSG_DELETE:
+			{
+				LogicalRepTupleData oldtup;
+				LogicalRepRelId relid = logicalrep_read_delete(&in, &oldtup);
+				RelEntry   *entry = hash_search(relations, &relid, HASH_FIND, NULL);
+				KafkaCdcRow before;
+
+				if (entry == NULL || entry->skip)
+					break;
+				tuple_to_row(&entry->rel, &oldtup, &before, NULL);
+				emit(entry, 'd', &before, NULL, &before, lsn);
+				break;
+			}
+		case LOGICAL_REP_MSG_TRUNCATE:
+			{
+				bool		cascade;
+				bool		restart_seqs;
+				List	   *relids = logicalrep_read_truncate(&in, &cascade,
+															  &restart_seqs);
+				ListCell   *lc;
+
+				foreach(lc, relids)
+				{
+					LogicalRepRelId relid = lfirst_oid(lc);
+					RelEntry   *entry = hash_search(relations, &relid, HASH_FIND, NULL);
+
+					if (entry == NULL || entry->skip)
+						continue;
+					emit(entry, 't', NULL, NULL, NULL, lsn);
+				}
+				break;
+			}
+		default:
+			/* origin, type and logical messages carry no row changes */
+			break;
+	}
+
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * A Relation message: (re)build what events need to know of the table.
+ * pgoutput sends one before the first change of a table and again after
+ * its definition changed, so later events have the new shape.
+ */
+static void
+handle_relation(LogicalRepRelation *lrel)
+{
+	RelEntry   *entry;
+	bool		found;
+	MemoryContext oldcxt;
+	int			i;
+
+	entry = hash_search(relations, &lrel->remoteid, HASH_ENTER, &found);
+	/* a replaced definition's memory is left to the worker's context */
+	oldcxt = MemoryContextSwitchTo(worker_cxt);
+	memset(&entry->rel, 0, sizeof(entry->rel));
+	entry->relid = lrel->remoteid;
+	entry->skip = strcmp(lrel->nspname, "kafka_fdw") == 0;
+	entry->rel.relid = lrel->remoteid;
+	entry->rel.nspname = pstrdup(lrel->nspname);
+	entry->rel.relname = pstrdup(lrel->relname);
+	entry->rel.topic = make_topic(lrel->nspname, lrel->relname);
+	entry->rel.ncols = lrel->natts;
+	entry->rel.cols = palloc0(sizeof(KafkaCdcColumn) * Max(lrel->natts, 1));
+	for (i = 0; i < lrel->natts; i++)
+	{
+		KafkaCdcColumn *col = &entry->rel.cols[i];
+
+		col->name = pstrdup(lrel->attnames[i]);
+		col->typid = lrel->atttyps[i];
+		getTypeInputInfo(col->typid, &col->typinput, &col->typioparam);
+	}
+	compute_keys(&entry->rel, lrel->remoteid, lrel->replident,
+				 bms_copy(lrel->attkeys));
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * Convert a pgoutput tuple (text values) into a row of Datums.  A column
+ * left unchanged and TOASTed is not in the WAL: it is left out, unless the
+ * old row (REPLICA IDENTITY FULL) has its value.
+ */
+static void
+tuple_to_row(KafkaCdcRelation *rel, LogicalRepTupleData *tup, KafkaCdcRow *row,
+			 KafkaCdcRow *old)
+{
+	int			n = Max(rel->ncols, 1);
+	int			i;
+
+	row->values = palloc0(sizeof(Datum) * n);
+	row->isnull = palloc0(sizeof(bool) * n);
+	row->present = palloc0(sizeof(bool) * n);
+
+	for (i = 0; i < rel->ncols && i < tup->ncols; i++)
+	{
+		KafkaCdcColumn *col = &rel->cols[i];
+
+		switch (tup->colstatus[i])
+		{
+			case LOGICALREP_COLUMN_NULL:
+				row->isnull[i] = true;
+				row->present[i] = true;
+				break;
+			case LOGICALREP_COLUMN_UNCHANGED:
+				if (old && old->present[i])
+				{
+					row->values[i] = old->values[i];
+					row->isnull[i] = old->isnull[i];
+					row->present[i] = true;
+				}
+				break;
+			case LOGICALREP_COLUMN_TEXT:
+				row->values[i] = OidInputFunctionCall(col->typinput,
+													  tup->colvalues[i].data,
+													  col->typioparam, -1);
+				row->present[i] = true;
+				break;
+			default:
+				elog(ERROR, "unexpected column status '%c' in change of table \"%s.%s\"",
+					 tup->colstatus[i], rel->nspname, rel->relname);
+		}
+	}
+}
+
+/* Did an update change the key? */
+static bool
+key_changed(KafkaCdcRelation *rel, LogicalRepTupleData *oldtup,
+			LogicalRepTupleData *newtup)
+{
+	int			i;
+
+	for (i = 0; i < rel->ncols && i < oldtup->ncols && i < newtup->ncols; i++)
+	{
+		if (!rel->cols[i].iskey)
+			continue;
+		if (oldtup->colstatus[i] != newtup->colstatus[i])
+			return newtup->colstatus[i] != LOGICALREP_COLUMN_UNCHANGED;
+		if (oldtup->colstatus[i] == LOGICALREP_COLUMN_TEXT &&
+			strcmp(oldtup->colvalues[i].data, newtup->colvalues[i].data) != 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Send one change event, and after a delete its tombstone.
+ */
+static void
+emit(RelEntry *entry, char op, KafkaCdcRow *before, KafkaCdcRow *after,
+	 KafkaCdcRow *keyrow, XLogRecPtr lsn)
+{
+	KafkaCdcSource source;
+	StringInfoData key;
+	StringInfoData value;
+	bool		has_key = false;
+
+	source.stream_name = config.name;
+	source.dbname = dbname;
+	source.commit_time = cur_commit_time;
+	source.xid = cur_xid;
+	source.lsn = lsn;
+	source.last_commit_lsn = last_commit_lsn;
+	source.snapshot = "false";
+
+	initStringInfo(&key);
+	if (keyrow)
+		has_key = kfdw_cdc_encode_key(&key, &entry->rel, keyrow);
+	initStringInfo(&value);
+	kfdw_cdc_encode_value(&value, op, &entry->rel, before, after, &source);
+
+	produce(entry->rel.topic, has_key ? &key : NULL, &value, current_txn);
+	/* a tombstone only makes sense for a key that compaction can drop */
+	if (op == 'd' && config.tombstones && has_key)
+		produce(entry->rel.topic, has_key ? &key : NULL, NULL, current_txn);
+}
