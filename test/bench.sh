@@ -1,0 +1,449 @@
+#!/bin/bash
+#
+# test/bench.sh: kafka_fdw's performance figures, side by side with kcat and
+# pg_recvlogical (the README's benchmark command)
+#
+# Installs the Debian packages it needs (as root), builds and installs
+# kafka_fdw, starts the embedded Kafka broker and a throwaway PostgreSQL
+# cluster (as test/run_tests.sh does), loads the data and measures, in one
+# run, each figure against its reference, best of three:
+#
+#   1. scan:        SELECT count(*) over 600,000 keyed JSON messages (~75 bytes,
+#                   32 partitions)          vs  kcat -C -e to /dev/null
+#   2. parsed scan: SELECT sum(amount) over the same topic as a 4-column json
+#                   table                   vs  the same kcat run
+#   3. publish:     INSERT ... SELECT FROM generate_series(1, 600000), json
+#                                           vs  kcat -P of the same values
+#   4. CDC throughput: one transaction of 200,000 rows, COMMIT to the last
+#                   acknowledgement         vs  pg_recvlogical (pgoutput) to
+#                                               the commit's LSN
+#   5. CDC latency: 5,000 rows/s in 10-row transactions for 30 s, commit to
+#                   broker (p50, p99)
+#   6. memory:      peak RSS (VmHWM) of the backend in each of the above, and
+#                   of the CDC worker during a 1,000,000-row transaction
+#
+# and prints a table: figure | kafka_fdw | reference | ratio
+# (reference/kafka_fdw, higher is better) | target | peak RSS.  A feature
+# that has not landed gives "n/a (feature missing: ...)" and the run goes on.
+# It reports numbers and does not judge them: the exit status is 0 unless
+# something broke (a build, a wrong result, a step that failed).
+#
+# Environment: PG_CONFIG (default /usr/lib/postgresql/15/bin/pg_config),
+# KFDW_TEST_USER (default kafka_fdw_test, used when run as root),
+# KFDW_KEEP=1 keeps the work directory, KFDW_BENCH_ROWS (600000),
+# KFDW_BENCH_CDC_ROWS (200000), KFDW_BENCH_MEM_ROWS (1000000),
+# KFDW_BENCH_RATE (rows/s, 5000), KFDW_BENCH_SECONDS (30): smaller sizes for
+# a quick try (the figures are then not the README's).
+#
+# IDENTIFICATION
+#		  test/bench.sh
+
+set -u
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=test/lib.sh
+. "$REPO/test/lib.sh"
+
+ROWS=${KFDW_BENCH_ROWS:-600000}
+CDC_ROWS=${KFDW_BENCH_CDC_ROWS:-200000}
+MEM_ROWS=${KFDW_BENCH_MEM_ROWS:-1000000}
+LAT_RATE=${KFDW_BENCH_RATE:-5000}
+LAT_SECONDS=${KFDW_BENCH_SECONDS:-30}
+LAT_TXN_ROWS=10					# rows per transaction in the latency run
+RUNS=3
+PARTS=32
+DB=kafka_bench
+PY=/usr/bin/python3				# Debian's, which has python3-confluent-kafka
+PROBE=$REPO/test/bench/kafka_probe.py
+
+# every topic, created with the broker (the mock has no CreateTopics)
+TOPICS=(bench_scan:$PARTS bench.public.cdc_t:$PARTS bench.public.lat_t:$PARTS)
+for i in $(seq $RUNS); do
+	TOPICS+=(bench_pub_$i:$PARTS bench_kcat_$i:$PARTS)
+done
+
+# the table
+T_FIG=() T_OURS=() T_REF=() T_RATIO=() T_TARGET=() T_RSS=()
+NOTES=()
+broken=0
+
+row()
+{
+	T_FIG+=("$1") T_OURS+=("$2") T_REF+=("$3") T_RATIO+=("$4")
+	T_TARGET+=("$5") T_RSS+=("$6")
+}
+note() { NOTES+=("$*"); echo "   $*"; }
+broke() { broken=1; note "FAILED: $*"; }
+
+now_ms() { date +%s%3N; }
+ms_s() { awk -v m="$1" 'BEGIN { printf "%.2f s", m / 1000 }'; }
+kb_mb() { [ -n "$1" ] && awk -v k="$1" 'BEGIN { printf "%.0f MB", k / 1024 }' || echo "n/a"; }
+ratio() { awk -v r="$1" -v o="$2" 'BEGIN { if (o > 0) printf "%.2f", r / o; else print "n/a" }'; }
+min_of() { printf '%s\n' "$@" | sort -g | head -1; }
+hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+reset_hwm() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null; }
+
+psql_q() { as_user "$PGBIN/psql" -X -At -q -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+
+# Run the SQL statements given as arguments in one new session, each timed
+# by psql; sets SQL_MS (the best time), SQL_RESULTS (one output line per
+# statement) and SQL_HWM_KB (the backend's peak RSS over the session).
+run_sql_timed()
+{
+	local f=$WORK/timed.sql out=$WORK/timed.out s
+	{
+		echo 'SELECT pg_backend_pid() AS bench_pid \gset'
+		echo '\timing on'
+		for s in "$@"; do echo "$s;"; done
+		echo '\timing off'
+		echo '\setenv BENCH_PID :bench_pid'
+		echo '\! grep VmHWM /proc/$BENCH_PID/status'
+	} >"$f"
+	[ "$(id -u)" = 0 ] && chown "$KFDW_TEST_USER:" "$f"
+	SQL_MS= SQL_RESULTS=() SQL_HWM_KB=
+	if ! as_user env SHELL=/bin/sh "$PGBIN/psql" -X -At -v ON_ERROR_STOP=1 \
+		-d "$DB" -f "$f" >"$out" 2>&1; then
+		SQL_ERROR=$(grep -m1 -E 'ERROR|FATAL|error' "$out")
+		return 1
+	fi
+	SQL_MS=$(min_of $(awk '/^Time:/ { print $2 }' "$out"))
+	mapfile -t SQL_RESULTS < <(grep -v -E '^(Time:|VmHWM:)' "$out")
+	SQL_HWM_KB=$(awk '/^VmHWM:/ { print $2 }' "$out")
+}
+
+# Time a command (stdout to /dev/null); sets CMD_MS.
+time_cmd()
+{
+	local t0 t1
+	t0=$(now_ms)
+	"$@" >/dev/null || return 1
+	t1=$(now_ms)
+	CMD_MS=$((t1 - t0))
+}
+
+# The size of a topic: sets TC_HIGH (sum of the high watermarks: every
+# message appended) and TC_MAXLOW (the highest low watermark: 0 unless
+# retention dropped messages).
+topic_count()
+{
+	local out
+	TC_HIGH= TC_MAXLOW=
+	out=$("$PY" "$PROBE" watermarks "$KAFKA_BROKERS" "$1") || return 1
+	read -r _ _ TC_HIGH TC_MAXLOW <<<"$out"
+}
+
+has_code() { grep -q -E "$1" "$REPO"/src/*.c 2>/dev/null; }
+
+cleanup()
+{
+	local status=$1
+	set +e
+	[ -n "${LAT_PID:-}" ] && kill "$LAT_PID" 2>/dev/null
+	[ -n "${WORK:-}" ] || return
+	kfdw_stop_cluster
+	kfdw_stop_broker
+	if [ "$status" = 0 ] && [ "$broken" = 0 ] && [ -z "${KFDW_KEEP:-}" ]; then
+		rm -rf "$WORK"
+	else
+		echo "work directory kept: $WORK"
+	fi
+}
+trap 'cleanup $?' EXIT
+trap 'exit 130' INT TERM
+
+#
+# Setup
+#
+kfdw_install_packages
+[ -x "$PY" ] && "$PY" -c 'import confluent_kafka' 2>/dev/null ||
+	die "$PY with confluent_kafka (python3-confluent-kafka) is needed"
+kfdw_build_install
+kfdw_make_workdir kafka_fdw_bench
+
+say "starting the embedded broker ($PARTS partitions per topic)"
+kfdw_start_broker "${TOPICS[@]}"
+echo "broker at $KAFKA_BROKERS"
+
+say "starting a throwaway cluster"
+kfdw_start_cluster
+as_user "$PGBIN/createdb" "$DB" || die "createdb failed"
+psql_q <<-EOF || die "setting up the database failed"
+	ALTER SYSTEM SET autovacuum = off;
+	ALTER SYSTEM SET max_wal_size = '4GB';
+	SELECT pg_reload_conf();
+	CREATE EXTENSION kafka_fdw;
+	CREATE SERVER bench_kafka FOREIGN DATA WRAPPER kafka_fdw
+	  OPTIONS (brokers '$KAFKA_BROKERS');
+	CREATE USER MAPPING FOR PUBLIC SERVER bench_kafka;
+EOF
+echo "cluster at host $PGHOST port $PGPORT, database $DB"
+
+# the values: keyed JSON, about 75 bytes, the same for kcat and INSERT
+DATA=$WORK/values.tsv
+awk -v n="$ROWS" 'BEGIN {
+	for (i = 1; i <= n; i++)
+		printf "%d\t{\"id\":%d,\"customer_id\":%d,\"amount\":%.2f,\"note\":\"bench order %d\"}\n",
+			i, i, i % 1000, (i * 7919 % 100000) / 100, i
+}' >"$DATA"
+[ "$(id -u)" = 0 ] && chown "$KFDW_TEST_USER:" "$DATA"
+# the same rows in SQL
+GEN_SQL="SELECT i::text, i, (i % 1000)::int, round((i * 7919 % 100000) / 100.0, 2), 'bench order ' || i FROM generate_series(1::bigint, $ROWS) i"
+avg_bytes=$(awk -F'\t' '{ s += length($2) } END { printf "%.0f", s / NR }' "$DATA")
+
+#
+# 1, 2: scans
+#
+say "loading $ROWS messages (average value $avg_bytes bytes) into bench_scan with kcat"
+kcat -P -b "$KAFKA_BROKERS" -t bench_scan -K $'\t' -l "$DATA" || die "kcat -P failed"
+topic_count bench_scan || die "reading watermarks failed"
+[ "$TC_HIGH" = "$ROWS" ] || die "bench_scan holds $TC_HIGH messages, not $ROWS"
+[ "$TC_MAXLOW" = 0 ] || die "retention dropped messages of bench_scan (a low watermark is $TC_MAXLOW)"
+echo "   $ROWS messages in $PARTS partitions, every low watermark 0"
+
+say "reference: kcat -C -e -q -o beginning -t bench_scan > /dev/null"
+got=$(kcat -C -b "$KAFKA_BROKERS" -t bench_scan -e -q -o beginning | wc -l)
+[ "$got" = "$ROWS" ] || broke "kcat read $got messages, not $ROWS"
+kcat_ms=()
+for i in $(seq $RUNS); do
+	time_cmd kcat -C -b "$KAFKA_BROKERS" -t bench_scan -e -q -o beginning ||
+		{ broke "kcat -C failed"; break; }
+	kcat_ms+=("$CMD_MS")
+	echo "   run $i: $(ms_s "$CMD_MS")"
+done
+KCAT_SCAN_MS=$(min_of "${kcat_ms[@]}")
+
+psql_q <<-EOF || die "creating the scan table failed"
+	CREATE FOREIGN TABLE bench_scan (
+	  k text OPTIONS (key 'true'),
+	  id bigint, customer_id int, amount numeric, note text
+	) SERVER bench_kafka OPTIONS (topic 'bench_scan', format 'json');
+EOF
+expected_sum=$(psql_q -c "SELECT sum(round((i * 7919 % 100000) / 100.0, 2)) FROM generate_series(1::bigint, $ROWS) i")
+
+scan_figure()
+{
+	local label=$1 sql=$2 expected=$3 target=$4 r
+	say "kafka_fdw: $sql (x$RUNS)"
+	if ! has_code 'GetForeignRelSize[[:space:]]*='; then
+		row "$label" "n/a (feature missing: SELECT)" "$(ms_s "$KCAT_SCAN_MS")" "n/a" "$target" "n/a"
+		note "$label: SELECT has not landed"
+		return
+	fi
+	if ! run_sql_timed "$sql" "$sql" "$sql"; then
+		row "$label" "n/a (failed)" "$(ms_s "$KCAT_SCAN_MS")" "n/a" "$target" "n/a"
+		broke "$label: $SQL_ERROR"
+		return
+	fi
+	for r in "${SQL_RESULTS[@]}"; do
+		[ "$r" = "$expected" ] || broke "$label returned $r, not $expected"
+	done
+	echo "   best $(ms_s "$SQL_MS"), peak RSS $(kb_mb "$SQL_HWM_KB")"
+	row "$label" "$(ms_s "$SQL_MS")" "$(ms_s "$KCAT_SCAN_MS")" \
+		"$(ratio "$KCAT_SCAN_MS" "$SQL_MS")" "$target" "$(kb_mb "$SQL_HWM_KB")"
+}
+
+scan_figure "1. scan: count(*), $ROWS msgs vs kcat -C" \
+	"SELECT count(*) FROM bench_scan" "$ROWS" ">= 0.8"
+scan_figure "2. parsed scan: sum(amount) vs kcat -C" \
+	"SELECT sum(amount) FROM bench_scan" "$expected_sum" ">= 0.5"
+
+#
+# 3: publish
+#
+say "reference: kcat -P -K '\\t' -l values.tsv, a fresh topic per run"
+kcat_ms=()
+for i in $(seq $RUNS); do
+	time_cmd kcat -P -b "$KAFKA_BROKERS" -t "bench_kcat_$i" -K $'\t' -l "$DATA" ||
+		{ broke "kcat -P failed"; break; }
+	topic_count "bench_kcat_$i"
+	[ "$TC_HIGH" = "$ROWS" ] || broke "kcat -P published $TC_HIGH messages, not $ROWS"
+	kcat_ms+=("$CMD_MS")
+	echo "   run $i: $(ms_s "$CMD_MS")"
+done
+KCAT_PUB_MS=$(min_of "${kcat_ms[@]}")
+
+label="3. publish: INSERT $ROWS rows (json) vs kcat -P"
+say "kafka_fdw: INSERT INTO bench_pub_N ... FROM generate_series(1, $ROWS), a fresh topic per run"
+if ! has_code 'ExecForeignInsert[[:space:]]*='; then
+	row "$label" "n/a (feature missing: INSERT)" "$(ms_s "$KCAT_PUB_MS")" "n/a" ">= 0.5" "n/a"
+else
+	stmts=()
+	for i in $(seq $RUNS); do
+		psql_q <<-EOF || die "creating bench_pub_$i failed"
+			CREATE FOREIGN TABLE bench_pub_$i (
+			  k text OPTIONS (key 'true'),
+			  id bigint, customer_id int, amount numeric, note text
+			) SERVER bench_kafka OPTIONS (topic 'bench_pub_$i', format 'json');
+		EOF
+		stmts+=("INSERT INTO bench_pub_$i (k, id, customer_id, amount, note) $GEN_SQL")
+	done
+	if run_sql_timed "${stmts[@]}"; then
+		for i in $(seq $RUNS); do
+			topic_count "bench_pub_$i"
+			[ "$TC_HIGH" = "$ROWS" ] || broke "INSERT published $TC_HIGH messages to bench_pub_$i, not $ROWS"
+		done
+		sample=$(kcat -C -b "$KAFKA_BROKERS" -t bench_pub_1 -p 0 -o beginning -c 1 -e -q -f '%k\t%s\n')
+		note "publish: a message INSERT produced: $sample"
+		echo "   best $(ms_s "$SQL_MS"), peak RSS $(kb_mb "$SQL_HWM_KB")"
+		row "$label" "$(ms_s "$SQL_MS")" "$(ms_s "$KCAT_PUB_MS")" \
+			"$(ratio "$KCAT_PUB_MS" "$SQL_MS")" ">= 0.5" "$(kb_mb "$SQL_HWM_KB")"
+	else
+		row "$label" "n/a (failed)" "$(ms_s "$KCAT_PUB_MS")" "n/a" ">= 0.5" "n/a"
+		broke "publish: $SQL_ERROR"
+	fi
+fi
+
+#
+# 4, 5, 6: change data capture
+#
+cdc_sent() { psql_q -c "SELECT messages_sent FROM kafka_fdw.cdc_status WHERE name = 'bench'"; }
+
+# Insert rows FROM..TO into cdc_t in one transaction; sets CDC_MS (COMMIT
+# to the stream's last acknowledgement, as the stream counts them) and
+# END_LSN (the WAL position after COMMIT).
+cdc_txn()
+{
+	local from=$1 to=$2 target
+	target=$(( $(cdc_sent) + to - from + 1 ))
+	psql_q >"$WORK/cdc_txn.out" 2>&1 <<-EOF || { CDC_ERROR=$(cat "$WORK/cdc_txn.out"); return 1; }
+		BEGIN;
+		INSERT INTO cdc_t
+		  SELECT g, g % 1000, round((g * 7919 % 100000) / 100.0, 2), 'bench order ' || g
+		  FROM generate_series($from::bigint, $to) g;
+		SELECT clock_timestamp() AS t_commit \gset
+		COMMIT;
+		SELECT pg_current_wal_lsn() AS end_lsn \gset
+		DO \$\$
+		DECLARE
+		  t0 timestamptz := clock_timestamp();
+		BEGIN
+		  WHILE (SELECT messages_sent FROM kafka_fdw.cdc_status WHERE name = 'bench') < $target LOOP
+		    IF clock_timestamp() - t0 > interval '15 min' THEN
+		      RAISE EXCEPTION 'the stream did not send its messages in 15 minutes';
+		    END IF;
+		    PERFORM pg_sleep(0.002);
+		  END LOOP;
+		END
+		\$\$;
+		SELECT round(extract(epoch FROM clock_timestamp() - :'t_commit'::timestamptz) * 1000), :'end_lsn';
+	EOF
+	read -r CDC_MS END_LSN < <(tr '|' ' ' <"$WORK/cdc_txn.out" | tail -1)
+}
+
+cdc_figures()
+{
+	local label4="4. CDC throughput: $CDC_ROWS-row txn vs pg_recvlogical"
+	local label5="5. CDC latency: $LAT_RATE rows/s, $LAT_SECONDS s (p50 / p99)"
+	local label6="6. CDC memory: $MEM_ROWS-row txn"
+	local pid i ours=() ref=() hwm lat_rows
+
+	say "setting up a CDC stream (publication bench_pub: cdc_t, lat_t)"
+	if [ "$(psql_q -c "SELECT to_regproc('kafka_fdw.cdc_create') IS NOT NULL")" != t ]; then
+		row "$label4" "n/a (feature missing: CDC)" "n/a" "n/a" ">= 0.5" "n/a"
+		row "$label5" "n/a (feature missing: CDC)" "n/a" "n/a" "p99 <= 100 ms" "n/a"
+		row "$label6" "n/a (feature missing: CDC)" "n/a" "n/a" "RSS < 256 MB" "n/a"
+		return
+	fi
+	psql_q <<-EOF || { broke "setting up the CDC stream failed"; return; }
+		CREATE TABLE cdc_t (id bigint PRIMARY KEY, customer_id int, amount numeric(12,2), note text);
+		CREATE TABLE lat_t (id bigserial PRIMARY KEY, customer_id int, amount numeric(12,2), note text);
+		CREATE PUBLICATION bench_pub FOR TABLE cdc_t, lat_t;
+		SELECT kafka_fdw.cdc_create('bench', 'bench_kafka', 'bench_pub',
+		                            topic_prefix => 'bench', snapshot => false);
+	EOF
+	for i in $(seq 600); do
+		[ "$(psql_q -c "SELECT state FROM kafka_fdw.cdc_status WHERE name = 'bench'")" = streaming ] && break
+		sleep 0.1
+	done
+	pid=$(psql_q -c "SELECT worker_pid FROM kafka_fdw.cdc_status WHERE name = 'bench' AND state = 'streaming'")
+	[ -n "$pid" ] || { broke "the CDC stream did not start streaming"; return; }
+	echo "   worker pid $pid"
+
+	# 4: throughput
+	say "CDC throughput: $CDC_ROWS rows in one transaction (x$RUNS), then pg_recvlogical over the same WAL"
+	reset_hwm "$pid"
+	for i in $(seq $RUNS); do
+		psql_q -c "SELECT pg_create_logical_replication_slot('bench_ref', 'pgoutput')" >/dev/null ||
+			{ broke "creating the reference slot failed"; return; }
+		if ! cdc_txn $(( (i - 1) * CDC_ROWS + 1 )) $(( i * CDC_ROWS )); then
+			broke "CDC run $i: $CDC_ERROR"; return
+		fi
+		ours+=("$CDC_MS")
+		if ! time_cmd as_user timeout 900 "$PGBIN/pg_recvlogical" -d "$DB" \
+			--slot bench_ref --start --endpos="$END_LSN" --no-loop \
+			-o proto_version=1 -o publication_names=bench_pub -f /dev/null; then
+			broke "pg_recvlogical failed"; return
+		fi
+		ref+=("$CMD_MS")
+		psql_q -c "SELECT pg_drop_replication_slot('bench_ref')" >/dev/null
+		echo "   run $i: kafka_fdw $(ms_s "$CDC_MS"), pg_recvlogical $(ms_s "$CMD_MS")"
+	done
+	hwm=$(hwm_kb "$pid")
+	row "$label4" "$(ms_s "$(min_of "${ours[@]}")")" "$(ms_s "$(min_of "${ref[@]}")")" \
+		"$(ratio "$(min_of "${ref[@]}")" "$(min_of "${ours[@]}")")" ">= 0.5" "$(kb_mb "$hwm")"
+	topic_count bench.public.cdc_t
+	[ "${TC_HIGH:-0}" -ge $((RUNS * CDC_ROWS)) ] ||
+		broke "bench.public.cdc_t holds ${TC_HIGH:-0} messages, fewer than $((RUNS * CDC_ROWS))"
+
+	# 5: latency
+	lat_rows=$((LAT_RATE * LAT_SECONDS))
+	say "CDC latency: $LAT_RATE rows/s in $LAT_TXN_ROWS-row transactions for $LAT_SECONDS s (pgbench --rate)"
+	echo "INSERT INTO lat_t (customer_id, amount, note) SELECT g, g * 1.25, 'bench latency' FROM generate_series(1, $LAT_TXN_ROWS) g;" >"$WORK/lat.sql"
+	[ "$(id -u)" = 0 ] && chown "$KFDW_TEST_USER:" "$WORK/lat.sql"
+	rm -f "$WORK/lat.ready"
+	"$PY" "$PROBE" latency "$KAFKA_BROKERS" bench.public.lat_t "$lat_rows" 20 \
+		"$WORK/lat.ready" >"$WORK/lat.out" 2>&1 &
+	LAT_PID=$!
+	for i in $(seq 300); do [ -s "$WORK/lat.ready" ] && break; sleep 0.1; done
+	if [ ! -s "$WORK/lat.ready" ]; then
+		broke "the latency consumer did not start: $(cat "$WORK/lat.out")"; return
+	fi
+	as_user "$PGBIN/pgbench" -n -f "$WORK/lat.sql" -R $((LAT_RATE / LAT_TXN_ROWS)) \
+		-T "$LAT_SECONDS" -c 4 -j 2 "$DB" >"$WORK/pgbench.out" 2>&1 ||
+		broke "pgbench failed: $(tail -3 "$WORK/pgbench.out")"
+	wait "$LAT_PID"
+	LAT_PID=
+	tps=$(awk '/^tps/ { printf "%.0f", $3; exit }' "$WORK/pgbench.out")
+	lag=$(sed -n 's/^rate limit schedule lag: //p' "$WORK/pgbench.out")
+	note "latency load: pgbench reached $tps transactions/s ($((tps * LAT_TXN_ROWS)) rows/s), schedule lag $lag"
+	out=$(cat "$WORK/lat.out")
+	echo "   $out"
+	if [[ $out == n=* ]]; then
+		eval "$(echo "$out" | tr ' ' '\n' | sed 's/^/L_/')"
+		[ "$L_n" -ge $((tps * LAT_TXN_ROWS * LAT_SECONDS * 9 / 10)) ] ||
+			broke "the latency consumer saw $L_n events only"
+		row "$label5" "${L_seen_p50} / ${L_seen_p99} ms" "n/a" "n/a" "p99 <= 100 ms" "n/a"
+		note "latency: commit (source.ts_ms) to the moment an independent consumer received the event (upper bound of commit-to-append), $L_n events; commit to the message's CreateTime (when the worker produced it): p50 $L_create_p50 ms, p99 $L_create_p99 ms, max $L_create_max ms"
+	else
+		broke "latency consumer: $out"
+		row "$label5" "n/a (failed)" "n/a" "n/a" "p99 <= 100 ms" "n/a"
+	fi
+
+	# 6: memory of the worker
+	say "CDC memory: $MEM_ROWS rows in one transaction"
+	reset_hwm "$pid"
+	if ! cdc_txn $((RUNS * CDC_ROWS + 1)) $((RUNS * CDC_ROWS + MEM_ROWS)); then
+		broke "CDC memory run: $CDC_ERROR"; return
+	fi
+	hwm=$(hwm_kb "$pid")
+	echo "   $(ms_s "$CDC_MS") from COMMIT, worker peak RSS $(kb_mb "$hwm")"
+	row "$label6" "$(ms_s "$CDC_MS")" "n/a" "n/a" "RSS < 256 MB" "$(kb_mb "$hwm")"
+}
+cdc_figures
+
+#
+# The table
+#
+commit=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+say "results: commit $commit, $(nproc) CPUs ($cpu), $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo
+echo "| figure | kafka_fdw | reference | ratio (ref/ours) | target | peak RSS (backend/worker) |"
+echo "|---|---|---|---|---|---|"
+for i in "${!T_FIG[@]}"; do
+	echo "| ${T_FIG[$i]} | ${T_OURS[$i]} | ${T_REF[$i]} | ${T_RATIO[$i]} | ${T_TARGET[$i]} | ${T_RSS[$i]} |"
+done
+echo
+for n in "${NOTES[@]}"; do echo "- $n"; done
+[ "$broken" = 0 ] || { echo; echo "ERROR: some step failed (see FAILED above)"; exit 1; }
+exit 0
