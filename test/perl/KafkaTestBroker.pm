@@ -88,7 +88,7 @@ sub new
 
 	# librdkafka's own log lines go to a file beside the test's logs
 	my @stderr = ();
-	my $logdir = eval { $PostgreSQL::Test::Utils::log_path };
+	my $logdir = do { no warnings 'once'; $PostgreSQL::Test::Utils::log_path };
 	if (defined $logdir && -d $logdir)
 	{
 		$self->{logfile} = "$logdir/kafka_test_broker_$$.log";
