@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # test/lib.sh: shared by test/run_tests.sh and test/demo.sh (sourced, not run)
 #
 # Installs the Debian packages kafka_fdw needs, builds and installs it, and
@@ -76,7 +77,8 @@ kfdw_pg_paths()
 {
 	[ -x "$PG_CONFIG" ] || die "PG_CONFIG $PG_CONFIG not found"
 	PGBIN=$("$PG_CONFIG" --bindir)
-	PGPKGLIB=$("$PG_CONFIG" --pkglibdir)
+	PGPKGLIB=$("$PG_CONFIG" --pkglibdir)  # used by run_tests.sh
+	export PGPKGLIB
 }
 
 # Create the test user (when root) and a work directory it owns, holding a
@@ -120,14 +122,14 @@ kfdw_free_port()
 # BROKER_PID and KAFKA_BROKERS.
 kfdw_start_broker()
 {
-	local args=() t i
+	local args=() t
 	for t in "$@"; do args+=(--topic "$t"); done
 	rm -f "$WORK/broker.ready"
 	"${AS_USER[@]}" nohup "$WORK/test/kafka_test_broker" --brokers "${KFDW_BROKERS:-1}" \
 		--ready-file "$WORK/broker.ready" "${args[@]}" \
 		</dev/null >"$WORK/broker.out" 2>"$WORK/broker.log" &
 	BROKER_PID=$!
-	for i in $(seq 600); do
+	for _ in $(seq 600); do
 		[ -s "$WORK/broker.ready" ] && break
 		kill -0 "$BROKER_PID" 2>/dev/null || { cat "$WORK/broker.log"; die "the broker did not start"; }
 		sleep 0.1
@@ -152,7 +154,6 @@ kfdw_stop_broker()
 # preloaded, a free port, its socket in $WORK.  Sets PGHOST and PGPORT.
 kfdw_start_cluster()
 {
-	local try
 	as_user "$PGBIN/initdb" -D "$WORK/data" -A trust -N -E UTF8 \
 		--locale=C >"$WORK/initdb.log" 2>&1 || { cat "$WORK/initdb.log"; die "initdb failed"; }
 	cat >>"$WORK/data/postgresql.conf" <<-EOF
@@ -167,7 +168,7 @@ kfdw_start_cluster()
 	max_worker_processes = 16
 	fsync = off
 	EOF
-	for try in 1 2 3 4 5; do
+	for _ in 1 2 3 4 5; do
 		PGPORT=$(kfdw_free_port)
 		echo "port = $PGPORT" >"$WORK/data/port.conf"
 		grep -q "^include_if_exists = 'port.conf'" "$WORK/data/postgresql.conf" ||
