@@ -38,8 +38,11 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
-/* How often (in messages) a producing statement serves delivery reports */
-#define KFDW_POLL_INTERVAL 1024
+/*
+ * How often (in messages) a producing statement serves delivery reports,
+ * and fails early if one says a message could not be delivered
+ */
+#define KFDW_POLL_INTERVAL 100
 
 /* Slice of every wait, so that interrupts are served within a second */
 #define KFDW_WAIT_SLICE_MS 100
@@ -48,7 +51,7 @@
 #define KFDW_TOPIC_CACHE_MS 30000
 
 /* Bound of the wait for a Kafka transaction to abort, when PostgreSQL aborts */
-#define KFDW_TXN_ABORT_TIMEOUT_MS 5000
+#define KFDW_TXN_ABORT_TIMEOUT_MS 3000
 
 /*
  * Delivery accounting of a group of messages: the messages of a statement,
@@ -210,7 +213,7 @@ static KafkaDelivery *delivery_new(void);
 static void delivery_release(KafkaDelivery *d);
 static void delivery_wait(KafkaHandle *handle, KafkaDelivery *d);
 static void delivery_check(KafkaDelivery *d, KafkaHandle *handle,
-						   const char *what);
+						   const char *topic);
 static void produce(KafkaHandle *handle, rd_kafka_topic_t *rkt,
 					const char *topic, int32 partition, int64 timestamp,
 					const char *key, int keylen, const char *value,
@@ -584,7 +587,10 @@ insert_row(KafkaModifyState *st, TupleTableSlot *slot)
 		if (w->txn)
 			w->txn->nadded++;
 		if (st->nrows % KFDW_POLL_INTERVAL == 0)
+		{
 			kfdw_serve_events(w->handle);
+			delivery_check(w->delivery, w->handle, st->opts.topic);
+		}
 	}
 }
 
@@ -735,7 +741,7 @@ kfdw_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *rkmessage,
 		{
 			d->first_err = rkmessage->err;
 			d->first_partition = rkmessage->partition;
-			strlcpy(d->first_errstr, rd_kafka_message_errstr(rkmessage),
+			strlcpy(d->first_errstr, rd_kafka_err2str(rkmessage->err),
 					sizeof(d->first_errstr));
 		}
 	}
@@ -1119,14 +1125,17 @@ txn_begin(KafkaTxnServer *ts)
 				continue;
 			}
 			txn_check_error(ts, error,
-							"could not initialize Kafka transactions");
+							psprintf("could not initialize Kafka transactions for server \"%s\"",
+									 ts->servername));
 		}
 		ps->txn_initialized = true;
 	}
 
 	error = rd_kafka_begin_transaction(ts->handle->rk);
 	if (error)
-		txn_check_error(ts, error, "could not begin a Kafka transaction");
+		txn_check_error(ts, error,
+						psprintf("could not begin a Kafka transaction for server \"%s\"",
+								 ts->servername));
 	ts->streaming = true;
 }
 
@@ -1164,6 +1173,9 @@ txn_send_held(KafkaTxnServer *ts)
 static void
 txn_commit(KafkaTxnServer *ts)
 {
+	instr_time	start;
+	int			limit;
+
 	if (ts->doomed)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
@@ -1180,23 +1192,41 @@ txn_commit(KafkaTxnServer *ts)
 		txn_send_held(ts);
 	}
 
+	INSTR_TIME_SET_CURRENT(start);
+	limit = message_timeout_ms(ts->handle) + ts->handle->connect_timeout_ms;
 	for (;;)
 	{
 		rd_kafka_error_t *error;
+		instr_time	now;
 
 		CHECK_FOR_INTERRUPTS();
 		error = rd_kafka_commit_transaction(ts->handle->rk,
 											KFDW_WAIT_SLICE_MS * 5);
 		if (error == NULL)
 			break;
-		if (rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__TIMED_OUT ||
-			(rd_kafka_error_is_retriable(error) &&
-			 !rd_kafka_error_txn_requires_abort(error)))
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, start);
+
+		/*
+		 * Retry while librdkafka flushes, unless a message already failed
+		 * (the transaction can then only abort) or the brokers stay out of
+		 * reach past the delivery timeout.
+		 */
+		if ((rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+			 (rd_kafka_error_is_retriable(error) &&
+			  !rd_kafka_error_txn_requires_abort(error))) &&
+			ts->delivery->failed == 0 &&
+			INSTR_TIME_GET_MILLISEC(now) < limit)
 		{
 			rd_kafka_error_destroy(error);
 			continue;
 		}
-		txn_check_error(ts, error, "could not commit the Kafka transaction");
+		txn_check_error(ts, error,
+						INSTR_TIME_GET_MILLISEC(now) < limit
+						? psprintf("could not commit the Kafka transaction of server \"%s\"",
+								   ts->servername)
+						: psprintf("could not commit the Kafka transaction of server \"%s\" within %d ms",
+								   ts->servername, limit));
 	}
 	ts->streaming = false;
 	ts->committed = true;
@@ -1247,13 +1277,12 @@ txn_check_error(KafkaTxnServer *ts, rd_kafka_error_t *error, const char *what)
 	if (d->failed > 0)
 		ereport(ERROR,
 				(errcode(kfdw_errcode(d->first_err)),
-				 errmsg("%s: " INT64_FORMAT " of " INT64_FORMAT " messages could not be published through server \"%s\"",
-						what, d->failed, d->produced, ts->servername),
+				 errmsg("%s: " INT64_FORMAT " of " INT64_FORMAT " messages could not be published",
+						what, d->failed, d->produced),
 				 errdetail_internal("First failure (partition %d): %s; %s",
 									d->first_partition, d->first_errstr,
 									errstr)));
-	kfdw_report_error(ERROR, ts->handle, err, errstr,
-					  psprintf("%s of server \"%s\"", what, ts->servername));
+	kfdw_report_error(ERROR, ts->handle, err, errstr, what);
 }
 
 /* The producer's message.timeout.ms: how long delivery may take */
