@@ -63,6 +63,8 @@
 
 /* How long the worker sleeps when it has read all WAL */
 #define CDC_NAPTIME_MS 50
+/* How often a moving slot is written to disk */
+#define CDC_SAVE_INTERVAL_MS 5000
 /* Quiet time after a Kafka error before an idle stream shows streaming */
 #define CDC_QUIET_MS 15000
 /* Rows fetched at a time while reading the initial snapshot */
@@ -125,6 +127,8 @@ static TransactionId cur_xid;
 static TimestampTz cur_commit_time;
 static XLogRecPtr last_commit_lsn = InvalidXLogRecPtr;
 static XLogRecPtr last_confirmed = InvalidXLogRecPtr;
+static XLogRecPtr last_saved = InvalidXLogRecPtr;
+static TimestampTz last_saved_at = 0;
 
 /* set by librdkafka's callbacks, served on this process */
 static bool delivery_failed = false;
@@ -602,6 +606,19 @@ confirm_progress(LogicalDecodingContext *ctx)
 		ReplicationSlotMarkDirty();
 		last_confirmed = lsn;
 		me->confirmed_lsn = lsn;
+	}
+
+	/*
+	 * A checkpoint writes the slot too, but saving it now and then keeps
+	 * the duplicates after a crash to a few seconds' worth.
+	 */
+	if (last_confirmed != last_saved &&
+		TimestampDifferenceExceeds(last_saved_at, GetCurrentTimestamp(),
+								   CDC_SAVE_INTERVAL_MS))
+	{
+		ReplicationSlotSave();
+		last_saved = last_confirmed;
+		last_saved_at = GetCurrentTimestamp();
 	}
 }
 
