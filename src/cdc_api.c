@@ -34,6 +34,7 @@
 #include "replication/logical.h"
 #include "replication/slot.h"
 #include "storage/latch.h"
+#include "storage/spin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -280,9 +281,38 @@ kafka_fdw_cdc_drop(PG_FUNCTION_ARGS)
 		}
 	}
 
-	/* waits until the exiting worker has let go of the slot */
-	if (SearchNamedReplicationSlot(slot_name, true) != NULL)
-		ReplicationSlotDrop(slot_name, false);
+	/*
+	 * Drop the slot once the exiting worker has let go of it (an ephemeral
+	 * slot of an unfinished snapshot disappears by itself).
+	 */
+	for (;;)
+	{
+		ReplicationSlot *slot;
+		pid_t		active_pid = 0;
+
+		LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+		slot = SearchNamedReplicationSlot(slot_name, false);
+		if (slot)
+		{
+			SpinLockAcquire(&slot->mutex);
+			active_pid = slot->active_pid;
+			SpinLockRelease(&slot->mutex);
+		}
+		LWLockRelease(ReplicationSlotControlLock);
+
+		if (slot == NULL)
+			break;
+		if (active_pid == 0)
+		{
+			ReplicationSlotDrop(slot_name, true);
+			break;
+		}
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 
 	PG_RETURN_VOID();
 }

@@ -48,6 +48,7 @@
 #include "replication/snapbuild.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/pmsignal.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
@@ -62,6 +63,10 @@
 
 /* How long the worker sleeps when it has read all WAL */
 #define CDC_NAPTIME_MS 50
+/* How often a moving slot is written to disk */
+#define CDC_SAVE_INTERVAL_MS 5000
+/* Quiet time after a Kafka error before an idle stream shows streaming */
+#define CDC_QUIET_MS 15000
 /* Rows fetched at a time while reading the initial snapshot */
 #define CDC_SNAPSHOT_BATCH 1000
 
@@ -122,6 +127,8 @@ static TransactionId cur_xid;
 static TimestampTz cur_commit_time;
 static XLogRecPtr last_commit_lsn = InvalidXLogRecPtr;
 static XLogRecPtr last_confirmed = InvalidXLogRecPtr;
+static XLogRecPtr last_saved = InvalidXLogRecPtr;
+static TimestampTz last_saved_at = 0;
 
 /* set by librdkafka's callbacks, served on this process */
 static bool delivery_failed = false;
@@ -146,6 +153,7 @@ static void produce(const char *topic, StringInfo key, StringInfo value,
 					uint64 txn_id);
 static void wait_all_delivered(void);
 static void confirm_progress(LogicalDecodingContext *ctx);
+static void recover_state(void);
 static bool slot_exists(const char *slot_name);
 static void create_slot_with_snapshot(void);
 static void create_slot_without_snapshot(void);
@@ -548,6 +556,8 @@ produce(const char *topic, StringInfo key, StringInfo value, uint64 txn_id)
 		/* Kafka is slow or away: wait for room, answering interrupts */
 		serve_kafka(100);
 		CHECK_FOR_INTERRUPTS();
+		if (!PostmasterIsAlive())
+			proc_exit(1);
 	}
 	txn_get(txn_id)->pending++;
 	serve_kafka(0);
@@ -561,6 +571,8 @@ wait_all_delivered(void)
 	{
 		serve_kafka(100);
 		CHECK_FOR_INTERRUPTS();
+		if (!PostmasterIsAlive())
+			proc_exit(1);
 	}
 	serve_kafka(0);
 }
@@ -595,6 +607,34 @@ confirm_progress(LogicalDecodingContext *ctx)
 		last_confirmed = lsn;
 		me->confirmed_lsn = lsn;
 	}
+
+	/*
+	 * A checkpoint writes the slot too, but saving it now and then keeps
+	 * the duplicates after a crash to a few seconds' worth.
+	 */
+	if (last_confirmed != last_saved &&
+		TimestampDifferenceExceeds(last_saved_at, GetCurrentTimestamp(),
+								   CDC_SAVE_INTERVAL_MS))
+	{
+		ReplicationSlotSave();
+		last_saved = last_confirmed;
+		last_saved_at = GetCurrentTimestamp();
+	}
+}
+
+/*
+ * A stream that showed "retrying" while it had nothing to send goes back
+ * to "streaming" once Kafka has been quiet for a while (a delivered message
+ * does it at once, see dr_msg_cb).
+ */
+static void
+recover_state(void)
+{
+	if (me->state == KFDW_CDC_RETRYING &&
+		rd_kafka_outq_len(producer) == 0 &&
+		TimestampDifferenceExceeds(me->last_error_at, GetCurrentTimestamp(),
+								   CDC_QUIET_MS))
+		set_state(KFDW_CDC_STREAMING);
 }
 
 static bool
@@ -1020,6 +1060,7 @@ stream_changes(void)
 
 		serve_kafka(0);
 		confirm_progress(ctx);
+		recover_state();
 
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

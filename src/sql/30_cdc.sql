@@ -19,6 +19,9 @@ CREATE TABLE kafka_fdw.cdc_streams (
     created_at    timestamptz NOT NULL DEFAULT now()
 );
 
+/* non-superusers with REPLICATION create streams and read their status */
+GRANT USAGE ON SCHEMA kafka_fdw TO PUBLIC;
+
 SELECT pg_catalog.pg_extension_config_dump('kafka_fdw.cdc_streams', '');
 
 GRANT SELECT ON kafka_fdw.cdc_streams TO PUBLIC;
