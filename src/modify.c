@@ -204,6 +204,7 @@ static KafkaModifyState *begin_modify(EState *estate, ResultRelInfo *rinfo,
 									  bool returning_meta);
 static void end_modify(KafkaModifyState *st);
 static void insert_row(KafkaModifyState *st, TupleTableSlot *slot);
+static void insert_error_callback(void *arg);
 static TupleTableSlot *returning_slot(KafkaModifyState *st,
 									  TupleTableSlot *slot, bool known,
 									  int32 partition, int64 offset,
@@ -551,8 +552,16 @@ insert_row(KafkaModifyState *st, TupleTableSlot *slot)
 {
 	KafkaWriter *w = st->writer;
 	MemoryContext oldcxt;
+	ErrorContextCallback errcallback;
 
 	slot_getallattrs(slot);
+	st->nrows++;
+
+	/* say which row a complaint is about */
+	errcallback.callback = insert_error_callback;
+	errcallback.arg = st;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
 
 	MemoryContextReset(st->temp_cxt);
 	oldcxt = MemoryContextSwitchTo(st->temp_cxt);
@@ -567,7 +576,8 @@ insert_row(KafkaModifyState *st, TupleTableSlot *slot)
 						st->opts.topic, st->enc.partition),
 				 errdetail("The topic has %d partitions.", st->partition_cnt)));
 
-	st->nrows++;
+	error_context_stack = errcallback.previous;
+
 	if (w->txn && !w->txn->streaming)
 		txn_hold(w->txn, st);
 	else
@@ -592,6 +602,15 @@ insert_row(KafkaModifyState *st, TupleTableSlot *slot)
 			delivery_check(w->delivery, w->handle, st->opts.topic);
 		}
 	}
+}
+
+static void
+insert_error_callback(void *arg)
+{
+	KafkaModifyState *st = (KafkaModifyState *) arg;
+
+	errcontext("row " INT64_FORMAT " for Kafka topic \"%s\"",
+			   st->nrows, st->opts.topic);
 }
 
 /*
