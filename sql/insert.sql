@@ -154,6 +154,30 @@ SELECT count(*), count(DISTINCT k), min(o), max(o) FROM insert_read(:'brokers', 
 SELECT k, v FROM insert_read(:'brokers', 'insert_copy') WHERE o < 4;
 
 --
+-- a full local queue waits for room: a queue of 5 messages publishes 300
+--
+CREATE SERVER insert_smallq FOREIGN DATA WRAPPER kafka_fdw
+  OPTIONS (brokers :'brokers', "queue.buffering.max.messages" '5');
+CREATE USER MAPPING FOR PUBLIC SERVER insert_smallq;
+CREATE FOREIGN TABLE insert_queue (n int)
+  SERVER insert_smallq OPTIONS (topic 'insert_queue');
+INSERT INTO insert_queue SELECT i FROM generate_series(1, 300) i;
+SELECT count(*), min((v::jsonb->>'n')::int), max((v::jsonb->>'n')::int),
+       bool_and((v::jsonb->>'n')::int = o + 1) AS in_order
+  FROM insert_read(:'brokers', 'insert_queue');
+
+-- rows routed to a foreign partition of a partitioned table
+CREATE TABLE insert_routed (region text, n int) PARTITION BY LIST (region);
+CREATE FOREIGN TABLE insert_routed_eu PARTITION OF insert_routed
+  FOR VALUES IN ('eu') SERVER insert_srv OPTIONS (topic 'insert_queue');
+CREATE TABLE insert_routed_us PARTITION OF insert_routed FOR VALUES IN ('us');
+INSERT INTO insert_routed VALUES ('eu', 1001), ('us', 1002), ('eu', 1003);
+SELECT * FROM insert_routed_us;
+-- EXPLAIN without ANALYZE publishes nothing
+EXPLAIN (COSTS OFF) INSERT INTO insert_queue VALUES (2000);
+SELECT o, v FROM insert_read(:'brokers', 'insert_queue') WHERE o >= 299;
+
+--
 -- without the option transactional, a statement publishes whatever the
 -- transaction does next
 --
@@ -269,7 +293,8 @@ INSERT INTO insert_raw_bad VALUES ('a', 'b');  -- ERROR
 INSERT INTO insert_raw_comp VALUES (ROW(1, 'x'));  -- ERROR
 SELECT count(*) FROM insert_read(:'brokers', 'insert_raw');
 
-DROP SERVER insert_srv, insert_txn, insert_nocreate CASCADE;
+DROP TABLE insert_routed;
+DROP SERVER insert_srv, insert_txn, insert_nocreate, insert_smallq CASCADE;
 DROP FUNCTION insert_read;
 DROP TYPE insert_pair, insert_mood;
 DROP DOMAIN insert_posint;

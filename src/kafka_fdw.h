@@ -174,9 +174,6 @@ extern void kfdw_set_scan_routines(FdwRoutine *routine);
 
 /* in modify.c */
 extern void kfdw_set_modify_routines(FdwRoutine *routine);
-extern void kfdw_delivery_report(rd_kafka_t *rk,
-								 const rd_kafka_message_t *rkmessage,
-								 void *opaque);
 
 /* in format_encode.c */
 
@@ -207,6 +204,21 @@ extern void kfdw_encoder_init(KafkaEncoder *enc, KafkaTableOptions *opts);
 extern void kfdw_encode_row(KafkaEncoder *enc, TupleTableSlot *slot);
 extern rd_kafka_headers_t *kfdw_make_headers(const char *data, int len,
 											 int count);
+
+/* in publish.c */
+typedef struct KafkaPublisher KafkaPublisher;
+
+extern KafkaPublisher *kfdw_publisher_begin(Oid serverid, Oid userid,
+											const char *topic);
+extern int	kfdw_publisher_partitions(KafkaPublisher *pub);
+extern bool kfdw_publisher_holds(KafkaPublisher *pub);
+extern void kfdw_publish(KafkaPublisher *pub, KafkaEncoder *enc);
+extern void kfdw_publisher_wait(KafkaPublisher *pub, int32 *partition,
+								int64 *offset, int64 *timestamp);
+extern void kfdw_publisher_end(KafkaPublisher *pub);
+extern void kfdw_delivery_report(rd_kafka_t *rk,
+								 const rd_kafka_message_t *rkmessage,
+								 void *opaque);
 
 /* in format_json.c */
 

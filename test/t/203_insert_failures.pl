@@ -16,7 +16,7 @@ use Time::HiRes qw(time);
 
 use KafkaTestBroker;
 
-my $broker = KafkaTestBroker->new(topics => { events => 1, waits => 1 });
+my $broker = KafkaTestBroker->new(topics => { events => 1, waits => 1, stuck => 1 });
 my $brokers = $broker->bootstrap;
 
 my $node = PostgreSQL::Test::Cluster->new('failures');
@@ -29,8 +29,13 @@ CREATE SERVER short FOREIGN DATA WRAPPER kafka_fdw
   OPTIONS (brokers '$brokers', "message.timeout.ms" '2000');
 CREATE SERVER long FOREIGN DATA WRAPPER kafka_fdw
   OPTIONS (brokers '$brokers', "message.timeout.ms" '120000');
+CREATE SERVER tiny FOREIGN DATA WRAPPER kafka_fdw
+  OPTIONS (brokers '$brokers', "message.timeout.ms" '120000',
+           "queue.buffering.max.messages" '3');
 CREATE USER MAPPING FOR PUBLIC SERVER short;
 CREATE USER MAPPING FOR PUBLIC SERVER long;
+CREATE USER MAPPING FOR PUBLIC SERVER tiny;
+CREATE FOREIGN TABLE stuck (id int, note text) SERVER tiny OPTIONS (topic 'stuck');
 CREATE FOREIGN TABLE events (id int, note text) SERVER short OPTIONS (topic 'events');
 CREATE FOREIGN TABLE waits (id int, note text) SERVER long OPTIONS (topic 'waits');
 CREATE FUNCTION slow(i int) RETURNS int LANGUAGE sql
@@ -129,6 +134,32 @@ is_deeply(
 	[ map { $_->{payload} } @msgs ],
 	[ '{"id":0,"note":"warm up"}', '{"id":3,"note":"after cancel"}' ],
 	'cancelled messages were purged, not published later');
+
+# a full local queue: the statement waits for room, and cancel still works
+$s->query_safe("INSERT INTO stuck VALUES (0, 'warm up')");
+$broker->down(1);
+$s->query_until(qr/started/, q{\echo started
+INSERT INTO stuck SELECT i, 'queue full' FROM generate_series(1, 50) i;
+});
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE pid = $pid AND query LIKE 'INSERT INTO stuck SELECT%' AND state = 'active'"
+	),
+	'the INSERT waits for room in the full queue');
+$t0 = time;
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+($out, $ret) = $s->query('SELECT 1');
+$elapsed = time - $t0;
+like($s->{stderr}, qr/canceling statement due to user request/,
+	'the INSERT waiting for room was cancelled');
+ok($elapsed < 2, "within a second or so ($elapsed s)");
+$s->{stderr} = '';
+$broker->up(1);
+$s->query_safe("INSERT INTO stuck VALUES (51, 'after cancel')");
+is_deeply(
+	[ map { $_->{payload} } $broker->consume('stuck') ],
+	[ '{"id":0,"note":"warm up"}', '{"id":51,"note":"after cancel"}' ],
+	'what the cancelled statement had queued was never published');
 $s->quit;
 
 $node->stop;
