@@ -33,6 +33,7 @@
 #include "access/xlogutils.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "libpq/pqformat.h"
@@ -54,6 +55,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -130,14 +132,22 @@ static XLogRecPtr last_confirmed = InvalidXLogRecPtr;
 static XLogRecPtr last_saved = InvalidXLogRecPtr;
 static TimestampTz last_saved_at = 0;
 
+/* set when the server or a user mapping changed: the producer is stale */
+static bool server_changed = false;
+static char *producer_signature;
+
 /* set by librdkafka's callbacks, served on this process */
 static bool delivery_failed = false;
 static rd_kafka_resp_err_t delivery_err;
 static char delivery_errstr[512];
 
 static void worker_on_exit(int code, Datum arg);
+static void server_changed_cb(Datum arg, int cacheid, uint32 hashvalue);
 static void load_config(void);
 static rd_kafka_t *make_producer(void);
+static ForeignServer *get_server_and_mapping(UserMapping **user);
+static char *options_signature(ForeignServer *server, UserMapping *user);
+static bool producer_is_stale(void);
 static void set_error(const char *message);
 static void set_state(KafkaCdcState state);
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
@@ -231,6 +241,8 @@ kfdw_cdc_worker_main(Datum main_arg)
 		}
 
 		pgstat_report_activity(STATE_RUNNING, "starting");
+		CacheRegisterSyscacheCallback(FOREIGNSERVEROID, server_changed_cb, (Datum) 0);
+		CacheRegisterSyscacheCallback(USERMAPPINGOID, server_changed_cb, (Datum) 0);
 		producer = make_producer();
 
 		if (!config.snapshot_done || !slot_exists(config.slot_name))
@@ -271,6 +283,12 @@ worker_on_exit(int code, Datum arg)
 			me->state = KFDW_CDC_STOPPED;
 	}
 	LWLockRelease(kfdw_cdc_shared->lock);
+}
+
+static void
+server_changed_cb(Datum arg, int cacheid, uint32 hashvalue)
+{
+	server_changed = true;
 }
 
 static void
@@ -349,6 +367,72 @@ load_config(void)
 }
 
 /*
+ * The stream's server and the user mapping of its owner (or PUBLIC, or
+ * none).  The caller is in a transaction.
+ */
+static ForeignServer *
+get_server_and_mapping(UserMapping **user)
+{
+	ForeignServer *server = GetForeignServerByName(config.server, false);
+
+	*user = NULL;
+	if (SearchSysCacheExists2(USERMAPPINGUSERSERVER,
+							  ObjectIdGetDatum(config.owner),
+							  ObjectIdGetDatum(server->serverid)) ||
+		SearchSysCacheExists2(USERMAPPINGUSERSERVER,
+							  ObjectIdGetDatum(InvalidOid),
+							  ObjectIdGetDatum(server->serverid)))
+		*user = GetUserMapping(config.owner, server->serverid);
+	return server;
+}
+
+/*
+ * Everything the producer was built from, as one string in the worker's
+ * memory, to tell a real change from an unrelated invalidation (decoding
+ * replays the invalidations of every transaction it decodes).
+ */
+static char *
+options_signature(ForeignServer *server, UserMapping *user)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	MemoryContext oldcxt = MemoryContextSwitchTo(worker_cxt);
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%u", server->serverid);
+	foreach(lc, server->options)
+		appendStringInfo(&buf, "|%s=%s", ((DefElem *) lfirst(lc))->defname,
+						 defGetString((DefElem *) lfirst(lc)));
+	if (user)
+	{
+		appendStringInfo(&buf, "|user %u", user->umid);
+		foreach(lc, user->options)
+			appendStringInfo(&buf, "|%s=%s", ((DefElem *) lfirst(lc))->defname,
+							 defGetString((DefElem *) lfirst(lc)));
+	}
+	MemoryContextSwitchTo(oldcxt);
+	return buf.data;
+}
+
+/* Did ALTER SERVER or USER MAPPING change what the producer is built from? */
+static bool
+producer_is_stale(void)
+{
+	ForeignServer *server;
+	UserMapping *user;
+	char	   *signature;
+	bool		stale;
+
+	StartTransactionCommand();
+	server = get_server_and_mapping(&user);
+	signature = options_signature(server, user);
+	stale = strcmp(signature, producer_signature) != 0;
+	pfree(signature);
+	CommitTransactionCommand();
+	return stale;
+}
+
+/*
  * The stream's producer: the server's configuration with the owner's user
  * mapping, idempotent with acks=all, partitioned by key like Kafka's Java
  * client, and never giving up a message.
@@ -363,15 +447,9 @@ make_producer(void)
 	char		errstr[512];
 
 	StartTransactionCommand();
-	server = GetForeignServerByName(config.server, false);
-	if (SearchSysCacheExists2(USERMAPPINGUSERSERVER,
-							  ObjectIdGetDatum(config.owner),
-							  ObjectIdGetDatum(server->serverid)) ||
-		SearchSysCacheExists2(USERMAPPINGUSERSERVER,
-							  ObjectIdGetDatum(InvalidOid),
-							  ObjectIdGetDatum(server->serverid)))
-		user = GetUserMapping(config.owner, server->serverid);
+	server = get_server_and_mapping(&user);
 	conf = kfdw_build_conf(server, user, KFDW_HANDLE_PRODUCER);
+	producer_signature = options_signature(server, user);
 	CommitTransactionCommand();
 
 	/* the stream owns its messages until Kafka has them */
@@ -738,7 +816,8 @@ create_slot_with_snapshot(void)
 	if (SPI_execute_with_args("SELECT schemaname::text, tablename::text, "
 							  "attnames::text[], rowfilter "
 							  "FROM pg_catalog.pg_publication_tables "
-							  "WHERE pubname = $1 ORDER BY 1, 2",
+							  "WHERE pubname = $1 AND schemaname <> 'kafka_fdw' "
+							  "ORDER BY 1, 2",
 							  1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list the tables of publication \"%s\"",
 			 config.publication);
@@ -1035,6 +1114,24 @@ stream_changes(void)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		/*
+		 * ALTER SERVER or USER MAPPING: start again with a new producer.
+		 * Messages still in flight are sent again by the next run, which
+		 * starts from the confirmed position.
+		 */
+		AcceptInvalidationMessages();
+		if (server_changed)
+		{
+			server_changed = false;
+			if (producer_is_stale())
+			{
+				ereport(LOG,
+						(errmsg("kafka_fdw stream \"%s\" restarts: its server or user mapping changed",
+								config.name)));
+				proc_exit(0);
+			}
 		}
 
 		end_of_wal = GetFlushRecPtr(NULL);

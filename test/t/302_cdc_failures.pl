@@ -155,6 +155,29 @@ $node->start;
 ok(poll_until(sub { keys %{ ids_up_to_date() } == 300 }, 120),
 	'after an immediate shutdown every committed change reaches Kafka');
 
+# --- Kafka refuses a message: the worker stops, and starts again ---------
+$node->safe_psql('postgres',
+	"ALTER SERVER k OPTIONS (ADD \"message.max.bytes\" '1000')");
+$node->safe_psql('postgres',
+	"INSERT INTO acct VALUES (301, 3010 + length(repeat('x', 2000)) - 2000)");
+$node->safe_psql('postgres', "ALTER TABLE acct ADD COLUMN pad text");
+$node->safe_psql('postgres',
+	"UPDATE acct SET pad = repeat('x', 2000), balance = 3010 WHERE id = 301");
+ok( $node->poll_query_until('postgres',
+		"SELECT state IN ('retrying', 'stopped') AND last_error LIKE '%could not produce to topic%' FROM kafka_fdw.cdc_status WHERE name = 'f'"
+	),
+	'a refused message stops the worker with the error in cdc_status');
+$node->safe_psql('postgres',
+	"ALTER SERVER k OPTIONS (DROP \"message.max.bytes\")");
+ok( poll_until(
+		sub {
+			my $per_key = creates();
+			my $evs = $per_key->{'{"id":301}'} // [];
+			return @$evs && ($evs->[-1]{after}{pad} // '') eq 'x' x 2000;
+		},
+		120),
+	'the restarted worker delivers the change once Kafka takes it');
+
 # --- an idle stream does not pin WAL -------------------------------------
 ok( $node->poll_query_until('postgres',
 		"SELECT state = 'streaming' FROM kafka_fdw.cdc_status WHERE name = 'f'"),
