@@ -65,6 +65,8 @@
 
 /* How long the worker sleeps when it has read all WAL */
 #define CDC_NAPTIME_MS 50
+/* How often the worker checks that its stream still exists */
+#define CDC_EXISTS_CHECK_MS 5000
 /* How often a moving slot is written to disk */
 #define CDC_SAVE_INTERVAL_MS 5000
 /* Quiet time after a Kafka error before an idle stream shows streaming */
@@ -142,6 +144,8 @@ static rd_kafka_resp_err_t delivery_err;
 static char delivery_errstr[512];
 
 static void worker_on_exit(int code, Datum arg);
+static void forget_stream(void);
+static bool stream_exists(void);
 static void server_changed_cb(Datum arg, int cacheid, uint32 hashvalue);
 static void load_config(void);
 static rd_kafka_t *make_producer(void);
@@ -231,14 +235,7 @@ kfdw_cdc_worker_main(Datum main_arg)
 	{
 		load_config();
 		if (config.name == NULL)
-		{
-			/* the stream is gone (dropped, or its creation rolled back) */
-			LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
-			if (me->pid == MyProcPid && !me->drop_requested)
-				me->in_use = false;
-			LWLockRelease(kfdw_cdc_shared->lock);
-			proc_exit(0);
-		}
+			forget_stream();
 
 		pgstat_report_activity(STATE_RUNNING, "starting");
 		CacheRegisterSyscacheCallback(FOREIGNSERVEROID, server_changed_cb, (Datum) 0);
@@ -283,6 +280,64 @@ worker_on_exit(int code, Datum arg)
 			me->state = KFDW_CDC_STOPPED;
 	}
 	LWLockRelease(kfdw_cdc_shared->lock);
+}
+
+/*
+ * The stream's row is gone without cdc_drop (DROP EXTENSION, a row deleted
+ * by hand): drop the slot, which would otherwise keep WAL for ever, free
+ * the registry entry and exit.  cdc_drop, which sets drop_requested before
+ * its deletion can be seen, drops the slot itself.
+ */
+static void
+forget_stream(void)
+{
+	char	   *slot_name = kfdw_cdc_slot_name(MyDatabaseId, NameStr(me->name));
+	bool		dropping;
+
+	LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
+	dropping = me->drop_requested;
+	if (!dropping)
+		me->in_use = false;
+	LWLockRelease(kfdw_cdc_shared->lock);
+
+	if (!dropping)
+	{
+		if (MyReplicationSlot != NULL)
+			ReplicationSlotRelease();
+		if (slot_exists(slot_name))
+		{
+			ReplicationSlotDrop(slot_name, true);
+			ereport(LOG,
+					(errmsg("kafka_fdw stream \"%s\" no longer exists, dropped its replication slot \"%s\"",
+							NameStr(me->name), slot_name)));
+		}
+	}
+	proc_exit(0);
+}
+
+/* Does the stream's row still exist? */
+static bool
+stream_exists(void)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	bool		exists = false;
+
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	values[0] = CStringGetTextDatum(NameStr(me->name));
+	if (SPI_execute("SELECT pg_catalog.to_regclass('kafka_fdw.cdc_streams') IS NOT NULL",
+					true, 0) == SPI_OK_SELECT &&
+		strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+			   "t") == 0 &&
+		SPI_execute_with_args("SELECT 1 FROM kafka_fdw.cdc_streams WHERE name = $1",
+							  1, argtypes, values, NULL, true, 1) == SPI_OK_SELECT)
+		exists = (SPI_processed == 1);
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	return exists;
 }
 
 static void
@@ -1079,6 +1134,7 @@ stream_changes(void)
 	LogicalDecodingContext *ctx;
 	List	   *options;
 	HASHCTL		hctl;
+	TimestampTz last_exists_check = GetCurrentTimestamp();
 
 	memset(&hctl, 0, sizeof(hctl));
 	hctl.keysize = sizeof(Oid);
@@ -1132,6 +1188,14 @@ stream_changes(void)
 								config.name)));
 				proc_exit(0);
 			}
+		}
+
+		if (TimestampDifferenceExceeds(last_exists_check, GetCurrentTimestamp(),
+									   CDC_EXISTS_CHECK_MS))
+		{
+			if (!stream_exists())
+				forget_stream();
+			last_exists_check = GetCurrentTimestamp();
 		}
 
 		end_of_wal = GetFlushRecPtr(NULL);

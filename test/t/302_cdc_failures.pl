@@ -27,6 +27,7 @@ $node->init(allows_streaming => 'logical');
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'kafka_fdw'
 max_worker_processes = 16
+restart_after_crash = on
 });
 $node->start;
 
@@ -198,9 +199,33 @@ my $advanced = poll_until(
 	60);
 ok($advanced, 'restart_lsn and confirmed_flush_lsn advance under unrelated writes');
 
+# --- a worker crash: the launcher starts it again ------------------------
+my $pid = $node->safe_psql('postgres',
+	"SELECT worker_pid FROM kafka_fdw.cdc_status WHERE name = 'f'");
+kill 'KILL', $pid;
+# the postmaster restarts every process after a crash
+ok($node->poll_query_until('postgres', 'SELECT true'), 'server back after the crash');
+$node->safe_psql('postgres', 'CALL fill(302, 320)');
+ok(poll_until(sub { keys %{ ids_up_to_date() } == 320 }, 120),
+	'after a worker crash the changes arrive');
+isnt($node->safe_psql('postgres',
+	"SELECT worker_pid FROM kafka_fdw.cdc_status WHERE name = 'f'"), $pid,
+	'from a new worker');
+
 $node->safe_psql('postgres', "SELECT kafka_fdw.cdc_drop('f')");
 is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_replication_slots'),
 	'0', 'no slot left after cdc_drop');
+
+# --- DROP EXTENSION: the workers drop their slots -----------------------
+$node->safe_psql('postgres',
+	"SELECT kafka_fdw.cdc_create('g', 'k', 'pf', snapshot => false)");
+ok( $node->poll_query_until('postgres',
+		"SELECT state = 'streaming' FROM kafka_fdw.cdc_status WHERE name = 'g'"),
+	'stream g is streaming');
+$node->safe_psql('postgres', 'DROP EXTENSION kafka_fdw CASCADE');
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_replication_slots"),
+	'DROP EXTENSION leaves no slot behind');
 
 $node->stop;
 done_testing();
