@@ -33,6 +33,7 @@
 #include "access/xlogutils.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "libpq/pqformat.h"
@@ -54,6 +55,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -63,6 +65,8 @@
 
 /* How long the worker sleeps when it has read all WAL */
 #define CDC_NAPTIME_MS 50
+/* How often the worker checks that its stream still exists */
+#define CDC_EXISTS_CHECK_MS 5000
 /* How often a moving slot is written to disk */
 #define CDC_SAVE_INTERVAL_MS 5000
 /* Quiet time after a Kafka error before an idle stream shows streaming */
@@ -130,14 +134,24 @@ static XLogRecPtr last_confirmed = InvalidXLogRecPtr;
 static XLogRecPtr last_saved = InvalidXLogRecPtr;
 static TimestampTz last_saved_at = 0;
 
+/* set when the server or a user mapping changed: the producer is stale */
+static bool server_changed = false;
+static char *producer_signature;
+
 /* set by librdkafka's callbacks, served on this process */
 static bool delivery_failed = false;
 static rd_kafka_resp_err_t delivery_err;
 static char delivery_errstr[512];
 
 static void worker_on_exit(int code, Datum arg);
+static void forget_stream(void);
+static bool stream_exists(void);
+static void server_changed_cb(Datum arg, int cacheid, uint32 hashvalue);
 static void load_config(void);
 static rd_kafka_t *make_producer(void);
+static ForeignServer *get_server_and_mapping(UserMapping **user);
+static char *options_signature(ForeignServer *server, UserMapping *user);
+static bool producer_is_stale(void);
 static void set_error(const char *message);
 static void set_state(KafkaCdcState state);
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
@@ -221,16 +235,11 @@ kfdw_cdc_worker_main(Datum main_arg)
 	{
 		load_config();
 		if (config.name == NULL)
-		{
-			/* the stream is gone (dropped, or its creation rolled back) */
-			LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
-			if (me->pid == MyProcPid && !me->drop_requested)
-				me->in_use = false;
-			LWLockRelease(kfdw_cdc_shared->lock);
-			proc_exit(0);
-		}
+			forget_stream();
 
 		pgstat_report_activity(STATE_RUNNING, "starting");
+		CacheRegisterSyscacheCallback(FOREIGNSERVEROID, server_changed_cb, (Datum) 0);
+		CacheRegisterSyscacheCallback(USERMAPPINGOID, server_changed_cb, (Datum) 0);
 		producer = make_producer();
 
 		if (!config.snapshot_done || !slot_exists(config.slot_name))
@@ -271,6 +280,70 @@ worker_on_exit(int code, Datum arg)
 			me->state = KFDW_CDC_STOPPED;
 	}
 	LWLockRelease(kfdw_cdc_shared->lock);
+}
+
+/*
+ * The stream's row is gone without cdc_drop (DROP EXTENSION, a row deleted
+ * by hand): drop the slot, which would otherwise keep WAL for ever, free
+ * the registry entry and exit.  cdc_drop, which sets drop_requested before
+ * its deletion can be seen, drops the slot itself.
+ */
+static void
+forget_stream(void)
+{
+	char	   *slot_name = kfdw_cdc_slot_name(MyDatabaseId, NameStr(me->name));
+	bool		dropping;
+
+	LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
+	dropping = me->drop_requested;
+	if (!dropping)
+		me->in_use = false;
+	LWLockRelease(kfdw_cdc_shared->lock);
+
+	if (!dropping)
+	{
+		if (MyReplicationSlot != NULL)
+			ReplicationSlotRelease();
+		if (slot_exists(slot_name))
+		{
+			ReplicationSlotDrop(slot_name, true);
+			ereport(LOG,
+					(errmsg("kafka_fdw stream \"%s\" no longer exists, dropped its replication slot \"%s\"",
+							NameStr(me->name), slot_name)));
+		}
+	}
+	proc_exit(0);
+}
+
+/* Does the stream's row still exist? */
+static bool
+stream_exists(void)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	bool		exists = false;
+
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	values[0] = CStringGetTextDatum(NameStr(me->name));
+	if (SPI_execute("SELECT pg_catalog.to_regclass('kafka_fdw.cdc_streams') IS NOT NULL",
+					true, 0) == SPI_OK_SELECT &&
+		strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+			   "t") == 0 &&
+		SPI_execute_with_args("SELECT 1 FROM kafka_fdw.cdc_streams WHERE name = $1",
+							  1, argtypes, values, NULL, true, 1) == SPI_OK_SELECT)
+		exists = (SPI_processed == 1);
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	return exists;
+}
+
+static void
+server_changed_cb(Datum arg, int cacheid, uint32 hashvalue)
+{
+	server_changed = true;
 }
 
 static void
@@ -349,6 +422,72 @@ load_config(void)
 }
 
 /*
+ * The stream's server and the user mapping of its owner (or PUBLIC, or
+ * none).  The caller is in a transaction.
+ */
+static ForeignServer *
+get_server_and_mapping(UserMapping **user)
+{
+	ForeignServer *server = GetForeignServerByName(config.server, false);
+
+	*user = NULL;
+	if (SearchSysCacheExists2(USERMAPPINGUSERSERVER,
+							  ObjectIdGetDatum(config.owner),
+							  ObjectIdGetDatum(server->serverid)) ||
+		SearchSysCacheExists2(USERMAPPINGUSERSERVER,
+							  ObjectIdGetDatum(InvalidOid),
+							  ObjectIdGetDatum(server->serverid)))
+		*user = GetUserMapping(config.owner, server->serverid);
+	return server;
+}
+
+/*
+ * Everything the producer was built from, as one string in the worker's
+ * memory, to tell a real change from an unrelated invalidation (decoding
+ * replays the invalidations of every transaction it decodes).
+ */
+static char *
+options_signature(ForeignServer *server, UserMapping *user)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	MemoryContext oldcxt = MemoryContextSwitchTo(worker_cxt);
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%u", server->serverid);
+	foreach(lc, server->options)
+		appendStringInfo(&buf, "|%s=%s", ((DefElem *) lfirst(lc))->defname,
+						 defGetString((DefElem *) lfirst(lc)));
+	if (user)
+	{
+		appendStringInfo(&buf, "|user %u", user->umid);
+		foreach(lc, user->options)
+			appendStringInfo(&buf, "|%s=%s", ((DefElem *) lfirst(lc))->defname,
+							 defGetString((DefElem *) lfirst(lc)));
+	}
+	MemoryContextSwitchTo(oldcxt);
+	return buf.data;
+}
+
+/* Did ALTER SERVER or USER MAPPING change what the producer is built from? */
+static bool
+producer_is_stale(void)
+{
+	ForeignServer *server;
+	UserMapping *user;
+	char	   *signature;
+	bool		stale;
+
+	StartTransactionCommand();
+	server = get_server_and_mapping(&user);
+	signature = options_signature(server, user);
+	stale = strcmp(signature, producer_signature) != 0;
+	pfree(signature);
+	CommitTransactionCommand();
+	return stale;
+}
+
+/*
  * The stream's producer: the server's configuration with the owner's user
  * mapping, idempotent with acks=all, partitioned by key like Kafka's Java
  * client, and never giving up a message.
@@ -363,15 +502,9 @@ make_producer(void)
 	char		errstr[512];
 
 	StartTransactionCommand();
-	server = GetForeignServerByName(config.server, false);
-	if (SearchSysCacheExists2(USERMAPPINGUSERSERVER,
-							  ObjectIdGetDatum(config.owner),
-							  ObjectIdGetDatum(server->serverid)) ||
-		SearchSysCacheExists2(USERMAPPINGUSERSERVER,
-							  ObjectIdGetDatum(InvalidOid),
-							  ObjectIdGetDatum(server->serverid)))
-		user = GetUserMapping(config.owner, server->serverid);
+	server = get_server_and_mapping(&user);
 	conf = kfdw_build_conf(server, user, KFDW_HANDLE_PRODUCER);
+	producer_signature = options_signature(server, user);
 	CommitTransactionCommand();
 
 	/* the stream owns its messages until Kafka has them */
@@ -738,7 +871,8 @@ create_slot_with_snapshot(void)
 	if (SPI_execute_with_args("SELECT schemaname::text, tablename::text, "
 							  "attnames::text[], rowfilter "
 							  "FROM pg_catalog.pg_publication_tables "
-							  "WHERE pubname = $1 ORDER BY 1, 2",
+							  "WHERE pubname = $1 AND schemaname <> 'kafka_fdw' "
+							  "ORDER BY 1, 2",
 							  1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list the tables of publication \"%s\"",
 			 config.publication);
@@ -1000,6 +1134,7 @@ stream_changes(void)
 	LogicalDecodingContext *ctx;
 	List	   *options;
 	HASHCTL		hctl;
+	TimestampTz last_exists_check = GetCurrentTimestamp();
 
 	memset(&hctl, 0, sizeof(hctl));
 	hctl.keysize = sizeof(Oid);
@@ -1035,6 +1170,32 @@ stream_changes(void)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		/*
+		 * ALTER SERVER or USER MAPPING: start again with a new producer.
+		 * Messages still in flight are sent again by the next run, which
+		 * starts from the confirmed position.
+		 */
+		AcceptInvalidationMessages();
+		if (server_changed)
+		{
+			server_changed = false;
+			if (producer_is_stale())
+			{
+				ereport(LOG,
+						(errmsg("kafka_fdw stream \"%s\" restarts: its server or user mapping changed",
+								config.name)));
+				proc_exit(0);
+			}
+		}
+
+		if (TimestampDifferenceExceeds(last_exists_check, GetCurrentTimestamp(),
+									   CDC_EXISTS_CHECK_MS))
+		{
+			if (!stream_exists())
+				forget_stream();
+			last_exists_check = GetCurrentTimestamp();
 		}
 
 		end_of_wal = GetFlushRecPtr(NULL);

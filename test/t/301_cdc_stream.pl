@@ -27,6 +27,7 @@ my $broker = KafkaTestBroker->new(
 		's1.public.big' => 1,
 		's1.public.bigfull' => 1,
 		's1.public.late' => 1,
+		's1.public.filtered' => 1,
 		'x2.public.events2' => 1,
 	});
 
@@ -92,7 +93,10 @@ INSERT INTO items VALUES
   (2, 'pear', 2.20, NULL, '{}', NULL, NULL),
   (3, 'plum', 3.30, '[1, 2]', NULL, NULL, NULL);
 INSERT INTO events VALUES ('before the stream');
-CREATE PUBLICATION p1 FOR TABLE items, events, big, bigfull;
+CREATE TABLE filtered (id int PRIMARY KEY, secret text, v int);
+INSERT INTO filtered VALUES (1, 'hidden', 5), (2, 'hidden', 50);
+CREATE PUBLICATION p1 FOR TABLE items, events, big, bigfull,
+  filtered (id, v) WHERE (v > 10);
 });
 
 # --- the stream, with its initial snapshot -------------------------------
@@ -180,6 +184,14 @@ ok($del->{value}{source}{lsn} > $read1->{value}{source}{lsn},
 my %parts;
 $parts{ $_->{key} }{ $_->{partition} } = 1 for @items;
 ok(!(grep { keys %{ $parts{$_} } != 1 } keys %parts), 'each key stays in one partition');
+
+# row filter and column list, in the snapshot and in the stream
+$node->safe_psql('postgres',
+	"INSERT INTO filtered VALUES (3, 'hidden', 7), (4, 'hidden', 70)");
+my @filtered = wait_events('s1.public.filtered', 2);
+is_deeply([ map { [ $_->{value}{op}, $_->{value}{after} ] } @filtered ],
+	[ [ 'r', { id => 2, v => 50 } ], [ 'c', { id => 4, v => 70 } ] ],
+	'row filter and column list of the publication apply');
 
 # a table without key: null keys; truncate gives op t
 my @events = wait_events('s1.public.events', 4);

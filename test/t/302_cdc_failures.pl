@@ -27,6 +27,7 @@ $node->init(allows_streaming => 'logical');
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'kafka_fdw'
 max_worker_processes = 16
+restart_after_crash = on
 });
 $node->start;
 
@@ -155,6 +156,29 @@ $node->start;
 ok(poll_until(sub { keys %{ ids_up_to_date() } == 300 }, 120),
 	'after an immediate shutdown every committed change reaches Kafka');
 
+# --- Kafka refuses a message: the worker stops, and starts again ---------
+$node->safe_psql('postgres',
+	"ALTER SERVER k OPTIONS (ADD \"message.max.bytes\" '1000')");
+$node->safe_psql('postgres',
+	"INSERT INTO acct VALUES (301, 3010 + length(repeat('x', 2000)) - 2000)");
+$node->safe_psql('postgres', "ALTER TABLE acct ADD COLUMN pad text");
+$node->safe_psql('postgres',
+	"UPDATE acct SET pad = repeat('x', 2000), balance = 3010 WHERE id = 301");
+ok( $node->poll_query_until('postgres',
+		"SELECT state IN ('retrying', 'stopped') AND last_error LIKE '%could not produce to topic%' FROM kafka_fdw.cdc_status WHERE name = 'f'"
+	),
+	'a refused message stops the worker with the error in cdc_status');
+$node->safe_psql('postgres',
+	"ALTER SERVER k OPTIONS (DROP \"message.max.bytes\")");
+ok( poll_until(
+		sub {
+			my $per_key = creates();
+			my $evs = $per_key->{'{"id":301}'} // [];
+			return @$evs && ($evs->[-1]{after}{pad} // '') eq 'x' x 2000;
+		},
+		120),
+	'the restarted worker delivers the change once Kafka takes it');
+
 # --- an idle stream does not pin WAL -------------------------------------
 ok( $node->poll_query_until('postgres',
 		"SELECT state = 'streaming' FROM kafka_fdw.cdc_status WHERE name = 'f'"),
@@ -175,9 +199,33 @@ my $advanced = poll_until(
 	60);
 ok($advanced, 'restart_lsn and confirmed_flush_lsn advance under unrelated writes');
 
+# --- a worker crash: the launcher starts it again ------------------------
+my $pid = $node->safe_psql('postgres',
+	"SELECT worker_pid FROM kafka_fdw.cdc_status WHERE name = 'f'");
+kill 'KILL', $pid;
+# the postmaster restarts every process after a crash
+ok($node->poll_query_until('postgres', 'SELECT true'), 'server back after the crash');
+$node->safe_psql('postgres', 'CALL fill(302, 320)');
+ok(poll_until(sub { keys %{ ids_up_to_date() } == 320 }, 120),
+	'after a worker crash the changes arrive');
+isnt($node->safe_psql('postgres',
+	"SELECT worker_pid FROM kafka_fdw.cdc_status WHERE name = 'f'"), $pid,
+	'from a new worker');
+
 $node->safe_psql('postgres', "SELECT kafka_fdw.cdc_drop('f')");
 is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_replication_slots'),
 	'0', 'no slot left after cdc_drop');
+
+# --- DROP EXTENSION: the workers drop their slots -----------------------
+$node->safe_psql('postgres',
+	"SELECT kafka_fdw.cdc_create('g', 'k', 'pf', snapshot => false)");
+ok( $node->poll_query_until('postgres',
+		"SELECT state = 'streaming' FROM kafka_fdw.cdc_status WHERE name = 'g'"),
+	'stream g is streaming');
+$node->safe_psql('postgres', 'DROP EXTENSION kafka_fdw CASCADE');
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_replication_slots"),
+	'DROP EXTENSION leaves no slot behind');
 
 $node->stop;
 done_testing();
