@@ -96,6 +96,7 @@ static const char *const superuser_only_options[] = {
 	"plugin.library.paths",
 	"sasl.kerberos.kinit.cmd",
 	"sasl.kerberos.keytab",
+	"sasl.kerberos.principal",	/* pasted unquoted into the kinit command */
 	"ssl.engine.location",
 	"ssl.engine.id",
 	"ssl.providers",
@@ -104,6 +105,7 @@ static const char *const superuser_only_options[] = {
 	"sasl.oauthbearer.config",
 	"sasl.oauthbearer.method",
 	"debug",
+	"offset.store.method",		/* "file" writes offset files */
 	NULL
 };
 
@@ -145,8 +147,13 @@ static void validate_server_option(DefElem *def, rd_kafka_conf_t *conf);
 static void validate_table_options(List *options_list);
 static void set_conf(rd_kafka_conf_t *conf, const char *name,
 					 const char *value);
+static bool can_show_conf_error(const char *name, const char *value,
+								const char *errstr);
 static void apply_librdkafka_options(rd_kafka_conf_t *conf, List *options);
 static bool is_kafka_fdw_table(Oid relid);
+
+/* size of the buffers librdkafka writes its configuration errors to */
+#define CONF_ERRSTR_SIZE 512
 
 PG_FUNCTION_INFO_V1(kafka_fdw_validator);
 PG_FUNCTION_INFO_V1(kafka_fdw_check_table_ddl);
@@ -296,7 +303,7 @@ validate_server_option(DefElem *def, rd_kafka_conf_t *conf)
 static void
 check_librdkafka_option(rd_kafka_conf_t *conf, DefElem *def)
 {
-	char		errstr[512];
+	char		errstr[CONF_ERRSTR_SIZE];
 	rd_kafka_conf_res_t res;
 
 	res = rd_kafka_conf_set(conf, def->defname, defGetString(def),
@@ -320,7 +327,7 @@ check_librdkafka_option(rd_kafka_conf_t *conf, DefElem *def)
 	}
 	else if (res != RD_KAFKA_CONF_OK)
 	{
-		if (kfdw_is_secret_option(def->defname))
+		if (!can_show_conf_error(def->defname, defGetString(def), errstr))
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 					 errmsg("invalid value for option \"%s\"", def->defname)));
@@ -452,6 +459,20 @@ is_superuser_only_option(const char *name)
 }
 
 /*
+ * May librdkafka's complaint about a property be shown?  Not if it is a
+ * credential whose value the complaint repeats, even in part (errstr was
+ * filled to its end: a truncated repetition cannot be searched for).
+ */
+static bool
+can_show_conf_error(const char *name, const char *value, const char *errstr)
+{
+	if (!kfdw_is_secret_option(name))
+		return true;
+	return value[0] != '\0' && strlen(errstr) < CONF_ERRSTR_SIZE - 1 &&
+		strstr(errstr, value) == NULL;
+}
+
+/*
  * Is the option a credential?  Credentials are accepted only in user
  * mappings, and their values are never shown.
  */
@@ -498,12 +519,12 @@ kfdw_get_server_options(ForeignServer *server, KafkaServerOptions *opts)
 static void
 set_conf(rd_kafka_conf_t *conf, const char *name, const char *value)
 {
-	char		errstr[512];
+	char		errstr[CONF_ERRSTR_SIZE];
 
 	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) !=
 		RD_KAFKA_CONF_OK)
 	{
-		if (kfdw_is_secret_option(name))
+		if (!can_show_conf_error(name, value, errstr))
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 					 errmsg("invalid value for option \"%s\"", name)));
@@ -780,7 +801,7 @@ check_column_type(KafkaTableOptions *opts, KafkaColumn *col,
 			 errmsg("%s column \"%s\" of foreign table \"%s\" has type %s",
 					what, col->attname, get_rel_name(opts->relid),
 					format_type_be(col->typid)),
-			 errhint("A %s column must be of type %s.", what, typenames)));
+			 errhint("The %s column must be of type %s.", what, typenames)));
 }
 
 /*

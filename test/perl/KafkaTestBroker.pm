@@ -1,0 +1,370 @@
+
+# Copyright (c) kafka_fdw contributors
+
+=pod
+
+=head1 NAME
+
+KafkaTestBroker - the embedded Kafka broker for kafka_fdw's TAP tests
+
+=head1 SYNOPSIS
+
+  use KafkaTestBroker;
+
+  my $broker = KafkaTestBroker->new(topics => { t1 => 4 }, brokers => 1);
+  my $bootstrap = $broker->bootstrap;         # "127.0.0.1:40123"
+
+  $broker->create_topic('t2', 2);
+  $broker->down(1);                           # take broker 1 down
+  $broker->up(1);
+  $broker->rtt(1, 200);                       # 200 ms latency on broker 1
+
+  # an independent client (kcat / python3-confluent-kafka)
+  $broker->produce('t1', [ { key => 'k', value => 'v', partition => 0,
+                             headers => [ [ 'h', 'x' ] ] },
+                           { key => undef, value => undef } ]);
+  my @msgs = $broker->consume('t1');          # every message of the topic
+  # $msgs[0]{partition}, {offset}, {key}, {payload}, {timestamp}, {headers}
+
+  $broker->stop;                              # also done at exit
+
+=head1 DESCRIPTION
+
+Starts test/kafka_test_broker (built by C<make test-broker>; librdkafka's
+mock cluster) with its control channel on a pipe, so that a test can inject
+faults while it runs.  The broker stops when the test ends, even if the test
+dies.
+
+=cut
+
+package KafkaTestBroker;
+
+use strict;
+use warnings;
+
+use Carp;
+use File::Basename qw(dirname);
+use File::Spec;
+use IPC::Run;
+use JSON::PP;
+
+my @live;		# brokers to stop at exit
+
+# The broker binary: test/kafka_test_broker, next to this module's directory
+# (or $KAFKA_TEST_BROKER).
+my $binary = $ENV{KAFKA_TEST_BROKER}
+  // File::Spec->catfile(dirname(File::Spec->rel2abs(__FILE__)),
+	File::Spec->updir, 'kafka_test_broker');
+
+# python3 of the system, where python3-confluent-kafka is installed
+my $python = -x '/usr/bin/python3' ? '/usr/bin/python3' : 'python3';
+
+=pod
+
+=head1 METHODS
+
+=over
+
+=item KafkaTestBroker->new(topics => { NAME => PARTITIONS, ... }, brokers => N)
+
+Start N brokers (default 1) on loopback with the given topics and wait until
+they are ready (at most 60 seconds).
+
+=cut
+
+sub new
+{
+	my ($class, %args) = @_;
+	my $brokers = $args{brokers} // 1;
+	my $topics = $args{topics} // {};
+
+	croak "test broker $binary not found: run \"make test-broker\""
+	  unless -x $binary;
+
+	my @cmd = ($binary, '--brokers', $brokers, '--stop-on-eof');
+	push @cmd, '--topic', "$_:$topics->{$_}" for sort keys %$topics;
+
+	my $self = bless { in => '', out => '', seen => 0 }, $class;
+
+	# librdkafka's own log lines go to a file beside the test's logs
+	my @stderr = ();
+	my $logdir = do { no warnings 'once'; $PostgreSQL::Test::Utils::log_path };
+	if (defined $logdir && -d $logdir)
+	{
+		$self->{logfile} = "$logdir/kafka_test_broker_$$.log";
+		@stderr = ('2>>', $self->{logfile});
+	}
+
+	$self->{timer} = IPC::Run::timer(60);
+	$self->{handle} = IPC::Run::start(\@cmd, '<', \$self->{in},
+		'>', \$self->{out}, @stderr, $self->{timer});
+	my $line = $self->_read_line;
+	croak "test broker did not start: $line"
+	  unless $line =~ /^BOOTSTRAP (\S+)$/;
+	$self->{bootstrap} = $1;
+	push @live, $self;
+	return $self;
+}
+
+# Wait for the next line from the broker's stdout and return it.
+sub _read_line
+{
+	my ($self) = @_;
+	$self->{timer}->start(60);
+	while (1)
+	{
+		my $rest = substr($self->{out}, $self->{seen});
+		if ($rest =~ /^([^\n]*)\n/)
+		{
+			$self->{seen} += length($1) + 1;
+			return $1;
+		}
+		croak "test broker exited" unless $self->{handle}->pumpable;
+		$self->{handle}->pump;
+	}
+}
+
+# Send one control command; croak unless the broker answers OK.
+sub _command
+{
+	my ($self, $cmd) = @_;
+	croak "test broker is stopped" unless $self->{handle};
+	$self->{in} .= "$cmd\n";
+	my $answer = $self->_read_line;
+	croak "test broker: \"$cmd\" failed: $answer" unless $answer eq 'OK';
+	return 1;
+}
+
+=pod
+
+=item $broker->bootstrap
+
+The bootstrap servers, "host:port,host:port".
+
+=item $broker->create_topic(NAME, PARTITIONS)
+
+=item $broker->down(ID), $broker->up(ID)
+
+Take broker ID (1..N) down or bring it up again.
+
+=item $broker->rtt(ID, MS)
+
+Add MS milliseconds of round-trip latency to broker ID (0 removes it).
+
+=cut
+
+sub bootstrap { return $_[0]->{bootstrap}; }
+
+sub create_topic
+{
+	my ($self, $name, $partitions) = @_;
+	return $self->_command("topic $name $partitions");
+}
+
+sub down { return $_[0]->_command("down $_[1]"); }
+sub up { return $_[0]->_command("up $_[1]"); }
+sub rtt { return $_[0]->_command("rtt $_[1] $_[2]"); }
+
+=pod
+
+=item $broker->stop
+
+Stop the broker (called at exit too).
+
+=cut
+
+sub stop
+{
+	my ($self) = @_;
+	my $h = delete $self->{handle};
+	return unless $h;
+	@live = grep { $_ != $self } @live;
+	$self->{in} .= "quit\n";
+	eval {
+		$self->{timer}->start(10);
+		$h->finish;
+		1;
+	} or $h->kill_kill(grace => 5);
+	return;
+}
+
+sub DESTROY
+{
+	my ($self) = @_;
+	local ($., $@, $!, $^E, $?);
+	$self->stop;
+}
+
+END
+{
+	local $?;
+	$_->stop for @live;
+}
+
+# Run an independent client; returns (exit status, stdout, stderr).
+sub _run_client
+{
+	my ($self, $cmd, $stdin, $timeout) = @_;
+	my ($out, $err) = ('', '');
+	my $ok = eval {
+		IPC::Run::run($cmd, '<', \$stdin, '>', \$out, '2>', \$err,
+			IPC::Run::timeout($timeout));
+		1;
+	};
+	return ($ok ? $? >> 8 : -1, $out, $ok ? $err : "$err$@");
+}
+
+=pod
+
+=item $broker->consume(TOPIC, %opts)
+
+Read every message of TOPIC with kcat, from the beginning to the end of each
+partition, and return them as a list of hashrefs
+{ partition, offset, key, payload, timestamp, headers } in kcat's order
+(per partition by offset).  Null keys and payloads are undef; headers is an
+arrayref of [name, value] pairs (undef when the message has none).
+Options: partition => P (only that partition), isolation => 'read_committed'
+or 'read_uncommitted', timeout => seconds (default 60).  Croaks when kcat
+fails (unknown topic, broker down).
+
+=cut
+
+sub consume
+{
+	my ($self, $topic, %opts) = @_;
+	my @cmd = ('kcat', '-C', '-e', '-J', '-q', '-o', 'beginning',
+		'-b', $self->{bootstrap}, '-t', $topic);
+	push @cmd, '-p', $opts{partition} if defined $opts{partition};
+	push @cmd, '-X', "isolation.level=$opts{isolation}"
+	  if defined $opts{isolation};
+
+	my ($rc, $out, $err) =
+	  $self->_run_client(\@cmd, '', $opts{timeout} // 60);
+	croak "kcat consume of \"$topic\" failed ($rc): $err" if $rc != 0;
+
+	my $json = JSON::PP->new->utf8;
+	my @messages;
+	for my $line (split /\n/, $out)
+	{
+		next unless $line =~ /^\{/;
+		my $m = $json->decode($line);
+		my $headers;
+		if (defined $m->{headers})
+		{
+			my @h = @{ $m->{headers} };
+			push @$headers, [ splice(@h, 0, 2) ] while @h;
+		}
+		push @messages,
+		  {
+			partition => $m->{partition},
+			offset => $m->{offset},
+			key => $m->{key},
+			payload => $m->{payload},
+			timestamp => $m->{ts},
+			headers => $headers,
+		  };
+	}
+	return @messages;
+}
+
+=pod
+
+=item $broker->produce(TOPIC, [ { key, value, partition, headers }, ... ])
+
+Publish the messages in order with python3-confluent-kafka (which, unlike
+kcat, can give each message its own headers and a null key or value), wait
+for every delivery report and croak if any failed.  key and value may be
+undef (null); partition defaults to the partitioner's choice; headers is an
+arrayref of [name, value] pairs or a hashref.  Returns the number of
+messages delivered.
+
+=cut
+
+my $produce_script = <<'PY';
+import json, sys
+from confluent_kafka import Producer
+
+bootstrap, topic = sys.argv[1], sys.argv[2]
+messages = json.load(sys.stdin)
+failed = []
+
+def report(err, msg):
+    if err is not None:
+        failed.append(str(err))
+
+p = Producer({'bootstrap.servers': bootstrap, 'enable.idempotence': True,
+              'message.timeout.ms': 30000})
+for m in messages:
+    kw = {}
+    if m.get('partition') is not None:
+        kw['partition'] = m['partition']
+    if m.get('headers') is not None:
+        kw['headers'] = [(h[0], None if h[1] is None else h[1].encode())
+                         for h in m['headers']]
+    p.produce(topic,
+              value=None if m.get('value') is None else m['value'].encode(),
+              key=None if m.get('key') is None else m['key'].encode(),
+              on_delivery=report, **kw)
+    p.poll(0)
+if p.flush(60) != 0:
+    failed.append('messages not delivered in time')
+if failed:
+    sys.exit('delivery failed: ' + '; '.join(failed))
+print(len(messages))
+PY
+
+sub produce
+{
+	my ($self, $topic, $messages) = @_;
+	my @list;
+	for my $m (@$messages)
+	{
+		my $headers = $m->{headers};
+		$headers = [ map { [ $_, $headers->{$_} ] } sort keys %$headers ]
+		  if ref $headers eq 'HASH';
+		push @list,
+		  {
+			key => $m->{key},
+			value => $m->{value},
+			partition => $m->{partition},
+			headers => $headers,
+		  };
+	}
+	my ($rc, $out, $err) = $self->_run_client(
+		[ $python, '-c', $produce_script, $self->{bootstrap}, $topic ],
+		JSON::PP->new->utf8->encode(\@list), 90);
+	croak "produce to \"$topic\" failed ($rc): $err" if $rc != 0;
+	chomp $out;
+	return $out;
+}
+
+=pod
+
+=item $broker->metadata(TOPIC, timeout => seconds)
+
+Ask the cluster for TOPIC's metadata with kcat (a consumer's request, which
+does not auto-create the topic) and return kcat's decoded JSON, or undef if
+the request failed (for example, every broker down).
+
+=cut
+
+sub metadata
+{
+	my ($self, $topic, %opts) = @_;
+	my $timeout = $opts{timeout} // 5;
+	my @cmd = ('kcat', '-L', '-J', '-q', '-b', $self->{bootstrap},
+		'-m', $timeout, '-X', 'allow.auto.create.topics=false');
+	push @cmd, '-t', $topic if defined $topic;
+	my ($rc, $out, $err) = $self->_run_client(\@cmd, '', $timeout + 30);
+	return undef if $rc != 0;
+	my $md = eval { JSON::PP->new->utf8->decode($out) };
+	return $md;
+}
+
+=pod
+
+=back
+
+=cut
+
+1;

@@ -1,0 +1,163 @@
+#!/bin/bash
+#
+# test/run_tests.sh: run every kafka_fdw test (the README's test command)
+#
+# Installs the Debian packages it needs (as root), builds kafka_fdw (no
+# compiler warnings allowed), installs it, starts the embedded Kafka broker
+# and a throwaway PostgreSQL cluster as an unprivileged user, runs every
+# pg_regress test (sql/*.sql) and every TAP test (test/t/*.pl), stops what it
+# started and exits non-zero on any failure.  The last line it prints is
+# "N passed, N failed".
+#
+# Environment: PG_CONFIG (default /usr/lib/postgresql/15/bin/pg_config),
+# KFDW_TEST_USER (default kafka_fdw_test, used when run as root),
+# KFDW_KEEP=1 keeps the work directory.
+#
+# Arguments (optional): names of pg_regress tests or TAP files to run only
+# those, e.g. "test/run_tests.sh options 001_broker.pl".
+
+set -u
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=test/lib.sh
+. "$REPO/test/lib.sh"
+
+# The topics pg_regress tests need: one NAME:PARTITIONS per line.
+REGRESS_TOPICS_FILE=$REPO/test/regress_topics.txt
+
+passed=0
+failed=0
+summary_printed=
+
+# Stop what we started; keep the work directory after a failure.
+stop_all()
+{
+	local status=$1
+	[ -n "${WORK:-}" ] || return 0
+	kfdw_stop_cluster
+	kfdw_stop_broker
+	if [ "$status" = 0 ] && [ -z "${KFDW_KEEP:-}" ]; then
+		rm -rf "$WORK"
+	else
+		echo "work directory kept: $WORK"
+	fi
+	WORK=
+}
+
+# On any exit: stop everything; the summary line is always the last line.
+# shellcheck disable=SC2317  # run by the EXIT trap
+on_exit()
+{
+	local status=$1
+	set +e
+	stop_all "$status"
+	if [ -z "$summary_printed" ]; then
+		[ "$status" != 0 ] && [ "$failed" = 0 ] && failed=1
+		echo "$passed passed, $failed failed"
+	fi
+}
+trap 'on_exit $?' EXIT
+trap 'exit 130' INT TERM
+
+kfdw_install_packages
+kfdw_build_install
+kfdw_make_workdir kafka_fdw_test
+PG_REGRESS_BIN=$(dirname "$("$PG_CONFIG" --pgxs)")/../test/regress/pg_regress
+
+# what to run
+regress_tests=()
+tap_tests=()
+for f in "$REPO"/sql/*.sql; do
+	[ -e "$f" ] && regress_tests+=("$(basename "$f" .sql)")
+done
+for f in "$REPO"/test/t/*.pl; do
+	[ -e "$f" ] && tap_tests+=("$(basename "$f")")
+done
+if [ $# -gt 0 ]; then
+	sel_r=() sel_t=()
+	for a in "$@"; do
+		a=$(basename "$a")
+		for t in "${regress_tests[@]}"; do [ "$t" = "${a%.sql}" ] && sel_r+=("$t"); done
+		for t in "${tap_tests[@]}"; do [ "$t" = "$a" ] && sel_t+=("$t"); done
+	done
+	regress_tests=("${sel_r[@]}")
+	tap_tests=("${sel_t[@]}")
+	[ $((${#regress_tests[@]} + ${#tap_tests[@]})) -gt 0 ] ||
+		die "no test named: $*"
+fi
+
+topics=()
+if [ -f "$REGRESS_TOPICS_FILE" ]; then
+	while read -r line; do
+		line=${line%%#*}
+		line=$(echo "$line" | tr -d '[:space:]')
+		[ -n "$line" ] && topics+=("$line")
+	done <"$REGRESS_TOPICS_FILE"
+fi
+
+say "starting the embedded broker (topics: ${topics[*]:-none})"
+kfdw_start_broker "${topics[@]}"
+echo "broker at $KAFKA_BROKERS"
+
+say "starting a throwaway cluster"
+kfdw_start_cluster
+echo "cluster at host $PGHOST port $PGPORT"
+
+# pg_regress, against the running cluster
+if [ ${#regress_tests[@]} -gt 0 ]; then
+	say "pg_regress: ${regress_tests[*]}"
+	mkdir -p "$WORK/regress"
+	[ "$(id -u)" = 0 ] && chown "$KFDW_TEST_USER:" "$WORK/regress"
+	as_user env KAFKA_BROKERS="$KAFKA_BROKERS" PGHOST="$PGHOST" PGPORT="$PGPORT" \
+		"$PG_REGRESS_BIN" --bindir="$PGBIN" --inputdir="$WORK" \
+		--outputdir="$WORK/regress" --host="$PGHOST" --port="$PGPORT" \
+		--dbname=contrib_regression --load-extension=kafka_fdw \
+		"${regress_tests[@]}" 2>&1 | tee "$WORK/regress/output.txt"
+	# "test x ... ok" (PostgreSQL 15) or "ok 1 - x" (16 and later)
+	ok=$(grep -c -E '\.\.\. ok|^ok [0-9]+ ' "$WORK/regress/output.txt")
+	bad=$(grep -c -E '\.\.\. (FAILED|failed)|^not ok [0-9]+ ' "$WORK/regress/output.txt")
+	# a test that never reported counts as failed
+	missing=$(( ${#regress_tests[@]} - ok - bad ))
+	[ "$missing" -gt 0 ] && bad=$((bad + missing))
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+	if [ "$bad" -gt 0 ] && [ -f "$WORK/regress/regression.diffs" ]; then
+		say "regression.diffs"
+		cat "$WORK/regress/regression.diffs"
+	fi
+fi
+
+# TAP tests: each starts its own clusters and brokers
+if [ ${#tap_tests[@]} -gt 0 ]; then
+	mkdir -p "$WORK/tap"
+	[ "$(id -u)" = 0 ] && chown "$KFDW_TEST_USER:" "$WORK/tap"
+	for t in "${tap_tests[@]}"; do
+		say "TAP: $t"
+		tdir=$WORK/tap/${t%.pl}
+		mkdir -p "$tdir"
+		[ "$(id -u)" = 0 ] && chown "$KFDW_TEST_USER:" "$tdir"
+		if (cd "$tdir" && as_user env \
+			PATH="$PGBIN:$PATH" \
+			PERL5LIB="$WORK/test/perl:$PGPKGLIB/pgxs/src/test/perl${PERL5LIB:+:$PERL5LIB}" \
+			TESTDIR="$tdir" PG_REGRESS="$PG_REGRESS_BIN" \
+			PG_CONFIG="$PG_CONFIG" KAFKA_TEST_BROKER="$WORK/test/kafka_test_broker" \
+			prove "$WORK/test/t/$t"); then
+			passed=$((passed + 1))
+		else
+			failed=$((failed + 1))
+			for log in "$tdir"/tmp_check/log/*; do
+				[ -f "$log" ] || continue
+				say "$log"
+				cat "$log"
+			done
+		fi
+	done
+fi
+
+status=0
+[ "$failed" = 0 ] || status=1
+stop_all "$status"
+echo
+echo "$passed passed, $failed failed"
+summary_printed=1
+exit "$status"
