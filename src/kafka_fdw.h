@@ -202,7 +202,7 @@ typedef struct KafkaPartitionRange
 	int64		high;
 	int64		start;			/* what the scan reads */
 	int64		end;
-	bool		probe_ts;		/* timestamp bound not answered by broker */
+	bool		probe_ts;		/* timestamp bound only checked locally */
 } KafkaPartitionRange;
 
 /* in scan.c */

@@ -1332,6 +1332,7 @@ apply_ts_bound(KafkaScanState *st, KafkaPartitionRange *ranges, int n)
 		instr_time	start,
 					now;
 		int			left = nprobe;
+		bool	   *probed = palloc0(sizeof(bool) * n);
 
 		assign = rd_kafka_topic_partition_list_new(nprobe);
 		for (i = 0; i < n; i++)
@@ -1366,7 +1367,7 @@ apply_ts_bound(KafkaScanState *st, KafkaPartitionRange *ranges, int n)
 					if (ranges[r].partition == m->partition && ranges[r].probe_ts)
 						break;
 				}
-				if (r < n &&
+				if (r < n && !probed[r] &&
 					(m->err == RD_KAFKA_RESP_ERR_NO_ERROR ||
 					 m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF))
 				{
@@ -1376,9 +1377,12 @@ apply_ts_bound(KafkaScanState *st, KafkaPartitionRange *ranges, int n)
 
 						/* older than the bound: nothing to read */
 						if (mts >= 0 && mts < ms)
+						{
 							ranges[r].start = ranges[r].end;
+							ranges[r].probe_ts = false;
+						}
 					}
-					ranges[r].probe_ts = false;
+					probed[r] = true;
 					left--;
 				}
 				rd_kafka_message_destroy(m);
