@@ -1,7 +1,21 @@
 /*-------------------------------------------------------------------------
  *
  * scan.c
- *		  Placeholder until the feature lands
+ *		  Execution of scans of Kafka topics
+ *
+ * A scan reads, for each partition that survives the pushed-down quals, the
+ * offsets from the low watermark (or a pushed-down lower bound) up to the
+ * high watermark read when the scan starts, and then ends: no timeout
+ * decides where it stops.  Messages are fetched by the backend's cached
+ * consumer with explicit assignments, in batches, waiting at most 100 ms at
+ * a time so that interrupts are served.
+ *
+ * librdkafka messages are not palloc'd: the ones of the current batch are
+ * kept in a KafkaScanResources struct in TopMemoryContext, which is freed by
+ * EndForeignScan or, when a scan ends with an error, by this file's
+ * (sub)transaction callbacks.  Those are registered after connection.c's,
+ * so they run first, before connection.c destroys the consumer still
+ * checked out by the failed scan.
  *
  * IDENTIFICATION
  *		  src/scan.c
@@ -10,7 +24,1988 @@
  */
 #include "kafka_fdw.h"
 
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/explain.h"
+#include "commands/vacuum.h"
+#include "datatype/timestamp.h"
+#include "executor/executor.h"
+#include <math.h>
+
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parsetree.h"
+#include "portability/instr_time.h"
+#include "storage/shmem.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+
+#include "port/atomics.h"
+#include "access/parallel.h"
+#include "access/stratnum.h"
+
+/* Longest a single wait for librdkafka lasts before interrupts are checked */
+#define KFDW_POLL_MS 100
+
+/*
+ * The non-palloc resources of a scan: the consumer it checked out and the
+ * messages of the current batch.  Lives in TopMemoryContext (the executor's
+ * memory may be gone when a transaction callback cleans up after an error).
+ */
+typedef struct KafkaScanResources
+{
+	KafkaHandle *handle;
+	rd_kafka_queue_t *queue;	/* the consumer's queue, or NULL */
+	rd_kafka_message_t **msgs;
+	int			nmsgs;
+	int			next;			/* first message not yet used */
+	SubTransactionId subid;
+} KafkaScanResources;
+
+/* Shared among the participants of a parallel scan (in DSM) */
+typedef struct KafkaParallelShared
+{
+	pg_atomic_uint32 next_range;	/* next range to claim */
+	int			nranges;
+	KafkaPartitionRange ranges[FLEXIBLE_ARRAY_MEMBER];
+} KafkaParallelShared;
+
+/* A value of the pushdown evaluated at scan start */
+typedef struct PushdownValue
+{
+	int			n;				/* number of values (arrays), 0 if NULL,
+								 * -1 if unknown (planning) */
+	int64	   *vals;
+} PushdownValue;
+
+/* An offset range computed from the pushdown for one partition */
+typedef struct OffsetSet
+{
+	int64		lo;				/* [lo, hi); empty when lo >= hi */
+	int64		hi;
+	bool		exact;			/* exactly the offsets the quals accept */
+} OffsetSet;
+
+typedef struct KafkaScanState
+{
+	KafkaTableOptions opts;
+	Oid			userid;
+	char	   *topic;
+
+	/* from the plan */
+	List	   *pushdown;
+	List	   *ts_bounds;
+	List	   *value_states;	/* ExprStates of fdw_exprs */
+	List	   *value_types;
+	int64		limit;
+
+	/* what the plan reads */
+	bool		need_value;
+	bool	   *attr_needed;	/* by attnum - 1 */
+
+	KafkaDecoder dec;
+
+	/* the ranges to read, computed at scan start */
+	bool		prepared;
+	int			nparts;
+	int			nranges;
+	KafkaPartitionRange *ranges;
+	int			nskipped;		/* partitions with nothing to read */
+	bool		limited;		/* ranges were shortened by the LIMIT */
+	TimestampTz ts_lower;		/* pushed-down timestamp bound, or NOBEGIN */
+
+	/* consumption */
+	KafkaScanResources *res;
+	bool		started;
+	bool		finished;
+	int		   *range_of;		/* partition -> index in ranges, or -1 */
+	bool	   *done;			/* by range */
+	int			nopen;
+	KafkaParallelShared *shared;
+
+	MemoryContext batch_cxt;
+	MemoryContext tuple_cxt;
+
+	/* for EXPLAIN ANALYZE */
+	int64		messages;
+	int64		bytes;
+
+	/* where the current row comes from, for the error context */
+	int32		cur_partition;
+	int64		cur_offset;
+} KafkaScanState;
+
+static List *active_resources = NIL;
+static bool scan_callbacks_registered = false;
+
+static void kafkaBeginForeignScan(ForeignScanState *node, int eflags);
+static TupleTableSlot *kafkaIterateForeignScan(ForeignScanState *node);
+static void kafkaReScanForeignScan(ForeignScanState *node);
+static void kafkaEndForeignScan(ForeignScanState *node);
+static void kafkaExplainForeignScan(ForeignScanState *node, ExplainState *es);
+static bool kafkaIsForeignScanParallelSafe(PlannerInfo *root, RelOptInfo *rel,
+										   RangeTblEntry *rte);
+static Size kafkaEstimateDSMForeignScan(ForeignScanState *node,
+										ParallelContext *pcxt);
+static void kafkaInitializeDSMForeignScan(ForeignScanState *node,
+										  ParallelContext *pcxt,
+										  void *coordinate);
+static void kafkaReInitializeDSMForeignScan(ForeignScanState *node,
+											ParallelContext *pcxt,
+											void *coordinate);
+static void kafkaInitializeWorkerForeignScan(ForeignScanState *node,
+											 shm_toc *toc,
+											 void *coordinate);
+
+static void prepare_ranges(KafkaScanState *st, ExprContext *econtext);
+static PushdownValue *evaluate_values(KafkaScanState *st,
+									  ExprContext *econtext);
+static OffsetSet eval_pushdown(List *node, int32 partition,
+							   PushdownValue *values);
+static void apply_ts_bound(KafkaScanState *st, KafkaPartitionRange *ranges,
+						   int n);
+static void start_reading(KafkaScanState *st);
+static bool assign_next(KafkaScanState *st);
+static rd_kafka_message_t *next_message(KafkaScanState *st);
+static void finish_partition(KafkaScanState *st, int r);
+static void stop_reading(KafkaScanState *st);
+static void free_messages(KafkaScanResources *res);
+static void make_row(KafkaScanState *st, rd_kafka_message_t *msg,
+					 TupleTableSlot *slot);
+static void init_decoder(KafkaScanState *st, MemoryContext cxt);
+static void open_resources(KafkaScanState *st);
+static void close_resources(KafkaScanState *st);
+static Datum headers_to_jsonb(KafkaScanState *st, rd_kafka_message_t *msg,
+							  bool *isnull);
+static void scan_error_callback(void *arg);
+static void scan_xact_callback(XactEvent event, void *arg);
+static void scan_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								  SubTransactionId parentSubid, void *arg);
+static void retry_offsets_request(KafkaHandle *handle,
+								  rd_kafka_topic_partition_list_t *list,
+								  int64 *query, const char *what);
+
 void
 kfdw_set_scan_routines(FdwRoutine *routine)
 {
+	routine->BeginForeignScan = kafkaBeginForeignScan;
+	routine->IterateForeignScan = kafkaIterateForeignScan;
+	routine->ReScanForeignScan = kafkaReScanForeignScan;
+	routine->EndForeignScan = kafkaEndForeignScan;
+	routine->ExplainForeignScan = kafkaExplainForeignScan;
+	routine->IsForeignScanParallelSafe = kafkaIsForeignScanParallelSafe;
+	routine->EstimateDSMForeignScan = kafkaEstimateDSMForeignScan;
+	routine->InitializeDSMForeignScan = kafkaInitializeDSMForeignScan;
+	routine->ReInitializeDSMForeignScan = kafkaReInitializeDSMForeignScan;
+	routine->InitializeWorkerForeignScan = kafkaInitializeWorkerForeignScan;
+}
+
+/*
+ * Begin a scan: read the options, check out a consumer, set up decoding.
+ * Nothing is asked of the brokers yet.
+ *
+ * The consumer is checked out here rather than at the first row so that it
+ * belongs to the (sub)transaction that started the executor: a cursor
+ * fetched inside a later subtransaction that fails keeps its consumer.
+ */
+static void
+kafkaBeginForeignScan(ForeignScanState *node, int eflags)
+{
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	EState	   *estate = node->ss.ps.state;
+	RangeTblEntry *rte = exec_rt_fetch(fsplan->scan.scanrelid, estate);
+	Relation	rel = node->ss.ss_currentRelation;
+	KafkaScanState *st;
+	List	   *attrs;
+	ListCell   *lc;
+
+	st = (KafkaScanState *) palloc0(sizeof(KafkaScanState));
+	node->fdw_state = st;
+
+	kfdw_get_table_options(RelationGetRelid(rel), &st->opts);
+	st->topic = st->opts.topic;
+	st->userid = OidIsValid(KFDW_RTE_CHECK_AS_USER(estate, rte)) ?
+		KFDW_RTE_CHECK_AS_USER(estate, rte) : GetUserId();
+
+	st->pushdown = (List *) list_nth(fsplan->fdw_private, KFDW_PRIV_PUSHDOWN);
+	st->ts_bounds = (List *) list_nth(fsplan->fdw_private, KFDW_PRIV_TS_BOUNDS);
+	attrs = (List *) list_nth(fsplan->fdw_private, KFDW_PRIV_ATTRS);
+	st->limit = intVal(list_nth(fsplan->fdw_private, KFDW_PRIV_LIMIT));
+	st->value_states = ExecInitExprList(fsplan->fdw_exprs, (PlanState *) node);
+	foreach(lc, fsplan->fdw_exprs)
+		st->value_types = lappend_oid(st->value_types,
+									  exprType((Node *) lfirst(lc)));
+
+	/* which columns the plan reads; a whole-row reference reads them all */
+	st->attr_needed = palloc0(sizeof(bool) * Max(st->opts.natts, 1));
+	foreach(lc, attrs)
+	{
+		int			attnum = intVal(lfirst(lc));
+
+		if (attnum == 0)
+		{
+			int			i;
+
+			for (i = 0; i < st->opts.natts; i++)
+				st->attr_needed[i] = true;
+		}
+		else if (attnum > 0 && attnum <= st->opts.natts)
+			st->attr_needed[attnum - 1] = true;
+	}
+
+	st->batch_cxt = AllocSetContextCreate(estate->es_query_cxt,
+										  "kafka_fdw batch",
+										  ALLOCSET_DEFAULT_SIZES);
+	st->tuple_cxt = AllocSetContextCreate(estate->es_query_cxt,
+										  "kafka_fdw tuple",
+										  ALLOCSET_DEFAULT_SIZES);
+	init_decoder(st, estate->es_query_cxt);
+
+	open_resources(st);
+	st->ts_lower = DT_NOBEGIN;
+}
+
+/*
+ * Check out a consumer and make the struct that owns the scan's
+ * non-palloc resources, which the callbacks clean up after an error.
+ */
+static void
+open_resources(KafkaScanState *st)
+{
+	MemoryContext oldcxt;
+
+	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	st->res = palloc0(sizeof(KafkaScanResources));
+	st->res->msgs = palloc0(sizeof(rd_kafka_message_t *) * st->opts.batch_size);
+	st->res->subid = GetCurrentSubTransactionId();
+	active_resources = lappend(active_resources, st->res);
+	MemoryContextSwitchTo(oldcxt);
+
+	st->res->handle = kfdw_acquire_handle(st->opts.serverid, st->userid,
+										  KFDW_HANDLE_CONSUMER);
+	if (!scan_callbacks_registered)
+	{
+		/* registered after connection.c's: called before them */
+		RegisterXactCallback(scan_xact_callback, NULL);
+		RegisterSubXactCallback(scan_subxact_callback, NULL);
+		scan_callbacks_registered = true;
+	}
+}
+
+/* Give back what open_resources() took */
+static void
+close_resources(KafkaScanState *st)
+{
+	KafkaScanResources *res = st->res;
+
+	if (res == NULL)
+		return;
+	stop_reading(st);
+	if (res->queue)
+		rd_kafka_queue_destroy(res->queue);
+	res->queue = NULL;
+	kfdw_release_handle(res->handle);
+	active_resources = list_delete_ptr(active_resources, res);
+	pfree(res->msgs);
+	pfree(res);
+	st->res = NULL;
+}
+
+/*
+ * Set up the decoding of the columns the plan reads.
+ */
+static void
+init_decoder(KafkaScanState *st, MemoryContext cxt)
+{
+	KafkaTableOptions *opts = &st->opts;
+	KafkaDecoder *dec = &st->dec;
+	int			i;
+
+	dec->opts = opts;
+	dec->cols = palloc0(sizeof(KafkaColumnDecoder) * Max(opts->natts, 1));
+	dec->data = palloc0(sizeof(KafkaColumnDecoder *) * Max(opts->ndata, 1));
+	dec->tolerate_junk = opts->ignore_junk ||
+		opts->junk_attnum != InvalidAttrNumber ||
+		opts->junk_error_attnum != InvalidAttrNumber;
+
+	for (i = 0; i < opts->natts; i++)
+	{
+		KafkaColumn *col = &opts->columns[i];
+		KafkaColumnDecoder *cd = &dec->cols[i];
+		Oid			infunc;
+
+		cd->col = col;
+		if (col->dropped)
+			continue;
+		cd->needed = st->attr_needed[i];
+		cd->basetype = getBaseType(col->typid);
+		getTypeInputInfo(col->typid, &infunc, &cd->ioparam);
+		fmgr_info_cxt(infunc, &cd->infunc, cxt);
+		if (cd->basetype == JSONOID)
+			cd->category = 'j';
+		else if (cd->basetype == JSONBOID)
+			cd->category = 'b';
+		else if (cd->basetype == BYTEAOID)
+			cd->category = 'x';
+		else if (OidIsValid(get_element_type(cd->basetype)))
+			cd->category = 'a';
+		else if (type_is_rowtype(cd->basetype))
+			cd->category = 'c';
+		else
+			cd->category = 's';
+
+		if (col->kind == KAFKA_COL_DATA)
+		{
+			dec->data[col->data_index] = cd;
+			if (cd->needed)
+				st->need_value = true;
+		}
+	}
+
+	/* junk columns say whether the value parses: they need it parsed */
+	if ((opts->junk_attnum != InvalidAttrNumber &&
+		 st->attr_needed[opts->junk_attnum - 1]) ||
+		(opts->junk_error_attnum != InvalidAttrNumber &&
+		 st->attr_needed[opts->junk_error_attnum - 1]))
+	{
+		st->need_value = true;
+		for (i = 0; i < opts->ndata; i++)
+			dec->data[i]->needed = true;
+	}
+}
+
+/*
+ * Store a text value in a column through the type's input function.
+ * json_text says str is the JSON text of an array or object, which array
+ * and composite columns take as their own literal.
+ *
+ * When the table tolerates junk, a data exception of the input function
+ * leaves the column NULL and marks the message as junk.  Only errors of
+ * class 22 (data exception) are caught, and only around input functions,
+ * which raise them before they hold any resource; every other error (out
+ * of memory, cancel, ...) goes on.
+ */
+void
+kfdw_decoder_set(KafkaDecoder *dec, KafkaColumnDecoder *cd, const char *str,
+				 bool json_text)
+{
+	int			idx = cd->col->attnum - 1;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	dec->cur_column = cd->col->attname;
+	if (!dec->tolerate_junk)
+	{
+		if (json_text && (cd->category == 'a' || cd->category == 'c'))
+			str = kfdw_json_to_literal(str, cd->basetype);
+		dec->values[idx] = InputFunctionCall(&cd->infunc, (char *) str,
+											 cd->ioparam, cd->col->typmod);
+		dec->nulls[idx] = false;
+	}
+	else
+	{
+		PG_TRY();
+		{
+			if (json_text && (cd->category == 'a' || cd->category == 'c'))
+				str = kfdw_json_to_literal(str, cd->basetype);
+			dec->values[idx] = InputFunctionCall(&cd->infunc, (char *) str,
+												 cd->ioparam, cd->col->typmod);
+			dec->nulls[idx] = false;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+				PG_RE_THROW();
+			FlushErrorState();
+			dec->cur_column = NULL;
+			kfdw_decoder_fail(dec, cd, edata->message);
+		}
+		PG_END_TRY();
+	}
+	dec->cur_column = NULL;
+}
+
+/*
+ * A message, or one of its columns (cd), could not be decoded.  Unless the
+ * table tolerates junk this is an ERROR whose context names the topic,
+ * partition, offset and column; otherwise what failed is NULL and the
+ * reason is kept for the junk_error column.
+ */
+void
+kfdw_decoder_fail(KafkaDecoder *dec, KafkaColumnDecoder *cd,
+				  const char *reason)
+{
+	int			i;
+
+	if (!dec->tolerate_junk)
+	{
+		dec->cur_column = cd ? cd->col->attname : NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_STRING_FORMAT),
+				 errmsg("could not parse Kafka message"),
+				 errdetail_internal("%s", reason),
+				 errhint("Add a junk or junk_error column, or set the table option ignore_junk, to read such messages as junk.")));
+	}
+
+	if (cd)
+	{
+		dec->nulls[cd->col->attnum - 1] = true;
+		if (dec->junk_reason == NULL)
+			dec->junk_reason = psprintf("column \"%s\": %s",
+										cd->col->attname, reason);
+	}
+	else
+	{
+		for (i = 0; i < dec->opts->ndata; i++)
+			dec->nulls[dec->data[i]->col->attnum - 1] = true;
+		if (dec->junk_reason == NULL)
+			dec->junk_reason = pstrdup(reason);
+	}
+}
+
+/*
+ * Return the next row, or an empty slot at the end of the scan.
+ */
+static TupleTableSlot *
+kafkaIterateForeignScan(ForeignScanState *node)
+{
+	KafkaScanState *st = (KafkaScanState *) node->fdw_state;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+	rd_kafka_message_t *msg;
+	ErrorContextCallback errcallback;
+
+	ExecClearTuple(slot);
+	if (st->finished)
+		return slot;
+
+	if (!st->prepared && st->shared == NULL)
+		prepare_ranges(st, node->ss.ps.ps_ExprContext);
+	if (!st->started)
+		start_reading(st);
+
+	msg = next_message(st);
+	if (msg == NULL)
+	{
+		st->finished = true;
+		stop_reading(st);
+		return slot;
+	}
+
+	st->cur_partition = msg->partition;
+	st->cur_offset = msg->offset;
+	errcallback.callback = scan_error_callback;
+	errcallback.arg = st;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	MemoryContextReset(st->tuple_cxt);
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(st->tuple_cxt);
+
+		make_row(st, msg, slot);
+		MemoryContextSwitchTo(oldcxt);
+	}
+
+	error_context_stack = errcallback.previous;
+
+	/* the row holds copies: the message can go */
+	st->res->msgs[st->res->next++] = NULL;
+	rd_kafka_message_destroy(msg);
+
+	return slot;
+}
+
+/*
+ * Fill the slot from a message.  Runs in the per-tuple context.
+ */
+static void
+make_row(KafkaScanState *st, rd_kafka_message_t *msg, TupleTableSlot *slot)
+{
+	KafkaTableOptions *opts = &st->opts;
+	KafkaDecoder *dec = &st->dec;
+	Datum	   *values = slot->tts_values;
+	bool	   *nulls = slot->tts_isnull;
+	AttrNumber	a;
+
+	memset(nulls, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
+	dec->values = values;
+	dec->nulls = nulls;
+	dec->junk_reason = NULL;
+	dec->cur_column = NULL;
+
+	st->messages++;
+	st->bytes += msg->len + msg->key_len;
+
+	if ((a = opts->partition_attnum) != InvalidAttrNumber)
+	{
+		Oid			typid = dec->cols[a - 1].basetype;
+
+		values[a - 1] = typid == INT8OID ? Int64GetDatum(msg->partition) :
+			typid == INT2OID ? Int16GetDatum(msg->partition) :
+			Int32GetDatum(msg->partition);
+		nulls[a - 1] = false;
+	}
+	if ((a = opts->offset_attnum) != InvalidAttrNumber)
+	{
+		values[a - 1] = Int64GetDatum(msg->offset);
+		nulls[a - 1] = false;
+	}
+	if ((a = opts->key_attnum) != InvalidAttrNumber &&
+		st->attr_needed[a - 1] && msg->key != NULL)
+		kfdw_decoder_set_bytes(dec, &dec->cols[a - 1], msg->key,
+							   (int) msg->key_len);
+	if ((a = opts->timestamp_attnum) != InvalidAttrNumber &&
+		st->attr_needed[a - 1])
+	{
+		rd_kafka_timestamp_type_t tstype;
+		int64		ms = rd_kafka_message_timestamp(msg, &tstype);
+
+		if (ms >= 0)
+		{
+			TimestampTz ts = (TimestampTz) ms * 1000 -
+				(TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+
+			values[a - 1] = dec->cols[a - 1].basetype == TIMESTAMPOID ?
+				DirectFunctionCall1(timestamptz_timestamp,
+									TimestampTzGetDatum(ts)) :
+				TimestampTzGetDatum(ts);
+			nulls[a - 1] = false;
+		}
+	}
+	if ((a = opts->headers_attnum) != InvalidAttrNumber &&
+		st->attr_needed[a - 1])
+		values[a - 1] = headers_to_jsonb(st, msg, &nulls[a - 1]);
+
+	/* a tombstone (null value) has NULL data columns */
+	if (st->need_value && msg->payload != NULL)
+	{
+		switch (opts->format)
+		{
+			case KAFKA_FORMAT_JSON:
+				kfdw_decode_json(dec, (char *) msg->payload, (int) msg->len);
+				break;
+			case KAFKA_FORMAT_CSV:
+				kfdw_decode_csv(dec, (const char *) msg->payload,
+								(int) msg->len);
+				break;
+			case KAFKA_FORMAT_RAW:
+				kfdw_decode_raw(dec, (const char *) msg->payload,
+								(int) msg->len);
+				break;
+		}
+	}
+
+	if (dec->junk_reason != NULL)
+	{
+		if ((a = opts->junk_attnum) != InvalidAttrNumber &&
+			msg->payload != NULL)
+		{
+			const char *data = (const char *) msg->payload;
+			int			len = (int) msg->len;
+
+			if (pg_verify_mbstr(GetDatabaseEncoding(), data, len, true))
+				values[a - 1] = PointerGetDatum(cstring_to_text_with_len(data, len));
+			else
+			{
+				/* not text: the bytes in bytea's hex format */
+				bytea	   *b = (bytea *) palloc(len + VARHDRSZ);
+
+				SET_VARSIZE(b, len + VARHDRSZ);
+				memcpy(VARDATA(b), data, len);
+				values[a - 1] = PointerGetDatum(cstring_to_text(DatumGetCString(DirectFunctionCall1(byteaout,
+																									  PointerGetDatum(b)))));
+			}
+			nulls[a - 1] = false;
+		}
+		if ((a = opts->junk_error_attnum) != InvalidAttrNumber)
+		{
+			values[a - 1] = PointerGetDatum(cstring_to_text(dec->junk_reason));
+			nulls[a - 1] = false;
+		}
+	}
+
+	ExecStoreVirtualTuple(slot);
+}
+
+/*
+ * The headers of a message as a jsonb object: name -> text value, a name
+ * repeated in the message -> JSON array of its values in order, a null
+ * value -> JSON null.
+ */
+static Datum
+headers_to_jsonb(KafkaScanState *st, rd_kafka_message_t *msg, bool *isnull)
+{
+	rd_kafka_headers_t *hdrs;
+	KafkaColumnDecoder *cd = &st->dec.cols[st->opts.headers_attnum - 1];
+	StringInfoData buf;
+	size_t		n,
+				i,
+				j;
+	bool		first = true;
+	bool	   *emitted;
+
+	*isnull = false;
+	if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+
+	n = rd_kafka_header_cnt(hdrs);
+	emitted = palloc0(sizeof(bool) * Max(n, 1));
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (i = 0; i < n; i++)
+	{
+		const char *name;
+		const void *val;
+		size_t		size;
+		int			count = 0;
+
+		if (emitted[i])
+			continue;
+		(void) rd_kafka_header_get_all(hdrs, i, &name, &val, &size);
+		/* how many headers have this name */
+		for (j = i; j < n; j++)
+		{
+			const char *n2;
+			const void *v2;
+			size_t		s2;
+
+			(void) rd_kafka_header_get_all(hdrs, j, &n2, &v2, &s2);
+			if (strcmp(n2, name) == 0)
+				count++;
+		}
+
+		if (!pg_verify_mbstr(GetDatabaseEncoding(), name, strlen(name), true))
+		{
+			kfdw_decoder_fail(&st->dec, cd, "header name is not valid text");
+			*isnull = true;
+			return (Datum) 0;
+		}
+		if (!first)
+			appendStringInfoString(&buf, ", ");
+		first = false;
+		escape_json(&buf, name);
+		appendStringInfoString(&buf, ": ");
+		if (count > 1)
+			appendStringInfoChar(&buf, '[');
+		for (j = i; j < n; j++)
+		{
+			const char *n2;
+			const void *v2;
+			size_t		s2;
+
+			(void) rd_kafka_header_get_all(hdrs, j, &n2, &v2, &s2);
+			if (strcmp(n2, name) != 0)
+				continue;
+			if (j > i)
+				appendStringInfoString(&buf, ", ");
+			emitted[j] = true;
+			if (v2 == NULL)
+				appendStringInfoString(&buf, "null");
+			else if (!pg_verify_mbstr(GetDatabaseEncoding(), v2, (int) s2, true))
+			{
+				kfdw_decoder_fail(&st->dec, cd,
+								  psprintf("value of header \"%s\" is not valid text", name));
+				*isnull = true;
+				return (Datum) 0;
+			}
+			else
+				escape_json(&buf, pnstrdup(v2, s2));
+		}
+		if (count > 1)
+			appendStringInfoChar(&buf, ']');
+	}
+	appendStringInfoChar(&buf, '}');
+
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+}
+
+/*
+ * Error context: where the row being made comes from.
+ */
+static void
+scan_error_callback(void *arg)
+{
+	KafkaScanState *st = (KafkaScanState *) arg;
+
+	if (st->dec.cur_column)
+		errcontext("Kafka topic \"%s\", partition %d, offset " INT64_FORMAT ", column \"%s\"",
+				   st->topic, st->cur_partition, st->cur_offset,
+				   st->dec.cur_column);
+	else
+		errcontext("Kafka topic \"%s\", partition %d, offset " INT64_FORMAT,
+				   st->topic, st->cur_partition, st->cur_offset);
+}
+
+/*
+ * Number of partitions of a topic (ERROR if it does not exist).
+ */
+int
+kfdw_topic_partitions(KafkaHandle *handle, const char *topic)
+{
+	const rd_kafka_metadata_t *md = kfdw_get_metadata(handle, topic);
+	int			n = md->topics[0].partition_cnt;
+
+	rd_kafka_metadata_destroy(md);
+	return n;
+}
+
+/*
+ * Run an offsets request (offsets-for-times, where -2 asks for the low and
+ * -1 for the high watermark) in short tries so that interrupts are served,
+ * until the server's connect_timeout_ms runs out.  query[i] is what to ask
+ * for the i-th partition of the list; the answers are left in the list.
+ *
+ * librdkafka sends the consumer's isolation.level with ListOffsets, so for
+ * a read_committed consumer the high watermark is the last stable offset.
+ */
+static void
+retry_offsets_request(KafkaHandle *handle,
+					  rd_kafka_topic_partition_list_t *list,
+					  int64 *query, const char *what)
+{
+	instr_time	start,
+				now;
+	int			slice = KFDW_POLL_MS;
+	rd_kafka_resp_err_t err;
+	int			i;
+
+	INSTR_TIME_SET_CURRENT(start);
+	for (;;)
+	{
+		long		elapsed;
+		bool		retry = false;
+
+		CHECK_FOR_INTERRUPTS();
+		for (i = 0; i < list->cnt; i++)
+		{
+			list->elems[i].offset = query[i];
+			list->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+		}
+		err = rd_kafka_offsets_for_times(handle->rk, list, slice);
+		kfdw_serve_events(handle);
+
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			for (i = 0; i < list->cnt; i++)
+			{
+				rd_kafka_resp_err_t perr = list->elems[i].err;
+
+				if (perr == RD_KAFKA_RESP_ERR_NO_ERROR)
+					continue;
+				if (kfdw_errcode(perr) == ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION)
+				{
+					retry = true;
+					err = perr;
+					continue;
+				}
+				kfdw_report_error(ERROR, handle, perr, NULL,
+								  psprintf("could not get %s of Kafka topic \"%s\", partition %d",
+										   what, list->elems[i].topic,
+										   list->elems[i].partition));
+			}
+			if (!retry)
+				return;
+		}
+		else if (kfdw_errcode(err) != ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION)
+			kfdw_report_error(ERROR, handle, err, NULL,
+							  psprintf("could not get %s of Kafka topic \"%s\"",
+									   what, list->cnt > 0 ? list->elems[0].topic : ""));
+
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, start);
+		elapsed = (long) INSTR_TIME_GET_MILLISEC(now);
+		if (elapsed >= handle->connect_timeout_ms)
+			break;
+		/* a slow broker gets longer tries, but interrupts wait 500 ms at most */
+		slice = Min(Min(slice * 2, 500), handle->connect_timeout_ms - (int) elapsed);
+		slice = Max(slice, 1);
+	}
+
+	if ((err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR_NO_ERROR) &&
+		handle->last_err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		err = handle->last_err;
+	if (err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		err = RD_KAFKA_RESP_ERR__TRANSPORT;
+	kfdw_report_error(ERROR, handle, err, NULL,
+					  psprintf("could not get %s from Kafka brokers \"%s\" within %d ms",
+							   what, handle->brokers, handle->connect_timeout_ms));
+}
+
+/*
+ * Read the low and high watermarks of partitions 0 .. nparts-1 of a topic,
+ * in two batched requests.
+ */
+void
+kfdw_query_watermarks(KafkaHandle *handle, const char *topic, int nparts,
+					  int64 *low, int64 *high)
+{
+	rd_kafka_topic_partition_list_t *list;
+	int64	   *query;
+	int			i;
+
+	if (nparts <= 0)
+		return;
+	list = rd_kafka_topic_partition_list_new(nparts);
+	query = palloc(sizeof(int64) * nparts);
+	PG_TRY();
+	{
+		for (i = 0; i < nparts; i++)
+			rd_kafka_topic_partition_list_add(list, topic, i);
+
+		for (i = 0; i < nparts; i++)
+			query[i] = RD_KAFKA_OFFSET_BEGINNING;
+		retry_offsets_request(handle, list, query, "low watermarks");
+		for (i = 0; i < nparts; i++)
+			low[list->elems[i].partition] = Max(list->elems[i].offset, 0);
+
+		for (i = 0; i < nparts; i++)
+			query[i] = RD_KAFKA_OFFSET_END;
+		retry_offsets_request(handle, list, query, "high watermarks");
+		for (i = 0; i < nparts; i++)
+		{
+			int32		p = list->elems[i].partition;
+
+			high[p] = Max(list->elems[i].offset, low[p]);
+		}
+	}
+	PG_FINALLY();
+	{
+		rd_kafka_topic_partition_list_destroy(list);
+	}
+	PG_END_TRY();
+	pfree(query);
+}
+
+/*
+ * Evaluate the pushed-down values (parameters, stable expressions) once,
+ * at scan start, into 64-bit integers: partitions and offsets as they are,
+ * timestamps as microseconds since PostgreSQL's epoch (timestamptz).
+ */
+static PushdownValue *
+evaluate_values(KafkaScanState *st, ExprContext *econtext)
+{
+	int			n = list_length(st->value_states);
+	PushdownValue *values = palloc0(sizeof(PushdownValue) * Max(n, 1));
+	int			i = 0;
+	ListCell   *lc1,
+			   *lc2;
+	MemoryContext oldcxt;
+
+	oldcxt = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
+	forboth(lc1, st->value_states, lc2, st->value_types)
+	{
+		ExprState  *es = (ExprState *) lfirst(lc1);
+		Oid			typid = lfirst_oid(lc2);
+		bool		isnull;
+		Datum		d = ExecEvalExpr(es, econtext, &isnull);
+		Oid			elemtype = get_element_type(typid);
+		Datum	   *elems;
+		bool	   *enulls;
+		int			nelems;
+		int			j;
+
+		if (isnull)
+		{
+			i++;
+			continue;
+		}
+		if (OidIsValid(elemtype))
+		{
+			int16		typlen;
+			bool		typbyval;
+			char		typalign;
+
+			get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+			deconstruct_array(DatumGetArrayTypeP(d), elemtype, typlen,
+							  typbyval, typalign, &elems, &enulls, &nelems);
+			typid = elemtype;
+		}
+		else
+		{
+			elems = &d;
+			enulls = &isnull;
+			nelems = 1;
+		}
+
+		values[i].vals = MemoryContextAlloc(st->batch_cxt,
+											sizeof(int64) * Max(nelems, 1));
+		for (j = 0; j < nelems; j++)
+		{
+			int64		v;
+
+			if (enulls[j])
+				continue;
+			switch (typid)
+			{
+				case INT2OID:
+					v = DatumGetInt16(elems[j]);
+					break;
+				case INT4OID:
+					v = DatumGetInt32(elems[j]);
+					break;
+				case INT8OID:
+					v = DatumGetInt64(elems[j]);
+					break;
+				case TIMESTAMPOID:
+					v = DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz,
+																elems[j]));
+					break;
+				case DATEOID:
+					v = DatumGetTimestampTz(DirectFunctionCall1(date_timestamptz,
+																elems[j]));
+					break;
+				default:		/* timestamptz */
+					v = DatumGetTimestampTz(elems[j]);
+					break;
+			}
+			values[i].vals[values[i].n++] = v;
+		}
+		i++;
+	}
+	MemoryContextSwitchTo(oldcxt);
+	return values;
+}
+
+/* Offsets accepted by a comparison "offset <strategy> v" */
+static OffsetSet
+offset_cmp(int strategy, int64 v)
+{
+	OffsetSet	s = {0, PG_INT64_MAX, true};
+
+	switch (strategy)
+	{
+		case BTLessStrategyNumber:
+			s.hi = v;
+			break;
+		case BTLessEqualStrategyNumber:
+			s.hi = v < PG_INT64_MAX ? v + 1 : v;
+			break;
+		case BTEqualStrategyNumber:
+			s.lo = v;
+			s.hi = v < PG_INT64_MAX ? v + 1 : v;
+			break;
+		case BTGreaterEqualStrategyNumber:
+			s.lo = v;
+			break;
+		case BTGreaterStrategyNumber:
+			s.lo = v < PG_INT64_MAX ? v + 1 : v;
+			break;
+	}
+	return s;
+}
+
+static bool
+set_empty(OffsetSet s)
+{
+	return s.lo >= s.hi;
+}
+
+/*
+ * Evaluate the pushdown tree for one partition into the range of offsets
+ * to read.  A range can only be wider than what the quals accept (an OR of
+ * disjoint ranges reads their hull; a clause not pushed down accepts
+ * everything), never narrower; exact says it is not wider.
+ */
+static OffsetSet
+eval_pushdown(List *node, int32 partition, PushdownValue *values)
+{
+	OffsetSet	all = {0, PG_INT64_MAX, true};
+	OffsetSet	none = {0, 0, true};
+	int			kind = intVal(linitial(node));
+	ListCell   *lc;
+
+	switch (kind)
+	{
+		case KFDW_PD_TRUE:
+			all.exact = false;
+			return all;
+		case KFDW_PD_AND:
+			{
+				OffsetSet	r = all;
+
+				for_each_from(lc, node, 1)
+				{
+					OffsetSet	c = eval_pushdown((List *) lfirst(lc),
+												  partition, values);
+
+					r.lo = Max(r.lo, c.lo);
+					r.hi = Min(r.hi, c.hi);
+					r.exact = r.exact && c.exact;
+				}
+				if (set_empty(r))
+					return none;
+				return r;
+			}
+		case KFDW_PD_OR:
+			{
+				OffsetSet	r = none;
+
+				for_each_from(lc, node, 1)
+				{
+					OffsetSet	c = eval_pushdown((List *) lfirst(lc),
+												  partition, values);
+
+					if (set_empty(c))
+						continue;
+					if (set_empty(r))
+					{
+						r = c;
+						continue;
+					}
+					/* disjoint ranges: read the hull, more than asked for */
+					if (c.lo > r.hi || r.lo > c.hi)
+						r.exact = false;
+					r.lo = Min(r.lo, c.lo);
+					r.hi = Max(r.hi, c.hi);
+					r.exact = r.exact && c.exact;
+				}
+				return r;
+			}
+		case KFDW_PD_CMP:
+			{
+				int			field = intVal(lsecond(node));
+				int			strategy = intVal(lthird(node));
+				PushdownValue *v = &values[intVal(lfourth(node))];
+				int			i;
+
+				if (v->n < 0)
+				{
+					/* not known at plan time */
+					all.exact = false;
+					return all;
+				}
+
+				if (field == KFDW_FIELD_PARTITION)
+				{
+					for (i = 0; i < v->n; i++)
+					{
+						int64		p = v->vals[i];
+						bool		match;
+
+						switch (strategy)
+						{
+							case BTLessStrategyNumber:
+								match = partition < p;
+								break;
+							case BTLessEqualStrategyNumber:
+								match = partition <= p;
+								break;
+							case BTGreaterEqualStrategyNumber:
+								match = partition >= p;
+								break;
+							case BTGreaterStrategyNumber:
+								match = partition > p;
+								break;
+							default:
+								match = partition == p;
+								break;
+						}
+						if (match)
+							return all;
+					}
+					return none;
+				}
+				else if (field == KFDW_FIELD_OFFSET)
+				{
+					OffsetSet	r = none;
+
+					/* "= ANY (array)": the hull of the values */
+					for (i = 0; i < v->n; i++)
+					{
+						OffsetSet	c = offset_cmp(strategy ? strategy : BTEqualStrategyNumber,
+												   v->vals[i]);
+
+						if (set_empty(r))
+							r = c;
+						else
+						{
+							if (c.lo > r.hi || r.lo > c.hi)
+								r.exact = false;
+							r.lo = Min(r.lo, c.lo);
+							r.hi = Max(r.hi, c.hi);
+						}
+					}
+					return r;
+				}
+				all.exact = false;
+				return all;
+			}
+	}
+	elog(ERROR, "unrecognized kafka_fdw pushdown node %d", kind);
+	return none;				/* keep compiler quiet */
+}
+
+/*
+ * Decide what the scan reads: the watermarks of every partition, narrowed
+ * by the pushed-down quals, the timestamp bound and the LIMIT.
+ */
+static void
+prepare_ranges(KafkaScanState *st, ExprContext *econtext)
+{
+	KafkaHandle *handle = st->res->handle;
+	PushdownValue *values;
+	int64	   *low,
+			   *high;
+	int			nparts;
+	int			i;
+	bool		exact = true;
+	MemoryContext oldcxt;
+
+	MemoryContextReset(st->batch_cxt);
+	values = evaluate_values(st, econtext);
+
+	nparts = kfdw_topic_partitions(handle, st->topic);
+	oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(st));
+	low = palloc0(sizeof(int64) * Max(nparts, 1));
+	high = palloc0(sizeof(int64) * Max(nparts, 1));
+	st->ranges = palloc0(sizeof(KafkaPartitionRange) * Max(nparts, 1));
+	st->range_of = palloc(sizeof(int) * Max(nparts, 1));
+	st->done = palloc0(sizeof(bool) * Max(nparts, 1));
+	MemoryContextSwitchTo(oldcxt);
+
+	st->nparts = nparts;
+	st->nranges = 0;
+	st->nskipped = 0;
+	st->limited = false;
+
+	/* partitions the quals exclude need no watermarks */
+	kfdw_query_watermarks(handle, st->topic, nparts, low, high);
+
+	for (i = 0; i < nparts; i++)
+	{
+		KafkaPartitionRange *r = &st->ranges[st->nranges];
+		OffsetSet	s = {0, PG_INT64_MAX, true};
+
+		if (st->pushdown != NIL)
+			s = eval_pushdown(st->pushdown, i, values);
+		r->partition = i;
+		r->low = low[i];
+		r->high = high[i];
+		r->start = Max(low[i], s.lo);
+		r->end = Min(high[i], s.hi);
+		exact = exact && s.exact;
+		if (r->start < r->end)
+			st->nranges++;
+		else
+			st->nskipped++;
+	}
+
+	/* a lower bound on the timestamp moves each start forward */
+	if (st->ts_bounds != NIL && st->nranges > 0)
+	{
+		TimestampTz bound = DT_NOBEGIN;
+		ListCell   *lc;
+
+		foreach(lc, st->ts_bounds)
+		{
+			PushdownValue *v = &values[intVal(lsecond((List *) lfirst(lc)))];
+
+			if (v->n == 0)
+			{
+				/* ts >= NULL: no row passes the quals */
+				st->nskipped += st->nranges;
+				st->nranges = 0;
+				break;
+			}
+			bound = Max(bound, v->vals[0]);
+		}
+		st->ts_lower = bound;
+		if (st->nranges > 0 && bound != DT_NOBEGIN)
+			apply_ts_bound(st, st->ranges, st->nranges);
+		exact = false;
+	}
+
+	/*
+	 * A LIMIT applies to the scan itself only when every qual is enforced
+	 * exactly by the ranges: then no partition needs more than limit
+	 * messages.
+	 */
+	if (st->limit >= 0 && exact)
+	{
+		for (i = 0; i < st->nranges; i++)
+		{
+			KafkaPartitionRange *r = &st->ranges[i];
+
+			if (r->end - r->start > st->limit)
+			{
+				r->end = r->start + st->limit;
+				st->limited = true;
+			}
+		}
+	}
+
+	/* drop the ranges the timestamp bound or the LIMIT emptied */
+	{
+		int			j = 0;
+
+		for (i = 0; i < st->nranges; i++)
+		{
+			if (st->ranges[i].start < st->ranges[i].end)
+				st->ranges[j++] = st->ranges[i];
+			else
+				st->nskipped++;
+		}
+		st->nranges = j;
+	}
+
+	st->prepared = true;
+}
+
+/*
+ * Move the start of each range to the first message whose timestamp is at
+ * or after st->ts_lower, as far as offsets-for-times can tell.  Where the
+ * broker answers -1 ("no such message"), the partition's last message is
+ * read: if it is older than the bound, the partition has nothing to read;
+ * otherwise the broker could not answer, and the whole range is read and
+ * filtered here.
+ */
+static void
+apply_ts_bound(KafkaScanState *st, KafkaPartitionRange *ranges, int n)
+{
+	KafkaHandle *handle = st->res->handle;
+	rd_kafka_topic_partition_list_t *list;
+	int64	   *query;
+	int64		ms;
+	int			i;
+	int			nprobe = 0;
+
+	/* Kafka timestamps are milliseconds since the Unix epoch */
+	ms = (st->ts_lower +
+		  (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+	ms = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+	if (ms < 0)
+		return;					/* every message is at or after the bound */
+
+	list = rd_kafka_topic_partition_list_new(n);
+	query = palloc(sizeof(int64) * n);
+	PG_TRY();
+	{
+		for (i = 0; i < n; i++)
+		{
+			rd_kafka_topic_partition_list_add(list, st->topic,
+											  ranges[i].partition);
+			query[i] = ms;
+		}
+		retry_offsets_request(handle, list, query, "offsets for timestamp");
+
+		for (i = 0; i < n; i++)
+		{
+			int64		off = list->elems[i].offset;
+
+			if (off >= 0)
+				ranges[i].start = Max(ranges[i].start, Min(off, ranges[i].end));
+			else
+			{
+				ranges[i].probe_ts = true;
+				nprobe++;
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		rd_kafka_topic_partition_list_destroy(list);
+	}
+	PG_END_TRY();
+
+	if (nprobe == 0)
+		return;
+
+	/*
+	 * Read the last message of each partition the broker did not answer
+	 * for.  A partition whose last message cannot be read within the
+	 * connect timeout (for example a transaction marker) is read whole.
+	 */
+	{
+		rd_kafka_topic_partition_list_t *assign;
+		instr_time	start,
+					now;
+		int			left = nprobe;
+		bool	   *probed = palloc0(sizeof(bool) * n);
+
+		assign = rd_kafka_topic_partition_list_new(nprobe);
+		for (i = 0; i < n; i++)
+		{
+			if (ranges[i].probe_ts)
+				rd_kafka_topic_partition_list_add(assign, st->topic,
+												  ranges[i].partition)->offset =
+					ranges[i].high - 1;
+		}
+		PG_TRY();
+		{
+			rd_kafka_assign(handle->rk, assign);
+			if (st->res->queue == NULL)
+				st->res->queue = rd_kafka_queue_get_consumer(handle->rk);
+			INSTR_TIME_SET_CURRENT(start);
+			while (left > 0)
+			{
+				rd_kafka_message_t *m;
+				int			r;
+
+				CHECK_FOR_INTERRUPTS();
+				INSTR_TIME_SET_CURRENT(now);
+				INSTR_TIME_SUBTRACT(now, start);
+				if (INSTR_TIME_GET_MILLISEC(now) >= handle->connect_timeout_ms)
+					break;
+				kfdw_serve_events(handle);
+				m = rd_kafka_consume_queue(st->res->queue, KFDW_POLL_MS);
+				if (m == NULL)
+					continue;
+				for (r = 0; r < n; r++)
+				{
+					if (ranges[r].partition == m->partition && ranges[r].probe_ts)
+						break;
+				}
+				if (r < n && !probed[r] &&
+					(m->err == RD_KAFKA_RESP_ERR_NO_ERROR ||
+					 m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF))
+				{
+					if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+					{
+						int64		mts = rd_kafka_message_timestamp(m, NULL);
+
+						/* older than the bound: nothing to read */
+						if (mts >= 0 && mts < ms)
+						{
+							ranges[r].start = ranges[r].end;
+							ranges[r].probe_ts = false;
+						}
+					}
+					probed[r] = true;
+					left--;
+				}
+				rd_kafka_message_destroy(m);
+			}
+		}
+		PG_FINALLY();
+		{
+			rd_kafka_assign(handle->rk, NULL);
+			rd_kafka_topic_partition_list_destroy(assign);
+		}
+		PG_END_TRY();
+	}
+}
+
+/*
+ * Assign the ranges to the consumer: all of them, or in a parallel scan
+ * the first one this participant claims.
+ */
+static void
+start_reading(KafkaScanState *st)
+{
+	KafkaHandle *handle = st->res->handle;
+	int			i;
+
+	st->started = true;
+	if (st->res->queue == NULL)
+		st->res->queue = rd_kafka_queue_get_consumer(handle->rk);
+	for (i = 0; i < st->nparts; i++)
+		st->range_of[i] = -1;
+	st->nopen = 0;
+
+	if (st->shared)
+	{
+		if (!assign_next(st))
+			st->finished = true;
+		return;
+	}
+
+	if (st->nranges > 0)
+	{
+		rd_kafka_topic_partition_list_t *list;
+		rd_kafka_resp_err_t err;
+
+		list = rd_kafka_topic_partition_list_new(st->nranges);
+		for (i = 0; i < st->nranges; i++)
+		{
+			KafkaPartitionRange *r = &st->ranges[i];
+
+			rd_kafka_topic_partition_list_add(list, st->topic,
+											  r->partition)->offset = r->start;
+			st->range_of[r->partition] = i;
+			st->done[i] = false;
+		}
+		st->nopen = st->nranges;
+		err = rd_kafka_assign(handle->rk, list);
+		rd_kafka_topic_partition_list_destroy(list);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			kfdw_report_error(ERROR, handle, err, NULL,
+							  psprintf("could not assign partitions of Kafka topic \"%s\"",
+									   st->topic));
+	}
+	else
+		st->finished = true;
+}
+
+/*
+ * Parallel scans: claim the next range no participant has taken yet and
+ * assign it.  Returns false when none is left.
+ */
+static bool
+assign_next(KafkaScanState *st)
+{
+	KafkaHandle *handle = st->res->handle;
+	uint32		i = pg_atomic_fetch_add_u32(&st->shared->next_range, 1);
+	KafkaPartitionRange *r;
+	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_resp_err_t err;
+
+	if (i >= (uint32) st->shared->nranges)
+		return false;
+	r = &st->ranges[i];
+	list = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(list, st->topic, r->partition)->offset =
+		r->start;
+	st->range_of[r->partition] = i;
+	st->done[i] = false;
+	st->nopen = 1;
+	err = rd_kafka_assign(handle->rk, list);
+	rd_kafka_topic_partition_list_destroy(list);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		kfdw_report_error(ERROR, handle, err, NULL,
+						  psprintf("could not assign partitions of Kafka topic \"%s\"",
+								   st->topic));
+	return true;
+}
+
+/*
+ * A partition has been read up to its end: stop fetching it.  (Pausing
+ * would do too, but a paused partition assigned again by the next scan
+ * starts fetching only after a delay.)
+ */
+static void
+finish_partition(KafkaScanState *st, int r)
+{
+	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_error_t *error;
+
+	if (st->done[r])
+		return;
+	st->done[r] = true;
+	st->nopen--;
+	list = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(list, st->topic, st->ranges[r].partition);
+	error = rd_kafka_incremental_unassign(st->res->handle->rk, list);
+	if (error)
+	{
+		/* harmless: its messages are ignored anyway */
+		elog(DEBUG1, "kafka_fdw: %s", rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
+/*
+ * The next message inside the ranges, or NULL when every range has been
+ * read.  The message stays in res->msgs[res->next] for the caller.
+ *
+ * A partition ends when a message at or past its end offset arrives, or
+ * at partition EOF: with read_committed, EOF comes at the last stable
+ * offset, and transaction markers and aborted messages leave gaps in the
+ * offsets, so ends are never found by counting messages.
+ */
+static rd_kafka_message_t *
+next_message(KafkaScanState *st)
+{
+	KafkaScanResources *res = st->res;
+	KafkaHandle *handle = res->handle;
+	instr_time	idle_since;
+
+	INSTR_TIME_SET_CURRENT(idle_since);
+	for (;;)
+	{
+		ssize_t		n;
+
+		while (res->next < res->nmsgs)
+		{
+			rd_kafka_message_t *msg = res->msgs[res->next];
+			int			r = (msg->partition >= 0 && msg->partition < st->nparts) ?
+				st->range_of[msg->partition] : -1;
+
+			if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && r >= 0 &&
+				!st->done[r] && msg->offset < st->ranges[r].end)
+			{
+				if (msg->offset + 1 >= st->ranges[r].end)
+				{
+					/* the last one: the partition is done after it */
+					finish_partition(st, r);
+				}
+				return msg;
+			}
+
+			res->msgs[res->next++] = NULL;
+			if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR ||
+				msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			{
+				if (r >= 0)
+					finish_partition(st, r);
+				rd_kafka_message_destroy(msg);
+			}
+			else if (msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+					 kfdw_errcode(msg->err) == ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION)
+			{
+				/* librdkafka retries these itself */
+				elog(DEBUG1, "kafka_fdw: %s", rd_kafka_message_errstr(msg));
+				rd_kafka_message_destroy(msg);
+			}
+			else
+			{
+				rd_kafka_resp_err_t err = msg->err;
+				char	   *errstr = pstrdup(rd_kafka_message_errstr(msg));
+
+				rd_kafka_message_destroy(msg);
+				kfdw_report_error(ERROR, handle, err, errstr,
+								  psprintf("could not read Kafka topic \"%s\"",
+										   st->topic));
+			}
+		}
+		res->next = res->nmsgs = 0;
+
+		if (st->nopen == 0)
+		{
+			if (st->shared == NULL || !assign_next(st))
+				return NULL;
+		}
+
+		CHECK_FOR_INTERRUPTS();
+		kfdw_serve_events(handle);
+		/*
+		 * Take what is queued without waiting (a batch call with a timeout
+		 * would wait for a full batch); when nothing is, wait for one
+		 * message, at most KFDW_POLL_MS.
+		 */
+		n = rd_kafka_consume_batch_queue(res->queue, 0, res->msgs,
+										 st->opts.batch_size);
+		if (n == 0)
+		{
+			rd_kafka_message_t *m = rd_kafka_consume_queue(res->queue,
+														   KFDW_POLL_MS);
+
+			if (m != NULL)
+			{
+				res->msgs[0] = m;
+				n = 1;
+			}
+		}
+		else if (n < 0)
+			kfdw_report_error(ERROR, handle, rd_kafka_last_error(), NULL,
+							  psprintf("could not read Kafka topic \"%s\"",
+									   st->topic));
+		res->nmsgs = (int) n;
+
+		if (n > 0)
+			INSTR_TIME_SET_CURRENT(idle_since);
+		else
+		{
+			instr_time	now;
+
+			/*
+			 * Nothing arrives although data is known to be there: when the
+			 * brokers cannot be reached for connect_timeout_ms, say so.
+			 */
+			INSTR_TIME_SET_CURRENT(now);
+			INSTR_TIME_SUBTRACT(now, idle_since);
+			if (INSTR_TIME_GET_MILLISEC(now) >= handle->connect_timeout_ms &&
+				handle->last_err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+				kfdw_errcode(handle->last_err) == ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION)
+				kfdw_report_error(ERROR, handle, handle->last_err, NULL,
+								  psprintf("could not fetch messages from Kafka brokers \"%s\" within %d ms",
+										   handle->brokers,
+										   handle->connect_timeout_ms));
+		}
+	}
+}
+
+/* Destroy the messages of the current batch */
+static void
+free_messages(KafkaScanResources *res)
+{
+	int			i;
+
+	for (i = res->next; i < res->nmsgs; i++)
+	{
+		if (res->msgs[i])
+			rd_kafka_message_destroy(res->msgs[i]);
+		res->msgs[i] = NULL;
+	}
+	res->next = res->nmsgs = 0;
+}
+
+/* Leave the consumer without assignment, with no message kept */
+static void
+stop_reading(KafkaScanState *st)
+{
+	if (st->res == NULL)
+		return;
+	free_messages(st->res);
+	if (st->started)
+		(void) rd_kafka_assign(st->res->handle->rk, NULL);
+	st->started = false;
+}
+
+static void
+kafkaReScanForeignScan(ForeignScanState *node)
+{
+	KafkaScanState *st = (KafkaScanState *) node->fdw_state;
+
+	stop_reading(st);
+	st->finished = false;
+	/* parameters changed: the ranges are computed again */
+	if (node->ss.ps.chgParam != NULL && st->shared == NULL)
+		st->prepared = false;
+}
+
+static void
+kafkaEndForeignScan(ForeignScanState *node)
+{
+	KafkaScanState *st = (KafkaScanState *) node->fdw_state;
+
+	if (st != NULL)
+		close_resources(st);
+}
+
+/*
+ * After an error the executor does not end the scan: destroy the messages
+ * it held before connection.c's callback destroys the consumer.
+ */
+static void
+cleanup_resources(SubTransactionId subid)
+{
+	ListCell   *lc;
+
+	foreach(lc, active_resources)
+	{
+		KafkaScanResources *res = (KafkaScanResources *) lfirst(lc);
+
+		if (subid != InvalidSubTransactionId && res->subid != subid)
+			continue;
+		free_messages(res);
+		if (res->queue)
+			rd_kafka_queue_destroy(res->queue);
+		active_resources = foreach_delete_current(active_resources, lc);
+		pfree(res->msgs);
+		pfree(res);
+	}
+}
+
+static void
+scan_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PREPARE)
+		cleanup_resources(InvalidSubTransactionId);
+}
+
+static void
+scan_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		cleanup_resources(mySubid);
+}
+
+/*
+ * EXPLAIN: the topic and, per partition to read, the offsets; with
+ * ANALYZE, the messages and bytes fetched.  Plain EXPLAIN asks the brokers
+ * for the watermarks to show the ranges.
+ */
+static void
+kafkaExplainForeignScan(ForeignScanState *node, ExplainState *es)
+{
+	KafkaScanState *st = (KafkaScanState *) node->fdw_state;
+	int			i;
+
+	ExplainPropertyText("Kafka Topic", st->topic, es);
+	if (!st->prepared && st->shared == NULL)
+		prepare_ranges(st, node->ss.ps.ps_ExprContext);
+
+	if (st->ts_lower != DT_NOBEGIN)
+		ExplainPropertyText("Timestamp Lower Bound",
+							timestamptz_to_str(st->ts_lower), es);
+	if (st->limited)
+		ExplainPropertyInteger("Limit Pushed Down", NULL, st->limit, es);
+	for (i = 0; i < st->nranges; i++)
+	{
+		KafkaPartitionRange *r = &st->ranges[i];
+
+		ExplainPropertyText(psprintf("Partition %d", r->partition),
+							psprintf("offsets " INT64_FORMAT " to " INT64_FORMAT "%s",
+									 r->start, r->end - 1,
+									 r->probe_ts ? " (timestamp filtered locally)" : ""),
+							es);
+	}
+	ExplainPropertyInteger("Partitions Skipped", NULL, st->nskipped, es);
+	if (es->analyze)
+	{
+		ExplainPropertyInteger("Messages Fetched", NULL, st->messages, es);
+		ExplainPropertyInteger("Bytes Fetched", "bytes", st->bytes, es);
+	}
+}
+
+static bool
+kafkaIsForeignScanParallelSafe(PlannerInfo *root, RelOptInfo *rel,
+							   RangeTblEntry *rte)
+{
+	return true;
+}
+
+/*
+ * Parallel scans: the leader computes the ranges once (one snapshot of the
+ * watermarks for everybody) and puts them in shared memory; participants
+ * claim whole partitions, one at a time, through an atomic counter.
+ */
+static Size
+kafkaEstimateDSMForeignScan(ForeignScanState *node, ParallelContext *pcxt)
+{
+	KafkaScanState *st = (KafkaScanState *) node->fdw_state;
+
+	if (!st->prepared)
+		prepare_ranges(st, node->ss.ps.ps_ExprContext);
+	return add_size(offsetof(KafkaParallelShared, ranges),
+					mul_size(sizeof(KafkaPartitionRange), Max(st->nranges, 1)));
+}
+
+static void
+kafkaInitializeDSMForeignScan(ForeignScanState *node, ParallelContext *pcxt,
+							  void *coordinate)
+{
+	KafkaScanState *st = (KafkaScanState *) node->fdw_state;
+	KafkaParallelShared *shared = (KafkaParallelShared *) coordinate;
+
+	pg_atomic_init_u32(&shared->next_range, 0);
+	shared->nranges = st->nranges;
+	if (st->nranges > 0)
+		memcpy(shared->ranges, st->ranges,
+			   sizeof(KafkaPartitionRange) * st->nranges);
+	st->shared = shared;
+}
+
+static void
+kafkaReInitializeDSMForeignScan(ForeignScanState *node, ParallelContext *pcxt,
+								void *coordinate)
+{
+	KafkaParallelShared *shared = (KafkaParallelShared *) coordinate;
+
+	pg_atomic_write_u32(&shared->next_range, 0);
+}
+
+static void
+kafkaInitializeWorkerForeignScan(ForeignScanState *node, shm_toc *toc,
+								 void *coordinate)
+{
+	KafkaScanState *st = (KafkaScanState *) node->fdw_state;
+	KafkaParallelShared *shared = (KafkaParallelShared *) coordinate;
+	int			nparts = 0;
+	int			i;
+
+	st->shared = shared;
+	st->nranges = shared->nranges;
+	st->ranges = shared->ranges;
+	for (i = 0; i < shared->nranges; i++)
+		nparts = Max(nparts, shared->ranges[i].partition + 1);
+	st->nparts = nparts;
+	st->range_of = palloc(sizeof(int) * Max(nparts, 1));
+	st->done = palloc0(sizeof(bool) * Max(shared->nranges, 1));
+	st->prepared = true;
+}
+
+/*
+ * Planning: the number of messages in the ranges the pushdown leaves,
+ * with the values that are constants at plan time (the others accept
+ * everything).  *nsurviving is the number of partitions to read.
+ */
+double
+kfdw_estimate_messages(List *pushdown, List *values, int nparts,
+					   int64 *low, int64 *high, int *nsurviving)
+{
+	PushdownValue *pv = palloc0(sizeof(PushdownValue) *
+								Max(list_length(values), 1));
+	double		total = 0;
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, values)
+	{
+		Node	   *expr = (Node *) lfirst(lc);
+		Const	   *c;
+		Oid			typid;
+		Oid			elemtype;
+		Datum	   *elems;
+		bool	   *enulls;
+		int			nelems;
+		int			j;
+
+		pv[i].n = -1;
+		if (!IsA(expr, Const))
+		{
+			i++;
+			continue;
+		}
+		c = (Const *) expr;
+		pv[i].n = 0;
+		if (c->constisnull)
+		{
+			i++;
+			continue;
+		}
+		typid = c->consttype;
+		elemtype = get_element_type(typid);
+		if (OidIsValid(elemtype))
+		{
+			int16		typlen;
+			bool		typbyval;
+			char		typalign;
+
+			get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+			deconstruct_array(DatumGetArrayTypeP(c->constvalue), elemtype,
+							  typlen, typbyval, typalign,
+							  &elems, &enulls, &nelems);
+			typid = elemtype;
+		}
+		else
+		{
+			elems = &c->constvalue;
+			enulls = &c->constisnull;
+			nelems = 1;
+		}
+		pv[i].vals = palloc(sizeof(int64) * Max(nelems, 1));
+		for (j = 0; j < nelems; j++)
+		{
+			if (enulls[j])
+				continue;
+			if (typid == INT2OID)
+				pv[i].vals[pv[i].n++] = DatumGetInt16(elems[j]);
+			else if (typid == INT4OID)
+				pv[i].vals[pv[i].n++] = DatumGetInt32(elems[j]);
+			else if (typid == INT8OID)
+				pv[i].vals[pv[i].n++] = DatumGetInt64(elems[j]);
+		}
+		i++;
+	}
+
+	*nsurviving = 0;
+	for (i = 0; i < nparts; i++)
+	{
+		OffsetSet	s = {0, PG_INT64_MAX, true};
+		int64		start,
+					end;
+
+		if (pushdown != NIL)
+			s = eval_pushdown(pushdown, i, pv);
+		start = Max(low[i], s.lo);
+		end = Min(high[i], s.hi);
+		if (start < end)
+		{
+			total += (double) (end - start);
+			(*nsurviving)++;
+		}
+	}
+	return total;
+}
+
+/*
+ * ANALYZE: read a sample of messages for column statistics.  Each
+ * partition gives its most recent messages, in proportion to its size,
+ * targrows in all.  Messages that do not parse count as rows with NULL
+ * data columns rather than failing ANALYZE.
+ */
+int
+kfdw_sample_rows(Relation relation, int elevel, HeapTuple *rows,
+				 int targrows, double *totalrows, double *totaldeadrows)
+{
+	KafkaScanState *st = palloc0(sizeof(KafkaScanState));
+	TupleTableSlot *slot;
+	int64	   *low,
+			   *high;
+	double		total = 0;
+	int			nrows = 0;
+	int			i;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	kfdw_get_table_options(RelationGetRelid(relation), &st->opts);
+	st->topic = st->opts.topic;
+	st->userid = GetUserId();
+	st->limit = -1;
+	st->ts_lower = DT_NOBEGIN;
+	st->attr_needed = palloc(sizeof(bool) * Max(st->opts.natts, 1));
+	for (i = 0; i < st->opts.natts; i++)
+		st->attr_needed[i] = true;
+	st->batch_cxt = AllocSetContextCreate(cxt, "kafka_fdw batch",
+										  ALLOCSET_DEFAULT_SIZES);
+	st->tuple_cxt = AllocSetContextCreate(cxt, "kafka_fdw tuple",
+										  ALLOCSET_DEFAULT_SIZES);
+	init_decoder(st, cxt);
+	st->dec.tolerate_junk = true;
+	open_resources(st);
+
+	st->nparts = kfdw_topic_partitions(st->res->handle, st->topic);
+	low = palloc0(sizeof(int64) * Max(st->nparts, 1));
+	high = palloc0(sizeof(int64) * Max(st->nparts, 1));
+	kfdw_query_watermarks(st->res->handle, st->topic, st->nparts, low, high);
+	for (i = 0; i < st->nparts; i++)
+		total += (double) (high[i] - low[i]);
+
+	st->ranges = palloc0(sizeof(KafkaPartitionRange) * Max(st->nparts, 1));
+	st->range_of = palloc(sizeof(int) * Max(st->nparts, 1));
+	st->done = palloc0(sizeof(bool) * Max(st->nparts, 1));
+	for (i = 0; i < st->nparts; i++)
+	{
+		KafkaPartitionRange *r = &st->ranges[st->nranges];
+		int64		want;
+
+		if (high[i] <= low[i])
+			continue;
+		want = (int64) ceil(targrows * (double) (high[i] - low[i]) / total);
+		r->partition = i;
+		r->low = low[i];
+		r->high = high[i];
+		r->end = high[i];
+		r->start = Max(low[i], high[i] - want);
+		st->nranges++;
+	}
+	st->prepared = true;
+
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(relation),
+									&TTSOpsVirtual);
+	start_reading(st);
+	while (!st->finished && nrows < targrows)
+	{
+		rd_kafka_message_t *msg = next_message(st);
+		MemoryContext oldcxt;
+
+		if (msg == NULL)
+			break;
+		st->cur_partition = msg->partition;
+		st->cur_offset = msg->offset;
+		MemoryContextReset(st->tuple_cxt);
+		oldcxt = MemoryContextSwitchTo(st->tuple_cxt);
+		make_row(st, msg, slot);
+		MemoryContextSwitchTo(cxt);
+		rows[nrows++] = ExecCopySlotHeapTuple(slot);
+		MemoryContextSwitchTo(oldcxt);
+		st->res->msgs[st->res->next++] = NULL;
+		rd_kafka_message_destroy(msg);
+		vacuum_delay_point();
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	close_resources(st);
+
+	ereport(elevel,
+			(errmsg("\"%s\": sampled %d of %.0f Kafka messages",
+					RelationGetRelationName(relation), nrows, total)));
+	*totalrows = total;
+	*totaldeadrows = 0;
+	return nrows;
 }
