@@ -53,12 +53,13 @@ LAT_SECONDS=${KFDW_BENCH_SECONDS:-30}
 LAT_TXN_ROWS=10					# rows per transaction in the latency run
 RUNS=3
 PARTS=32
+LAT_PARTS=4					# the latency topic: see the README
 DB=kafka_bench
 PY=/usr/bin/python3				# Debian's, which has python3-confluent-kafka
 PROBE=$REPO/test/bench/kafka_probe.py
 
 # every topic, created with the broker (the mock has no CreateTopics)
-TOPICS=(bench_scan:$PARTS bench.public.cdc_t:$PARTS bench.public.lat_t:$PARTS)
+TOPICS=(bench_scan:$PARTS bench.public.cdc_t:$PARTS bench.public.lat_t:$LAT_PARTS)
 for i in $(seq $RUNS); do
 	TOPICS+=(bench_pub_$i:$PARTS bench_kcat_$i:$PARTS)
 done
@@ -108,7 +109,7 @@ run_sql_timed()
 		return 1
 	fi
 	SQL_MS=$(min_of $(awk '/^Time:/ { print $2 }' "$out"))
-	mapfile -t SQL_RESULTS < <(grep -v -E '^(Time:|VmHWM:)' "$out")
+	mapfile -t SQL_RESULTS < <(grep -v -E '^(Time:|VmHWM:|Timing is)' "$out")
 	SQL_HWM_KB=$(awk '/^VmHWM:/ { print $2 }' "$out")
 }
 
