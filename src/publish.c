@@ -72,7 +72,6 @@ typedef struct KafkaDelivery
 	/* the last successful report, for RETURNING */
 	int32		partition;
 	int64		offset;
-	int64		timestamp;
 } KafkaDelivery;
 
 /* A message held until the PostgreSQL transaction commits */
@@ -287,12 +286,11 @@ kfdw_publish(KafkaPublisher *pub, KafkaEncoder *enc)
 
 /*
  * Wait until every message produced so far was acknowledged; ERROR if any
- * failed.  Gives the partition, offset and timestamp of the last one
- * acknowledged (for RETURNING).
+ * failed.  Gives the partition and offset of the last one acknowledged (for
+ * RETURNING).
  */
 void
-kfdw_publisher_wait(KafkaPublisher *pub, int32 *partition, int64 *offset,
-					int64 *timestamp)
+kfdw_publisher_wait(KafkaPublisher *pub, int32 *partition, int64 *offset)
 {
 	delivery_wait(pub->handle, pub->delivery);
 	delivery_check(pub->delivery, pub->handle, pub->topic);
@@ -300,8 +298,6 @@ kfdw_publisher_wait(KafkaPublisher *pub, int32 *partition, int64 *offset,
 		*partition = pub->delivery->partition;
 	if (offset)
 		*offset = pub->delivery->offset;
-	if (timestamp)
-		*timestamp = pub->delivery->timestamp;
 }
 
 /*
@@ -312,7 +308,7 @@ void
 kfdw_publisher_end(KafkaPublisher *pub)
 {
 	if (!kfdw_publisher_holds(pub))
-		kfdw_publisher_wait(pub, NULL, NULL, NULL);
+		kfdw_publisher_wait(pub, NULL, NULL);
 	publisher_release(pub, false);
 }
 
@@ -407,7 +403,6 @@ kfdw_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *rkmessage,
 	{
 		d->partition = rkmessage->partition;
 		d->offset = rkmessage->offset;
-		d->timestamp = rd_kafka_message_timestamp(rkmessage, NULL);
 	}
 
 	if (d->owner_gone && d->outstanding == 0)
