@@ -91,6 +91,23 @@ SELECT p, o, k, v,
   FROM insert_read(:'brokers', 'insert_meta')
   ORDER BY v;
 
+-- a timestamp without time zone is in the session's TimeZone
+CREATE FOREIGN TABLE insert_ts (ts timestamp OPTIONS (timestamp 'true'), v text)
+  SERVER insert_srv OPTIONS (topic 'insert_ts');
+SET timezone = 'Europe/Berlin';
+INSERT INTO insert_ts VALUES ('2024-01-01 01:00:00', 'local time');
+-- RETURNING gives the timestamp the message was stamped with
+CREATE TEMP TABLE insert_stamped AS
+  WITH i AS (INSERT INTO insert_ts VALUES (NULL, 'stamped') RETURNING ts)
+  SELECT ts FROM i;
+SELECT ts BETWEEN localtimestamp - interval '1 hour' AND localtimestamp AS near_now
+  FROM insert_stamped;
+SET timezone = 'UTC';
+SELECT v, CASE WHEN v LIKE '%local time%' THEN ts::text
+               ELSE (ts = (SELECT extract(epoch FROM ts AT TIME ZONE 'Europe/Berlin') * 1000
+                           FROM insert_stamped))::text END AS ts
+  FROM insert_read(:'brokers', 'insert_ts');
+
 -- a key of type bytea or jsonb is its bytes or its JSON text
 CREATE FOREIGN TABLE insert_keys (
   kb bytea OPTIONS (key 'true'),

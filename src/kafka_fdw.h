@@ -299,7 +299,7 @@ extern int	kfdw_publisher_partitions(KafkaPublisher *pub);
 extern bool kfdw_publisher_holds(KafkaPublisher *pub);
 extern void kfdw_publish(KafkaPublisher *pub, KafkaEncoder *enc);
 extern void kfdw_publisher_wait(KafkaPublisher *pub, int32 *partition,
-								int64 *offset, int64 *timestamp);
+								int64 *offset);
 extern void kfdw_publisher_end(KafkaPublisher *pub);
 extern void kfdw_delivery_report(rd_kafka_t *rk,
 								 const rd_kafka_message_t *rkmessage,

@@ -20,6 +20,7 @@
 #include "miscadmin.h"
 #include "optimizer/optimizer.h"
 #include "parser/parsetree.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -79,8 +80,7 @@ static void insert_row(KafkaModifyState *st, TupleTableSlot *slot);
 static void insert_error_callback(void *arg);
 static TupleTableSlot *returning_slot(KafkaModifyState *st,
 									  TupleTableSlot *slot, bool known,
-									  int32 partition, int64 offset,
-									  int64 timestamp);
+									  int32 partition, int64 offset);
 
 void
 kfdw_set_modify_routines(FdwRoutine *routine)
@@ -229,7 +229,6 @@ kafkaExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 	KafkaModifyState *st = (KafkaModifyState *) rinfo->ri_FdwState;
 	int32		partition;
 	int64		offset;
-	int64		timestamp;
 
 	insert_row(st, slot);
 
@@ -246,13 +245,12 @@ kafkaExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 														 st->enc.key.len,
 														 kfdw_publisher_partitions(st->pub),
 														 NULL, NULL);
-		return returning_slot(st, slot, false, partition, -1,
-							  st->enc.timestamp);
+		return returning_slot(st, slot, false, partition, -1);
 	}
 
 	/* wait for this row's delivery report */
-	kfdw_publisher_wait(st->pub, &partition, &offset, &timestamp);
-	return returning_slot(st, slot, true, partition, offset, timestamp);
+	kfdw_publisher_wait(st->pub, &partition, &offset);
+	return returning_slot(st, slot, true, partition, offset);
 }
 
 static TupleTableSlot **
@@ -389,6 +387,15 @@ insert_row(KafkaModifyState *st, TupleTableSlot *slot)
 
 	error_context_stack = errcallback.previous;
 
+	/*
+	 * When RETURNING shows the timestamp, stamp the create time here rather
+	 * than let librdkafka do it, so that it is known
+	 */
+	if (st->returning_meta && st->enc.timestamp == 0 &&
+		st->opts.timestamp_attnum != InvalidAttrNumber)
+		st->enc.timestamp = GetCurrentTimestamp() / 1000 +
+			(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+
 	kfdw_publish(st->pub, &st->enc);
 }
 
@@ -402,12 +409,13 @@ insert_error_callback(void *arg)
 }
 
 /*
- * The slot RETURNING sees: the row, with what the broker assigned.  Unknown
- * values (a message held until commit has no offset yet) are NULL.
+ * The slot RETURNING sees: the row, with the partition and offset the broker
+ * assigned and the message's timestamp.  Unknown values (a message held
+ * until commit has no offset yet) are NULL.
  */
 static TupleTableSlot *
 returning_slot(KafkaModifyState *st, TupleTableSlot *slot, bool known,
-			   int32 partition, int64 offset, int64 timestamp)
+			   int32 partition, int64 offset)
 {
 	TupleTableSlot *ret = st->retslot;
 	KafkaTableOptions *opts = &st->opts;
@@ -438,16 +446,20 @@ returning_slot(KafkaModifyState *st, TupleTableSlot *slot, bool known,
 		ret->tts_values[attnum - 1] = Int64GetDatum(offset);
 	}
 	attnum = opts->timestamp_attnum;
-	if (attnum != InvalidAttrNumber && ret->tts_isnull[attnum - 1] &&
-		known && timestamp > 0)
+	if (attnum != InvalidAttrNumber && ret->tts_isnull[attnum - 1])
 	{
-		/* the time librdkafka stamped on the message, in the column's type */
-		Timestamp	ts = (timestamp -
+		/* the create time insert_row() stamped on the message */
+		TimestampTz ts = (st->enc.timestamp -
 						  (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) *
 						  SECS_PER_DAY * 1000) * 1000;
 
 		ret->tts_isnull[attnum - 1] = false;
-		ret->tts_values[attnum - 1] = TimestampGetDatum(ts);
+		if (getBaseType(opts->columns[attnum - 1].typid) == TIMESTAMPOID)
+			ret->tts_values[attnum - 1] =
+				DirectFunctionCall1(timestamptz_timestamp,
+									TimestampTzGetDatum(ts));
+		else
+			ret->tts_values[attnum - 1] = TimestampTzGetDatum(ts);
 	}
 	return ExecStoreVirtualTuple(ret);
 }

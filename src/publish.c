@@ -42,6 +42,13 @@
 /* How long the partition count of a topic is trusted */
 #define KFDW_TOPIC_CACHE_MS 30000
 
+/*
+ * Grace beyond message.timeout.ms before kafka_fdw gives up on messages that
+ * librdkafka has not reported (it may time them out late when a partition's
+ * leader is gone)
+ */
+#define KFDW_STALL_GRACE_MS 1000
+
 /* Bound of the wait for a Kafka transaction to abort, when PostgreSQL aborts */
 #define KFDW_TXN_ABORT_TIMEOUT_MS 3000
 
@@ -59,10 +66,12 @@ typedef struct KafkaDelivery
 	int32		first_partition;
 	char		first_errstr[256];
 	bool		owner_gone;
+	bool		stalled;		/* purged: no report within the timeout */
+	int			timeout_ms;		/* message.timeout.ms of the producer */
+	instr_time	last_progress;	/* last report, or first message since */
 	/* the last successful report, for RETURNING */
 	int32		partition;
 	int64		offset;
-	int64		timestamp;
 } KafkaDelivery;
 
 /* A message held until the PostgreSQL transaction commits */
@@ -148,9 +157,10 @@ static List *topic_cache = NIL;
 static bool xact_callbacks_registered = false;
 
 static int	topic_partition_count(KafkaHandle *handle, const char *topic);
-static KafkaDelivery *delivery_new(void);
+static KafkaDelivery *delivery_new(KafkaHandle *handle);
 static void delivery_release(KafkaDelivery *d);
 static void delivery_wait(KafkaHandle *handle, KafkaDelivery *d);
+static void delivery_check_stall(KafkaHandle *handle, KafkaDelivery *d);
 static void delivery_check(KafkaDelivery *d, KafkaHandle *handle,
 						   const char *topic);
 static void produce(KafkaHandle *handle, rd_kafka_topic_t *rkt,
@@ -269,18 +279,18 @@ kfdw_publish(KafkaPublisher *pub, KafkaEncoder *enc)
 	if (pub->nmessages % KFDW_POLL_INTERVAL == 0)
 	{
 		kfdw_serve_events(pub->handle);
+		delivery_check_stall(pub->handle, pub->delivery);
 		delivery_check(pub->delivery, pub->handle, pub->topic);
 	}
 }
 
 /*
  * Wait until every message produced so far was acknowledged; ERROR if any
- * failed.  Gives the partition, offset and timestamp of the last one
- * acknowledged (for RETURNING).
+ * failed.  Gives the partition and offset of the last one acknowledged (for
+ * RETURNING).
  */
 void
-kfdw_publisher_wait(KafkaPublisher *pub, int32 *partition, int64 *offset,
-					int64 *timestamp)
+kfdw_publisher_wait(KafkaPublisher *pub, int32 *partition, int64 *offset)
 {
 	delivery_wait(pub->handle, pub->delivery);
 	delivery_check(pub->delivery, pub->handle, pub->topic);
@@ -288,8 +298,6 @@ kfdw_publisher_wait(KafkaPublisher *pub, int32 *partition, int64 *offset,
 		*partition = pub->delivery->partition;
 	if (offset)
 		*offset = pub->delivery->offset;
-	if (timestamp)
-		*timestamp = pub->delivery->timestamp;
 }
 
 /*
@@ -300,7 +308,7 @@ void
 kfdw_publisher_end(KafkaPublisher *pub)
 {
 	if (!kfdw_publisher_holds(pub))
-		kfdw_publisher_wait(pub, NULL, NULL, NULL);
+		kfdw_publisher_wait(pub, NULL, NULL);
 	publisher_release(pub, false);
 }
 
@@ -368,21 +376,33 @@ kfdw_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *rkmessage,
 		return;
 
 	d->outstanding--;
+	INSTR_TIME_SET_CURRENT(d->last_progress);
 	if (rkmessage->err != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		if (d->failed++ == 0)
 		{
 			d->first_err = rkmessage->err;
 			d->first_partition = rkmessage->partition;
-			strlcpy(d->first_errstr, rd_kafka_err2str(rkmessage->err),
-					sizeof(d->first_errstr));
+			if (d->stalled &&
+				(rkmessage->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+				 rkmessage->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT))
+			{
+				/* purged by delivery_check_stall() */
+				d->first_err = RD_KAFKA_RESP_ERR__MSG_TIMED_OUT;
+				snprintf(d->first_errstr, sizeof(d->first_errstr),
+						 "%s (no acknowledgement within message.timeout.ms, %d ms)",
+						 rd_kafka_err2str(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT),
+						 d->timeout_ms);
+			}
+			else
+				strlcpy(d->first_errstr, rd_kafka_err2str(rkmessage->err),
+						sizeof(d->first_errstr));
 		}
 	}
 	else
 	{
 		d->partition = rkmessage->partition;
 		d->offset = rkmessage->offset;
-		d->timestamp = rd_kafka_message_timestamp(rkmessage, NULL);
 	}
 
 	if (d->owner_gone && d->outstanding == 0)
@@ -390,9 +410,13 @@ kfdw_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *rkmessage,
 }
 
 static KafkaDelivery *
-delivery_new(void)
+delivery_new(KafkaHandle *handle)
 {
-	return MemoryContextAllocZero(TopMemoryContext, sizeof(KafkaDelivery));
+	KafkaDelivery *d = MemoryContextAllocZero(TopMemoryContext,
+											  sizeof(KafkaDelivery));
+
+	d->timeout_ms = message_timeout_ms(handle);
+	return d;
 }
 
 /* The owner is done with d: free it now, or with its last report */
@@ -417,7 +441,31 @@ delivery_wait(KafkaHandle *handle, KafkaDelivery *d)
 	{
 		CHECK_FOR_INTERRUPTS();
 		(void) rd_kafka_flush(handle->rk, KFDW_WAIT_SLICE_MS);
+		delivery_check_stall(handle, d);
 	}
+}
+
+/*
+ * If no delivery report came for longer than message.timeout.ms (and a
+ * grace), give up on what librdkafka still holds: purge it, so that it is
+ * reported failed now and never sent later.  A message that was in flight
+ * may still have reached the broker.
+ */
+static void
+delivery_check_stall(KafkaHandle *handle, KafkaDelivery *d)
+{
+	instr_time	now;
+
+	if (d->outstanding == 0 || d->stalled)
+		return;
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, d->last_progress);
+	if (INSTR_TIME_GET_MILLISEC(now) < d->timeout_ms + KFDW_STALL_GRACE_MS)
+		return;
+
+	d->stalled = true;
+	rd_kafka_purge(handle->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	kfdw_serve_events(handle);
 }
 
 /*
@@ -530,7 +578,8 @@ produce(KafkaHandle *handle, rd_kafka_topic_t *rkt, const char *topic,
 						  psprintf("could not publish a message to Kafka topic \"%s\"",
 								   topic));
 	}
-	d->outstanding++;
+	if (d->outstanding++ == 0)
+		INSTR_TIME_SET_CURRENT(d->last_progress);
 	d->produced++;
 }
 
@@ -559,7 +608,7 @@ publisher_new(KafkaHandle *handle, const char *topic, KafkaTxnServer *ts)
 		kfdw_report_error(ERROR, handle, err, NULL,
 						  psprintf("could not open Kafka topic \"%s\"", topic));
 	}
-	pub->delivery = ts ? ts->delivery : delivery_new();
+	pub->delivery = ts ? ts->delivery : delivery_new(handle);
 	active_publishers = lappend(active_publishers, pub);
 	MemoryContextSwitchTo(oldcxt);
 	return pub;
@@ -638,7 +687,7 @@ txn_server_get(Oid serverid, Oid userid, KafkaServerOptions *sopts)
 		ts->handle->private = MemoryContextAllocZero(TopMemoryContext,
 													 sizeof(KafkaProducerState));
 	kfdw_pin_handle(ts->handle);
-	ts->delivery = delivery_new();
+	ts->delivery = delivery_new(ts->handle);
 
 	oldcxt = MemoryContextSwitchTo(txn_context);
 	txn_servers = lappend(txn_servers, ts);

@@ -36,7 +36,8 @@ CREATE USER MAPPING FOR PUBLIC SERVER short;
 CREATE USER MAPPING FOR PUBLIC SERVER long;
 CREATE USER MAPPING FOR PUBLIC SERVER tiny;
 CREATE FOREIGN TABLE stuck (id int, note text) SERVER tiny OPTIONS (topic 'stuck');
-CREATE FOREIGN TABLE events (id int, note text) SERVER short OPTIONS (topic 'events');
+CREATE FOREIGN TABLE events (id int, note text)
+  SERVER short OPTIONS (topic 'events', batch_size '10');
 CREATE FOREIGN TABLE waits (id int, note text) SERVER long OPTIONS (topic 'waits');
 CREATE FUNCTION slow(i int) RETURNS int LANGUAGE sql
   AS 'SELECT i FROM pg_sleep(0.01)';
@@ -73,7 +74,7 @@ like(
 	'the statement fails saying how many of its messages failed');
 like($s->{stderr}, qr/DETAIL:  First failure \(partition 0\): .*timed out/i,
 	'and why the first one failed');
-ok($elapsed < 30, "it fails soon after message.timeout.ms ($elapsed s)");
+ok($elapsed < 10, "it fails soon after message.timeout.ms ($elapsed s)");
 $s->{stderr} = '';
 
 # with the broker already down, a statement fails after message.timeout.ms
@@ -88,10 +89,24 @@ like(
 ok($elapsed >= 1.9 && $elapsed < 10, "after the timeout ($elapsed s)");
 $s->{stderr} = '';
 $broker->up(1);
-$s->query_safe("INSERT INTO events VALUES (501, 'after the broker is back')");
+# (librdkafka may take a few seconds to reconnect: retry meanwhile)
+my $back = 0;
+for my $try (1 .. 20)
+{
+	($out, $ret) =
+	  $s->query("INSERT INTO events VALUES (501, 'after the broker is back')");
+	my $failed = $s->{stderr} ne '';
+	$s->{stderr} = '';
+	if (!$failed)
+	{
+		$back = 1;
+		last;
+	}
+}
+ok($back, 'a later statement succeeds once the broker is back');
 my @msgs = $broker->consume('events');
-ok((grep { ($_->{payload} // '') =~ /after the broker is back/ } @msgs) == 1,
-	'a later statement publishes again');
+ok((grep { ($_->{payload} // '') =~ /after the broker is back/ } @msgs) >= 1,
+	'and its message is in the topic');
 
 # query cancel interrupts the wait for delivery within a second
 $s->query_safe("INSERT INTO waits VALUES (0, 'warm up')");
