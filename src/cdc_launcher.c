@@ -342,11 +342,10 @@ launcher_start_workers(long *sleep_ms)
 		Oid			dboid;
 		NameData	name;
 		int			failures;
+		pid_t		pid;
 
 		if (lw->handle)
 		{
-			pid_t		pid;
-
 			if (GetBackgroundWorkerPid(lw->handle, &pid) != BGWH_STOPPED)
 				continue;
 			/* the worker ended: not again before its backoff */
@@ -365,6 +364,7 @@ launcher_start_workers(long *sleep_ms)
 		drop_requested = s->drop_requested;
 		dboid = s->dboid;
 		name = s->name;
+		pid = s->pid;
 		LWLockRelease(kfdw_cdc_shared->lock);
 
 		if (!in_use)
@@ -373,6 +373,9 @@ launcher_start_workers(long *sleep_ms)
 			continue;
 		}
 		if (drop_requested)
+			continue;
+		/* a worker started by an earlier launcher still runs */
+		if (pid != 0 && kill(pid, 0) == 0)
 			continue;
 
 		if (lw->next_start > now)
