@@ -145,6 +145,18 @@ BEGIN
 END
 $$;
 
+-- a server that a superuser set up with such a property, then gave away:
+-- its new owner cannot alter it (the validator sees every option)
+RESET ROLE;
+CREATE SERVER kafka_given FOREIGN DATA WRAPPER kafka_fdw
+  OPTIONS (brokers :'brokers', debug 'broker');
+ALTER SERVER kafka_given OWNER TO regress_kafka_user;
+SET ROLE regress_kafka_user;
+ALTER SERVER kafka_given OPTIONS (ADD "linger.ms" '1');  -- ERROR
+\echo :SQLSTATE
+ALTER SERVER kafka_given OPTIONS (DROP debug);
+ALTER SERVER kafka_given OPTIONS (ADD "linger.ms" '1');
+DROP SERVER kafka_given;
 RESET ROLE;
 
 --

@@ -50,7 +50,7 @@ demo_stop
 kfdw_make_workdir "$DEMO_DIR"
 
 say "starting the embedded Kafka broker"
-kfdw_start_broker "${DEMO_TOPICS[@]}"
+KFDW_DETACH=1 kfdw_start_broker "${DEMO_TOPICS[@]}"
 echo "broker at $KAFKA_BROKERS (topics: ${DEMO_TOPICS[*]})"
 
 say "starting a PostgreSQL cluster (wal_level=logical, kafka_fdw preloaded)"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # test/lib.sh: shared by test/run_tests.sh and test/demo.sh (sourced, not run)
 #
 # Installs the Debian packages kafka_fdw needs, builds and installs it, and
@@ -76,7 +77,8 @@ kfdw_pg_paths()
 {
 	[ -x "$PG_CONFIG" ] || die "PG_CONFIG $PG_CONFIG not found"
 	PGBIN=$("$PG_CONFIG" --bindir)
-	PGPKGLIB=$("$PG_CONFIG" --pkglibdir)
+	PGPKGLIB=$("$PG_CONFIG" --pkglibdir)  # used by run_tests.sh
+	export PGPKGLIB
 }
 
 # Create the test user (when root) and a work directory it owns, holding a
@@ -117,17 +119,33 @@ kfdw_free_port()
 
 # Start the embedded broker in the background (immune to hangups, stdin
 # from /dev/null) with the topics given as NAME:PARTITIONS arguments; sets
-# BROKER_PID and KAFKA_BROKERS.
+# BROKER_PID and KAFKA_BROKERS.  With KFDW_DETACH=1 it gets a session of its
+# own, so that it outlives the script and its process group (the demo).
 kfdw_start_broker()
 {
-	local args=() t i
+	local args=() t
 	for t in "$@"; do args+=(--topic "$t"); done
-	rm -f "$WORK/broker.ready"
-	"${AS_USER[@]}" nohup "$WORK/test/kafka_test_broker" --brokers "${KFDW_BROKERS:-1}" \
-		--ready-file "$WORK/broker.ready" "${args[@]}" \
-		</dev/null >"$WORK/broker.out" 2>"$WORK/broker.log" &
-	BROKER_PID=$!
-	for i in $(seq 600); do
+	args=("$WORK/test/kafka_test_broker" --brokers "${KFDW_BROKERS:-1}"
+		--ready-file "$WORK/broker.ready" "${args[@]}")
+	rm -f "$WORK/broker.ready" "$WORK/broker.pid"
+	if [ -n "${KFDW_DETACH:-}" ]; then
+		# shellcheck disable=SC2016  # $$ and $0 belong to the inner shell
+		"${AS_USER[@]}" setsid -f sh -c 'echo $$ >"$0"; exec nohup "$@"' \
+			"$WORK/broker.pid" "${args[@]}" \
+			</dev/null >"$WORK/broker.out" 2>"$WORK/broker.log"
+		for _ in $(seq 100); do
+			[ -s "$WORK/broker.pid" ] && break
+			sleep 0.1
+		done
+		BROKER_PID=$(cat "$WORK/broker.pid" 2>/dev/null)
+	else
+		"${AS_USER[@]}" nohup "${args[@]}" \
+			</dev/null >"$WORK/broker.out" 2>"$WORK/broker.log" &
+		BROKER_PID=$!
+		echo "$BROKER_PID" >"$WORK/broker.pid"
+	fi
+	[ -n "$BROKER_PID" ] || die "the broker did not start"
+	for _ in $(seq 600); do
 		[ -s "$WORK/broker.ready" ] && break
 		kill -0 "$BROKER_PID" 2>/dev/null || { cat "$WORK/broker.log"; die "the broker did not start"; }
 		sleep 0.1
@@ -135,15 +153,22 @@ kfdw_start_broker()
 	[ -s "$WORK/broker.ready" ] || die "the broker did not start in 60 s"
 	KAFKA_BROKERS=$(cat "$WORK/broker.ready")
 	export KAFKA_BROKERS
-	echo "$BROKER_PID" >"$WORK/broker.pid"
 }
 
+# Stop the broker: SIGTERM, then wait (at most 10 s) until it is gone.
 kfdw_stop_broker()
 {
 	local pid=${BROKER_PID:-}
 	[ -z "$pid" ] && [ -f "$WORK/broker.pid" ] && pid=$(cat "$WORK/broker.pid")
 	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	if kill -TERM "$pid" 2>/dev/null; then
+		for _ in $(seq 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
 	BROKER_PID=
 	rm -f "$WORK/broker.pid"
 }
@@ -152,7 +177,6 @@ kfdw_stop_broker()
 # preloaded, a free port, its socket in $WORK.  Sets PGHOST and PGPORT.
 kfdw_start_cluster()
 {
-	local try
 	as_user "$PGBIN/initdb" -D "$WORK/data" -A trust -N -E UTF8 \
 		--locale=C >"$WORK/initdb.log" 2>&1 || { cat "$WORK/initdb.log"; die "initdb failed"; }
 	cat >>"$WORK/data/postgresql.conf" <<-EOF
@@ -167,7 +191,7 @@ kfdw_start_cluster()
 	max_worker_processes = 16
 	fsync = off
 	EOF
-	for try in 1 2 3 4 5; do
+	for _ in 1 2 3 4 5; do
 		PGPORT=$(kfdw_free_port)
 		echo "port = $PGPORT" >"$WORK/data/port.conf"
 		grep -q "^include_if_exists = 'port.conf'" "$WORK/data/postgresql.conf" ||

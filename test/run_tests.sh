@@ -45,6 +45,7 @@ stop_all()
 }
 
 # On any exit: stop everything; the summary line is always the last line.
+# shellcheck disable=SC2317  # run by the EXIT trap
 on_exit()
 {
 	local status=$1
@@ -81,6 +82,8 @@ if [ $# -gt 0 ]; then
 	done
 	regress_tests=("${sel_r[@]}")
 	tap_tests=("${sel_t[@]}")
+	[ $((${#regress_tests[@]} + ${#tap_tests[@]})) -gt 0 ] ||
+		die "no test named: $*"
 fi
 
 topics=()
@@ -110,8 +113,9 @@ if [ ${#regress_tests[@]} -gt 0 ]; then
 		--outputdir="$WORK/regress" --host="$PGHOST" --port="$PGPORT" \
 		--dbname=contrib_regression --load-extension=kafka_fdw \
 		"${regress_tests[@]}" 2>&1 | tee "$WORK/regress/output.txt"
-	ok=$(grep -c -E '\.\.\. ok' "$WORK/regress/output.txt")
-	bad=$(grep -c -E '\.\.\. (FAILED|failed)' "$WORK/regress/output.txt")
+	# "test x ... ok" (PostgreSQL 15) or "ok 1 - x" (16 and later)
+	ok=$(grep -c -E '\.\.\. ok|^ok [0-9]+ ' "$WORK/regress/output.txt")
+	bad=$(grep -c -E '\.\.\. (FAILED|failed)|^not ok [0-9]+ ' "$WORK/regress/output.txt")
 	# a test that never reported counts as failed
 	missing=$(( ${#regress_tests[@]} - ok - bad ))
 	[ "$missing" -gt 0 ] && bad=$((bad + missing))

@@ -50,8 +50,10 @@ use JSON::PP;
 
 my @live;		# brokers to stop at exit
 
-# The broker binary: test/kafka_test_broker, next to this module's directory.
-my $binary = File::Spec->catfile(dirname(File::Spec->rel2abs(__FILE__)),
+# The broker binary: test/kafka_test_broker, next to this module's directory
+# (or $KAFKA_TEST_BROKER).
+my $binary = $ENV{KAFKA_TEST_BROKER}
+  // File::Spec->catfile(dirname(File::Spec->rel2abs(__FILE__)),
 	File::Spec->updir, 'kafka_test_broker');
 
 # python3 of the system, where python3-confluent-kafka is installed
@@ -86,7 +88,7 @@ sub new
 
 	# librdkafka's own log lines go to a file beside the test's logs
 	my @stderr = ();
-	my $logdir = eval { $PostgreSQL::Test::Utils::log_path };
+	my $logdir = do { no warnings 'once'; $PostgreSQL::Test::Utils::log_path };
 	if (defined $logdir && -d $logdir)
 	{
 		$self->{logfile} = "$logdir/kafka_test_broker_$$.log";

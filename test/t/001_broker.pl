@@ -83,6 +83,10 @@ is(( $broker->consume('t4', partition => 2) )[1]{key}, 'no value',
 $broker->create_topic('made_later', 3);
 $md = $broker->metadata('made_later');
 is(scalar @{ $md->{topics}[0]{partitions} }, 3, 'topic created at run time');
+is(scalar($broker->consume('made_later')), 0, 'a new topic is empty');
+eval { $broker->consume('never_created', timeout => 20) };
+like($@, qr/kcat consume of "never_created" failed/,
+	'consuming an unknown topic fails (no auto-creation)');
 eval { $broker->create_topic('bad', 0) };
 like($@, qr/failed: ERR/, 'bad partition count rejected');
 eval { $broker->down(7) };
