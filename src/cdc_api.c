@@ -225,7 +225,7 @@ kafka_fdw_cdc_drop(PG_FUNCTION_ARGS)
 		bool		isnull;
 
 		if (SPI_execute_with_args("SELECT slot_name, owner::oid FROM kafka_fdw.cdc_streams "
-								  "WHERE name = $1 FOR UPDATE",
+								  "WHERE name = $1",
 								  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not look up stream \"%s\"", name);
 		if (SPI_processed == 0)
