@@ -53,6 +53,7 @@ PG_FUNCTION_INFO_V1(kafka_fdw_cdc_worker_status);
 static List *pending_creates = NIL;	/* names to register at commit */
 static List *pending_drops = NIL;	/* names to forget at commit */
 static bool own_slot = false;	/* MyReplicationSlot is ours, ephemeral */
+static SubTransactionId slot_subid;	/* subtransaction that created it */
 static bool xact_callback_registered = false;
 
 static void check_name(const char *name);
@@ -65,6 +66,8 @@ static void run_as_superuser(const char *sql, int nargs, Oid *argtypes,
 							 Datum *values, const char *nulls);
 static void remember(List **list, const char *name);
 static void cdc_xact_callback(XactEvent event, void *arg);
+static void cdc_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								 SubTransactionId parentSubid, void *arg);
 
 /*
  * The replication slot of a stream: unique in the cluster, made of valid
@@ -545,11 +548,13 @@ create_slot(const char *slot_name)
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(cdc_xact_callback, NULL);
+		RegisterSubXactCallback(cdc_subxact_callback, NULL);
 		xact_callback_registered = true;
 	}
 
 	ReplicationSlotCreate(slot_name, true, RS_EPHEMERAL, false);
 	own_slot = true;
+	slot_subid = GetCurrentSubTransactionId();
 	ctx = CreateInitDecodingContext("pgoutput", NIL, false, InvalidXLogRecPtr,
 									XL_ROUTINE(.page_read = read_local_xlog_page,
 											   .segment_open = wal_segment_open,
@@ -593,6 +598,7 @@ remember(List **list, const char *name)
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(cdc_xact_callback, NULL);
+		RegisterSubXactCallback(cdc_subxact_callback, NULL);
 		xact_callback_registered = true;
 	}
 }
@@ -681,4 +687,25 @@ cdc_xact_callback(XactEvent event, void *arg)
 
 	if (wake)
 		kfdw_cdc_wakeup_launcher();
+}
+
+/*
+ * A rolled-back subtransaction takes the slot it created with it.  (A
+ * stream it entered in pending_creates finds no row when its worker starts,
+ * and the worker forgets it.)
+ */
+static void
+cdc_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	if (!own_slot)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB && mySubid == slot_subid)
+	{
+		if (MyReplicationSlot != NULL)
+			ReplicationSlotRelease();
+		own_slot = false;
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB && mySubid == slot_subid)
+		slot_subid = parentSubid;
 }

@@ -329,6 +329,16 @@ ROLLBACK;
 is($node->safe_psql('postgres',
 	"SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'kafka_fdw_%_s4'"),
 	'0', 'rolled-back cdc_create leaves no slot');
+$node->safe_psql('postgres', q{
+BEGIN;
+SAVEPOINT a;
+SELECT kafka_fdw.cdc_create('s4', 'k', 'p2', snapshot => false);
+ROLLBACK TO SAVEPOINT a;
+COMMIT;
+});
+is($node->safe_psql('postgres',
+	"SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'kafka_fdw_%_s4'"),
+	'0', 'cdc_create rolled back to a savepoint leaves no slot');
 
 # --- drop ----------------------------------------------------------------
 $node->safe_psql('postgres', "SELECT kafka_fdw.cdc_drop('s1')");
