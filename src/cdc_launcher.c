@@ -354,8 +354,10 @@ launcher_start_workers(long *sleep_ms)
 			LWLockAcquire(kfdw_cdc_shared->lock, LW_SHARED);
 			failures = s->failures;
 			LWLockRelease(kfdw_cdc_shared->lock);
+			/* runs that delivered nothing since the last success */
+			failures = Min(Max(failures - 1, 0), 5);
 			lw->next_start = TimestampTzPlusMilliseconds(now,
-														 Min(CDC_BACKOFF_MIN_MS << Min(failures, 5),
+														 Min(CDC_BACKOFF_MIN_MS << failures,
 															 CDC_BACKOFF_MAX_MS));
 		}
 

@@ -174,6 +174,8 @@ kfdw_cdc_worker_main(Datum main_arg)
 	{
 		me->pid = MyProcPid;
 		me->state = KFDW_CDC_STARTING;
+		/* until a message gets through, every start counts for the backoff */
+		me->failures++;
 	}
 	LWLockRelease(kfdw_cdc_shared->lock);
 	if (!go)
@@ -219,7 +221,6 @@ kfdw_cdc_worker_main(Datum main_arg)
 		edata = CopyErrorData();
 		kfdw_cdc_set_error(edata->message);
 		LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
-		me->failures++;
 		me->state = KFDW_CDC_RETRYING;
 		LWLockRelease(kfdw_cdc_shared->lock);
 		PG_RE_THROW();
@@ -1024,7 +1025,16 @@ handle_relation(LogicalRepRelation *lrel)
 	int			i;
 
 	entry = hash_search(relations, &lrel->remoteid, HASH_ENTER, &found);
-	/* a replaced definition's memory is left to the worker's context */
+	if (found)
+	{
+		/* the table's definition changed: forget the old one */
+		for (i = 0; i < entry->rel.ncols; i++)
+			pfree(entry->rel.cols[i].name);
+		pfree(entry->rel.cols);
+		pfree(entry->rel.nspname);
+		pfree(entry->rel.relname);
+		pfree(entry->rel.topic);
+	}
 	oldcxt = MemoryContextSwitchTo(worker_cxt);
 	memset(&entry->rel, 0, sizeof(entry->rel));
 	entry->relid = lrel->remoteid;
