@@ -37,6 +37,7 @@
 #include "storage/spin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -195,7 +196,7 @@ kafka_fdw_cdc_create(PG_FUNCTION_ARGS)
 		run_as_superuser("INSERT INTO kafka_fdw.cdc_streams "
 						 "(name, server, publication, slot_name, topic_prefix, "
 						 "snapshot, snapshot_done, options, owner) "
-						 "VALUES ($1, $2, $3, $4, $5, $6, NOT $6, $7, $8::regrole)",
+						 "VALUES ($1, $2, $3, $4, $5, $6, NOT $6, $7, $8::pg_catalog.regrole)",
 						 8, argtypes, values, NULL);
 	}
 	SPI_finish();
@@ -568,7 +569,9 @@ create_slot(const char *slot_name)
 /*
  * Run a statement on kafka_fdw's own tables as the bootstrap superuser:
  * the caller's rights were checked, and the tables are not writable by
- * roles that merely hold REPLICATION.
+ * roles that merely hold REPLICATION.  As for any security-restricted
+ * operation, search_path is pg_catalog only, so that no object of the
+ * caller's can stand in for a built-in one.
  */
 static void
 run_as_superuser(const char *sql, int nargs, Oid *argtypes, Datum *values,
@@ -576,12 +579,19 @@ run_as_superuser(const char *sql, int nargs, Oid *argtypes, Datum *values,
 {
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nestlevel;
 	int			ret;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	ret = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
+	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	if (ret < 0)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));

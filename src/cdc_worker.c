@@ -183,6 +183,8 @@ kfdw_cdc_worker_main(Datum main_arg)
 	before_shmem_exit(worker_on_exit, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	/* the worker is superuser: objects of other roles must not stand in */
+	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "kafka_fdw cdc worker",
 									   ALLOCSET_DEFAULT_SIZES);
