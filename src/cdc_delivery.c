@@ -27,8 +27,8 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-/* Quiet time after a Kafka error before an idle stream shows streaming */
-#define CDC_QUIET_MS 15000
+/* How often an idle stream in "retrying" asks whether Kafka is back */
+#define CDC_PROBE_MS 2000
 
 /*
  * A transaction whose messages are in flight.  The slot is confirmed up to
@@ -440,15 +440,26 @@ kfdw_cdc_wait_delivered(void)
 
 /*
  * A stream that showed "retrying" while it had nothing to send goes back
- * to "streaming" once Kafka has been quiet for a while (a delivered message
- * does it at once, see dr_msg_cb).
+ * to "streaming" once the brokers answer again (a delivered message does it
+ * at once, see dr_msg_cb).  Asked at most every CDC_PROBE_MS, for at most
+ * 100 ms.
  */
 void
 kfdw_cdc_recover_state(void)
 {
-	if (me->state == KFDW_CDC_RETRYING &&
-		rd_kafka_outq_len(producer) == 0 &&
-		TimestampDifferenceExceeds(me->last_error_at, GetCurrentTimestamp(),
-								   CDC_QUIET_MS))
+	static TimestampTz last_probe = 0;
+	const struct rd_kafka_metadata *md;
+	TimestampTz now;
+
+	if (me->state != KFDW_CDC_RETRYING || rd_kafka_outq_len(producer) > 0)
+		return;
+	now = GetCurrentTimestamp();
+	if (!TimestampDifferenceExceeds(last_probe, now, CDC_PROBE_MS))
+		return;
+	last_probe = now;
+	if (rd_kafka_metadata(producer, 0, NULL, &md, 100) == RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		rd_kafka_metadata_destroy(md);
 		kfdw_cdc_set_state(normal_state);
+	}
 }
