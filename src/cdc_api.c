@@ -37,6 +37,7 @@
 #include "storage/spin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -53,6 +54,7 @@ PG_FUNCTION_INFO_V1(kafka_fdw_cdc_worker_status);
 static List *pending_creates = NIL;	/* names to register at commit */
 static List *pending_drops = NIL;	/* names to forget at commit */
 static bool own_slot = false;	/* MyReplicationSlot is ours, ephemeral */
+static SubTransactionId slot_subid;	/* subtransaction that created it */
 static bool xact_callback_registered = false;
 
 static void check_name(const char *name);
@@ -65,6 +67,8 @@ static void run_as_superuser(const char *sql, int nargs, Oid *argtypes,
 							 Datum *values, const char *nulls);
 static void remember(List **list, const char *name);
 static void cdc_xact_callback(XactEvent event, void *arg);
+static void cdc_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								 SubTransactionId parentSubid, void *arg);
 
 /*
  * The replication slot of a stream: unique in the cluster, made of valid
@@ -192,7 +196,7 @@ kafka_fdw_cdc_create(PG_FUNCTION_ARGS)
 		run_as_superuser("INSERT INTO kafka_fdw.cdc_streams "
 						 "(name, server, publication, slot_name, topic_prefix, "
 						 "snapshot, snapshot_done, options, owner) "
-						 "VALUES ($1, $2, $3, $4, $5, $6, NOT $6, $7, $8::regrole)",
+						 "VALUES ($1, $2, $3, $4, $5, $6, NOT $6, $7, $8::pg_catalog.regrole)",
 						 8, argtypes, values, NULL);
 	}
 	SPI_finish();
@@ -225,7 +229,7 @@ kafka_fdw_cdc_drop(PG_FUNCTION_ARGS)
 		bool		isnull;
 
 		if (SPI_execute_with_args("SELECT slot_name, owner::oid FROM kafka_fdw.cdc_streams "
-								  "WHERE name = $1 FOR UPDATE",
+								  "WHERE name = $1",
 								  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not look up stream \"%s\"", name);
 		if (SPI_processed == 0)
@@ -545,11 +549,13 @@ create_slot(const char *slot_name)
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(cdc_xact_callback, NULL);
+		RegisterSubXactCallback(cdc_subxact_callback, NULL);
 		xact_callback_registered = true;
 	}
 
 	ReplicationSlotCreate(slot_name, true, RS_EPHEMERAL, false);
 	own_slot = true;
+	slot_subid = GetCurrentSubTransactionId();
 	ctx = CreateInitDecodingContext("pgoutput", NIL, false, InvalidXLogRecPtr,
 									XL_ROUTINE(.page_read = read_local_xlog_page,
 											   .segment_open = wal_segment_open,
@@ -563,7 +569,9 @@ create_slot(const char *slot_name)
 /*
  * Run a statement on kafka_fdw's own tables as the bootstrap superuser:
  * the caller's rights were checked, and the tables are not writable by
- * roles that merely hold REPLICATION.
+ * roles that merely hold REPLICATION.  As for any security-restricted
+ * operation, search_path is pg_catalog only, so that no object of the
+ * caller's can stand in for a built-in one.
  */
 static void
 run_as_superuser(const char *sql, int nargs, Oid *argtypes, Datum *values,
@@ -571,12 +579,19 @@ run_as_superuser(const char *sql, int nargs, Oid *argtypes, Datum *values,
 {
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nestlevel;
 	int			ret;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	ret = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
+	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	if (ret < 0)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
@@ -593,6 +608,7 @@ remember(List **list, const char *name)
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(cdc_xact_callback, NULL);
+		RegisterSubXactCallback(cdc_subxact_callback, NULL);
 		xact_callback_registered = true;
 	}
 }
@@ -681,4 +697,25 @@ cdc_xact_callback(XactEvent event, void *arg)
 
 	if (wake)
 		kfdw_cdc_wakeup_launcher();
+}
+
+/*
+ * A rolled-back subtransaction takes the slot it created with it.  (A
+ * stream it entered in pending_creates finds no row when its worker starts,
+ * and the worker forgets it.)
+ */
+static void
+cdc_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	if (!own_slot)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB && mySubid == slot_subid)
+	{
+		if (MyReplicationSlot != NULL)
+			ReplicationSlotRelease();
+		own_slot = false;
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB && mySubid == slot_subid)
+		slot_subid = parentSubid;
 }

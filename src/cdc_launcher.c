@@ -342,11 +342,10 @@ launcher_start_workers(long *sleep_ms)
 		Oid			dboid;
 		NameData	name;
 		int			failures;
+		pid_t		pid;
 
 		if (lw->handle)
 		{
-			pid_t		pid;
-
 			if (GetBackgroundWorkerPid(lw->handle, &pid) != BGWH_STOPPED)
 				continue;
 			/* the worker ended: not again before its backoff */
@@ -355,8 +354,10 @@ launcher_start_workers(long *sleep_ms)
 			LWLockAcquire(kfdw_cdc_shared->lock, LW_SHARED);
 			failures = s->failures;
 			LWLockRelease(kfdw_cdc_shared->lock);
+			/* runs that delivered nothing since the last success */
+			failures = Min(Max(failures - 1, 0), 5);
 			lw->next_start = TimestampTzPlusMilliseconds(now,
-														 Min(CDC_BACKOFF_MIN_MS << Min(failures, 5),
+														 Min(CDC_BACKOFF_MIN_MS << failures,
 															 CDC_BACKOFF_MAX_MS));
 		}
 
@@ -365,6 +366,7 @@ launcher_start_workers(long *sleep_ms)
 		drop_requested = s->drop_requested;
 		dboid = s->dboid;
 		name = s->name;
+		pid = s->pid;
 		LWLockRelease(kfdw_cdc_shared->lock);
 
 		if (!in_use)
@@ -373,6 +375,9 @@ launcher_start_workers(long *sleep_ms)
 			continue;
 		}
 		if (drop_requested)
+			continue;
+		/* a worker started by an earlier launcher still runs */
+		if (pid != 0 && kill(pid, 0) == 0)
 			continue;
 
 		if (lw->next_start > now)

@@ -9,8 +9,9 @@
  * row filters and column lists mean exactly what they mean for logical
  * replication, and no replication connection is needed.  Each change
  * becomes a Kafka message in Debezium's envelope (cdc_event.c), sent as
- * soon as it is decoded; the slot is confirmed only up to a commit whose
- * messages, and every message before them, Kafka has acknowledged.
+ * soon as it is decoded (cdc_delivery.c); the slot is confirmed only up to
+ * a commit whose messages, and every message before them, Kafka has
+ * acknowledged.
  *
  * Kafka being unreachable does not stop the worker: librdkafka keeps the
  * messages and retries with backoff (CDC messages never time out), the
@@ -69,22 +70,8 @@
 #define CDC_EXISTS_CHECK_MS 5000
 /* How often a moving slot is written to disk */
 #define CDC_SAVE_INTERVAL_MS 5000
-/* Quiet time after a Kafka error before an idle stream shows streaming */
-#define CDC_QUIET_MS 15000
 /* Rows fetched at a time while reading the initial snapshot */
 #define CDC_SNAPSHOT_BATCH 1000
-
-/*
- * A transaction whose messages are in flight.  The slot is confirmed up to
- * the end of the oldest transactions that are closed (commit seen) and
- * fully acknowledged.
- */
-typedef struct PendingTxn
-{
-	XLogRecPtr	end_lsn;
-	int64		pending;		/* messages not yet acknowledged */
-	bool		closed;
-} PendingTxn;
 
 /* What the stream's row says */
 typedef struct StreamConfig
@@ -110,19 +97,12 @@ typedef struct RelEntry
 
 static StreamConfig config;
 static KafkaCdcStream *me;		/* this stream's registry entry */
-static rd_kafka_t *producer;
 static char *dbname;
 static MemoryContext worker_cxt;	/* lives as long as the worker */
 static MemoryContext change_cxt;	/* reset for every pgoutput message */
 static ResourceOwner worker_owner;
 static HTAB *relations;
 
-/* in-flight transactions: a ring of PendingTxn, txns[head] has id first_id */
-static PendingTxn *txns;
-static int	txn_cap;
-static int	txn_head;
-static int	txn_tail;
-static uint64 txn_first_id;
 static uint64 current_txn;		/* id of the open transaction */
 static bool txn_open = false;
 
@@ -136,46 +116,23 @@ static TimestampTz last_saved_at = 0;
 
 /* set when the server or a user mapping changed: the producer is stale */
 static bool server_changed = false;
-static char *producer_signature;
 
-/* set by librdkafka's callbacks, served on this process */
-static bool delivery_failed = false;
-static rd_kafka_resp_err_t delivery_err;
-static char delivery_errstr[512];
 
 static void worker_on_exit(int code, Datum arg);
 static void forget_stream(void);
 static bool stream_exists(void);
 static void server_changed_cb(Datum arg, int cacheid, uint32 hashvalue);
 static void load_config(void);
-static rd_kafka_t *make_producer(void);
-static ForeignServer *get_server_and_mapping(UserMapping **user);
-static char *options_signature(ForeignServer *server, UserMapping *user);
-static bool producer_is_stale(void);
-static void set_error(const char *message);
-static void set_state(KafkaCdcState state);
-static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
-					  void *opaque);
-static void error_cb(rd_kafka_t *rk, int err, const char *reason,
-					 void *opaque);
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
-				   const char *buf);
-static uint64 txn_push(void);
-static PendingTxn *txn_get(uint64 id);
-static void serve_kafka(int timeout_ms);
-static void produce(const char *topic, StringInfo key, StringInfo value,
-					uint64 txn_id);
-static void wait_all_delivered(void);
 static void confirm_progress(LogicalDecodingContext *ctx);
-static void recover_state(void);
 static bool slot_exists(const char *slot_name);
 static void create_slot_with_snapshot(void);
 static void create_slot_without_snapshot(void);
 static void mark_snapshot_done(void);
 static void read_table(const char *nspname, const char *relname,
 					   List *attnames, const char *rowfilter,
-					   KafkaCdcSource *source, StringInfo held_key,
-					   StringInfo held_value, char **held_topic);
+					   KafkaCdcSource *source, uint64 txn_id,
+					   StringInfo held_key, StringInfo held_value,
+					   char **held_topic);
 static void compute_keys(KafkaCdcRelation *rel, Oid relid, char replident,
 						 Bitmapset *identity_cols);
 static char *make_topic(const char *nspname, const char *relname);
@@ -217,6 +174,8 @@ kfdw_cdc_worker_main(Datum main_arg)
 	{
 		me->pid = MyProcPid;
 		me->state = KFDW_CDC_STARTING;
+		/* until a message gets through, every start counts for the backoff */
+		me->failures++;
 	}
 	LWLockRelease(kfdw_cdc_shared->lock);
 	if (!go)
@@ -224,12 +183,15 @@ kfdw_cdc_worker_main(Datum main_arg)
 	before_shmem_exit(worker_on_exit, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	/* the worker is superuser: objects of other roles must not stand in */
+	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "kafka_fdw cdc worker",
 									   ALLOCSET_DEFAULT_SIZES);
 	change_cxt = AllocSetContextCreate(worker_cxt, "kafka_fdw cdc change",
 									   ALLOCSET_DEFAULT_SIZES);
 	worker_owner = ResourceOwnerCreate(NULL, "kafka_fdw cdc worker");
+	kfdw_cdc_delivery_init(me, NameStr(me->name), worker_cxt);
 
 	PG_TRY();
 	{
@@ -240,7 +202,7 @@ kfdw_cdc_worker_main(Datum main_arg)
 		pgstat_report_activity(STATE_RUNNING, "starting");
 		CacheRegisterSyscacheCallback(FOREIGNSERVEROID, server_changed_cb, (Datum) 0);
 		CacheRegisterSyscacheCallback(USERMAPPINGOID, server_changed_cb, (Datum) 0);
-		producer = make_producer();
+		kfdw_cdc_producer_create(config.server, config.owner);
 
 		if (!config.snapshot_done || !slot_exists(config.slot_name))
 		{
@@ -259,9 +221,8 @@ kfdw_cdc_worker_main(Datum main_arg)
 
 		MemoryContextSwitchTo(worker_cxt);
 		edata = CopyErrorData();
-		set_error(edata->message);
+		kfdw_cdc_set_error(edata->message);
 		LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
-		me->failures++;
 		me->state = KFDW_CDC_RETRYING;
 		LWLockRelease(kfdw_cdc_shared->lock);
 		PG_RE_THROW();
@@ -346,26 +307,7 @@ server_changed_cb(Datum arg, int cacheid, uint32 hashvalue)
 	server_changed = true;
 }
 
-static void
-set_state(KafkaCdcState state)
-{
-	if (me->state != state)
-	{
-		LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
-		me->state = state;
-		LWLockRelease(kfdw_cdc_shared->lock);
-		pgstat_report_activity(STATE_RUNNING, kfdw_cdc_state_name(state));
-	}
-}
 
-static void
-set_error(const char *message)
-{
-	LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
-	strlcpy(me->last_error, message, sizeof(me->last_error));
-	me->last_error_at = GetCurrentTimestamp();
-	LWLockRelease(kfdw_cdc_shared->lock);
-}
 
 /*
  * Read the stream's row.  config.name stays NULL if there is none.
@@ -421,294 +363,17 @@ load_config(void)
 	CommitTransactionCommand();
 }
 
-/*
- * The stream's server and the user mapping of its owner (or PUBLIC, or
- * none).  The caller is in a transaction.
- */
-static ForeignServer *
-get_server_and_mapping(UserMapping **user)
-{
-	ForeignServer *server = GetForeignServerByName(config.server, false);
 
-	*user = NULL;
-	if (SearchSysCacheExists2(USERMAPPINGUSERSERVER,
-							  ObjectIdGetDatum(config.owner),
-							  ObjectIdGetDatum(server->serverid)) ||
-		SearchSysCacheExists2(USERMAPPINGUSERSERVER,
-							  ObjectIdGetDatum(InvalidOid),
-							  ObjectIdGetDatum(server->serverid)))
-		*user = GetUserMapping(config.owner, server->serverid);
-	return server;
-}
 
-/*
- * Everything the producer was built from, as one string in the worker's
- * memory, to tell a real change from an unrelated invalidation (decoding
- * replays the invalidations of every transaction it decodes).
- */
-static char *
-options_signature(ForeignServer *server, UserMapping *user)
-{
-	StringInfoData buf;
-	ListCell   *lc;
-	MemoryContext oldcxt = MemoryContextSwitchTo(worker_cxt);
 
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "%u", server->serverid);
-	foreach(lc, server->options)
-		appendStringInfo(&buf, "|%s=%s", ((DefElem *) lfirst(lc))->defname,
-						 defGetString((DefElem *) lfirst(lc)));
-	if (user)
-	{
-		appendStringInfo(&buf, "|user %u", user->umid);
-		foreach(lc, user->options)
-			appendStringInfo(&buf, "|%s=%s", ((DefElem *) lfirst(lc))->defname,
-							 defGetString((DefElem *) lfirst(lc)));
-	}
-	MemoryContextSwitchTo(oldcxt);
-	return buf.data;
-}
 
-/* Did ALTER SERVER or USER MAPPING change what the producer is built from? */
-static bool
-producer_is_stale(void)
-{
-	ForeignServer *server;
-	UserMapping *user;
-	char	   *signature;
-	bool		stale;
 
-	StartTransactionCommand();
-	server = get_server_and_mapping(&user);
-	signature = options_signature(server, user);
-	stale = strcmp(signature, producer_signature) != 0;
-	pfree(signature);
-	CommitTransactionCommand();
-	return stale;
-}
 
-/*
- * The stream's producer: the server's configuration with the owner's user
- * mapping, idempotent with acks=all, partitioned by key like Kafka's Java
- * client, and never giving up a message.
- */
-static rd_kafka_t *
-make_producer(void)
-{
-	ForeignServer *server;
-	UserMapping *user = NULL;
-	rd_kafka_conf_t *conf;
-	rd_kafka_t *rk;
-	char		errstr[512];
 
-	StartTransactionCommand();
-	server = get_server_and_mapping(&user);
-	conf = kfdw_build_conf(server, user, KFDW_HANDLE_PRODUCER);
-	producer_signature = options_signature(server, user);
-	CommitTransactionCommand();
 
-	/* the stream owns its messages until Kafka has them */
-	if (rd_kafka_conf_set(conf, "message.timeout.ms", "0", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
-		rd_kafka_conf_set(conf, "partitioner", "murmur2_random", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
-		rd_kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
-	{
-		rd_kafka_conf_destroy(conf);
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_ERROR),
-				 errmsg("could not configure the producer of stream \"%s\"",
-						config.name),
-				 errdetail_internal("%s", errstr)));
-	}
-	rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-	rd_kafka_conf_set_error_cb(conf, error_cb);
-	rd_kafka_conf_set_log_cb(conf, log_cb);
 
-	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-	if (rk == NULL)
-	{
-		rd_kafka_conf_destroy(conf);
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
-				 errmsg("could not create a Kafka producer for stream \"%s\"",
-						config.name),
-				 errdetail_internal("%s", errstr)));
-	}
-	rd_kafka_set_log_queue(rk, NULL);
-	return rk;
-}
 
-/*
- * Delivery report, served by rd_kafka_poll() on this process.
- */
-static void
-dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
-{
-	PendingTxn *txn = txn_get((uint64) (uintptr_t) msg->_private);
 
-	if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-	{
-		if (!delivery_failed)
-		{
-			delivery_failed = true;
-			delivery_err = msg->err;
-			snprintf(delivery_errstr, sizeof(delivery_errstr),
-					 "topic \"%s\": %s", rd_kafka_topic_name(msg->rkt),
-					 rd_kafka_err2str(msg->err));
-		}
-		return;
-	}
-
-	if (txn)
-		txn->pending--;
-	me->messages_sent++;
-	if (me->failures != 0 || me->state == KFDW_CDC_RETRYING)
-	{
-		LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
-		me->failures = 0;
-		if (me->state == KFDW_CDC_RETRYING)
-			me->state = config.snapshot_done ? KFDW_CDC_STREAMING : KFDW_CDC_SNAPSHOT;
-		LWLockRelease(kfdw_cdc_shared->lock);
-	}
-}
-
-/*
- * librdkafka reports trouble with the brokers: show it at once.  The
- * messages stay queued and librdkafka keeps retrying.
- */
-static void
-error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-	char		buf[KFDW_CDC_ERROR_LEN];
-
-	snprintf(buf, sizeof(buf), "Kafka: %s", reason);
-	set_error(buf);
-	if (err == RD_KAFKA_RESP_ERR__FATAL)
-	{
-		char		fatal[512];
-
-		delivery_failed = true;
-		delivery_err = rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
-		strlcpy(delivery_errstr, fatal, sizeof(delivery_errstr));
-	}
-	LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
-	me->state = KFDW_CDC_RETRYING;
-	LWLockRelease(kfdw_cdc_shared->lock);
-	elog(LOG, "kafka_fdw stream \"%s\": %s", config.name, reason);
-}
-
-static void
-log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-	elog(level <= 4 ? LOG : DEBUG1, "librdkafka: %s: %s", fac, buf);
-}
-
-/* Open a new in-flight transaction and return its id */
-static uint64
-txn_push(void)
-{
-	if (txns == NULL)
-	{
-		txn_cap = 64;
-		txns = MemoryContextAlloc(worker_cxt, sizeof(PendingTxn) * txn_cap);
-	}
-	if (txn_tail == txn_cap)
-	{
-		if (txn_head > 0)
-		{
-			memmove(txns, txns + txn_head,
-					sizeof(PendingTxn) * (txn_tail - txn_head));
-			txn_tail -= txn_head;
-			txn_head = 0;
-		}
-		else
-		{
-			txn_cap *= 2;
-			txns = repalloc(txns, sizeof(PendingTxn) * txn_cap);
-		}
-	}
-	txns[txn_tail].end_lsn = InvalidXLogRecPtr;
-	txns[txn_tail].pending = 0;
-	txns[txn_tail].closed = false;
-	txn_tail++;
-	return txn_first_id + (txn_tail - 1 - txn_head);
-}
-
-static PendingTxn *
-txn_get(uint64 id)
-{
-	if (id < txn_first_id || id - txn_first_id >= (uint64) (txn_tail - txn_head))
-		return NULL;
-	return &txns[txn_head + (id - txn_first_id)];
-}
-
-/*
- * Serve librdkafka (delivery reports, errors, logs) for up to timeout_ms,
- * and fail if a message was refused.
- */
-static void
-serve_kafka(int timeout_ms)
-{
-	rd_kafka_poll(producer, timeout_ms);
-	if (delivery_failed)
-		ereport(ERROR,
-				(errcode(kfdw_errcode(delivery_err)),
-				 errmsg("stream \"%s\" could not deliver a message to Kafka",
-						config.name),
-				 errdetail_internal("%s", delivery_errstr),
-				 errhint("The stream starts again from its last confirmed position.")));
-}
-
-/*
- * Hand a message to librdkafka, waiting while its queue is full.  value
- * NULL sends a tombstone.
- */
-static void
-produce(const char *topic, StringInfo key, StringInfo value, uint64 txn_id)
-{
-	for (;;)
-	{
-		rd_kafka_resp_err_t err;
-
-		err = rd_kafka_producev(producer,
-								RD_KAFKA_V_TOPIC(topic),
-								RD_KAFKA_V_KEY(key ? key->data : NULL,
-											   key ? key->len : 0),
-								RD_KAFKA_V_VALUE(value ? value->data : NULL,
-												 value ? value->len : 0),
-								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-								RD_KAFKA_V_OPAQUE((void *) (uintptr_t) txn_id),
-								RD_KAFKA_V_END);
-		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-			break;
-		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-			ereport(ERROR,
-					(errcode(kfdw_errcode(err)),
-					 errmsg("stream \"%s\" could not produce to topic \"%s\"",
-							config.name, topic),
-					 errdetail_internal("%s", rd_kafka_err2str(err))));
-		/* Kafka is slow or away: wait for room, answering interrupts */
-		serve_kafka(100);
-		CHECK_FOR_INTERRUPTS();
-		if (!PostmasterIsAlive())
-			proc_exit(1);
-	}
-	txn_get(txn_id)->pending++;
-	serve_kafka(0);
-}
-
-/* Wait until Kafka has acknowledged every message */
-static void
-wait_all_delivered(void)
-{
-	while (rd_kafka_outq_len(producer) > 0)
-	{
-		serve_kafka(100);
-		CHECK_FOR_INTERRUPTS();
-		if (!PostmasterIsAlive())
-			proc_exit(1);
-	}
-	serve_kafka(0);
-}
 
 /*
  * Confirm the slot up to the last commit whose messages, and all before,
@@ -718,20 +383,11 @@ wait_all_delivered(void)
 static void
 confirm_progress(LogicalDecodingContext *ctx)
 {
-	XLogRecPtr	lsn = InvalidXLogRecPtr;
+	bool		none_pending;
+	XLogRecPtr	lsn = kfdw_cdc_txn_confirmable(&none_pending);
 
-	while (txn_head < txn_tail && txns[txn_head].closed &&
-		   txns[txn_head].pending == 0)
-	{
-		lsn = txns[txn_head].end_lsn;
-		txn_head++;
-		txn_first_id++;
-	}
-	if (txn_head == txn_tail && !txn_open)
-	{
-		txn_head = txn_tail = 0;
+	if (none_pending && !txn_open)
 		lsn = Max(lsn, ctx->reader->EndRecPtr);
-	}
 
 	if (lsn > last_confirmed)
 	{
@@ -755,20 +411,6 @@ confirm_progress(LogicalDecodingContext *ctx)
 	}
 }
 
-/*
- * A stream that showed "retrying" while it had nothing to send goes back
- * to "streaming" once Kafka has been quiet for a while (a delivered message
- * does it at once, see dr_msg_cb).
- */
-static void
-recover_state(void)
-{
-	if (me->state == KFDW_CDC_RETRYING &&
-		rd_kafka_outq_len(producer) == 0 &&
-		TimestampDifferenceExceeds(me->last_error_at, GetCurrentTimestamp(),
-								   CDC_QUIET_MS))
-		set_state(KFDW_CDC_STREAMING);
-}
 
 static bool
 slot_exists(const char *slot_name)
@@ -830,13 +472,14 @@ create_slot_with_snapshot(void)
 	StringInfoData held_value;
 	char	   *held_topic = NULL;
 	uint64		txn_id;
+	bool		none_pending;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	uint64		ntables;
 	uint64		i;
 	SPITupleTable *tables;
 
-	set_state(KFDW_CDC_SNAPSHOT);
+	kfdw_cdc_set_state(KFDW_CDC_SNAPSHOT);
 	drop_old_slot();
 
 	StartTransactionCommand();
@@ -861,7 +504,7 @@ create_slot_with_snapshot(void)
 	source.last_commit_lsn = InvalidXLogRecPtr;
 	source.snapshot = "true";
 
-	txn_id = txn_push();
+	txn_id = kfdw_cdc_txn_begin();
 	initStringInfo(&held_key);
 	initStringInfo(&held_value);
 
@@ -899,7 +542,7 @@ create_slot_with_snapshot(void)
 				names = lappend(names, TextDatumGetCString(elems[j]));
 		}
 		read_table(SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 2),
-				   names, SPI_getvalue(tup, desc, 4), &source,
+				   names, SPI_getvalue(tup, desc, 4), &source, txn_id,
 				   &held_key, &held_value, &held_topic);
 	}
 
@@ -913,17 +556,16 @@ create_slot_with_snapshot(void)
 			mark = p++;
 		if (mark)
 			memcpy(mark + strlen("\"snapshot\":\""), "last", 4);
-		produce(held_topic, held_key.len > 0 ? &held_key : NULL,
+		kfdw_cdc_produce(held_topic, held_key.len > 0 ? &held_key : NULL,
 				&held_value, txn_id);
 	}
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
-	txns[txn_head].closed = true;
-	wait_all_delivered();
-	txn_head = txn_tail = 0;
-	txn_first_id++;
+	kfdw_cdc_txn_end(txn_id, MyReplicationSlot->data.confirmed_flush);
+	kfdw_cdc_wait_delivered();
+	(void) kfdw_cdc_txn_confirmable(&none_pending);
 
 	ReplicationSlotPersist();
 	ReplicationSlotRelease();
@@ -936,7 +578,7 @@ create_slot_with_snapshot(void)
  */
 static void
 read_table(const char *nspname, const char *relname, List *attnames,
-		   const char *rowfilter, KafkaCdcSource *source,
+		   const char *rowfilter, KafkaCdcSource *source, uint64 txn_id,
 		   StringInfo held_key, StringInfo held_value, char **held_topic)
 {
 	StringInfoData sql;
@@ -1025,8 +667,8 @@ read_table(const char *nspname, const char *relname, List *attnames,
 			/* send the event held back, now that it is not the last */
 			if (*held_topic)
 			{
-				produce(*held_topic, held_key->len > 0 ? held_key : NULL,
-						held_value, txn_first_id);
+				kfdw_cdc_produce(*held_topic, held_key->len > 0 ? held_key : NULL,
+						held_value, txn_id);
 				pfree(*held_topic);
 				*held_topic = NULL;
 			}
@@ -1159,7 +801,7 @@ stream_changes(void)
 	last_confirmed = MyReplicationSlot->data.confirmed_flush;
 	me->confirmed_lsn = last_confirmed;
 
-	set_state(KFDW_CDC_STREAMING);
+	kfdw_cdc_set_state(KFDW_CDC_STREAMING);
 
 	for (;;)
 	{
@@ -1181,7 +823,7 @@ stream_changes(void)
 		if (server_changed)
 		{
 			server_changed = false;
-			if (producer_is_stale())
+			if (kfdw_cdc_producer_is_stale())
 			{
 				ereport(LOG,
 						(errmsg("kafka_fdw stream \"%s\" restarts: its server or user mapping changed",
@@ -1212,16 +854,16 @@ stream_changes(void)
 					 config.name, errm);
 			if (record != NULL)
 				LogicalDecodingProcessRecord(ctx, ctx->reader);
-			serve_kafka(0);
+			kfdw_cdc_serve(0);
 			confirm_progress(ctx);
 			CHECK_FOR_INTERRUPTS();
 		}
 		if (CurrentResourceOwner == NULL)
 			CurrentResourceOwner = worker_owner;
 
-		serve_kafka(0);
+		kfdw_cdc_serve(0);
 		confirm_progress(ctx);
-		recover_state();
+		kfdw_cdc_recover_state();
 
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -1267,18 +909,15 @@ do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 				logicalrep_read_begin(&in, &begin);
 				cur_xid = begin.xid;
 				cur_commit_time = begin.committime;
-				current_txn = txn_push();
+				current_txn = kfdw_cdc_txn_begin();
 				txn_open = true;
 				break;
 			}
 		case LOGICAL_REP_MSG_COMMIT:
 			{
 				LogicalRepCommitData commit;
-				PendingTxn *txn = txn_get(current_txn);
-
 				logicalrep_read_commit(&in, &commit);
-				txn->end_lsn = commit.end_lsn;
-				txn->closed = true;
+				kfdw_cdc_txn_end(current_txn, commit.end_lsn);
 				txn_open = false;
 				last_commit_lsn = commit.commit_lsn;
 				break;
@@ -1388,7 +1027,16 @@ handle_relation(LogicalRepRelation *lrel)
 	int			i;
 
 	entry = hash_search(relations, &lrel->remoteid, HASH_ENTER, &found);
-	/* a replaced definition's memory is left to the worker's context */
+	if (found)
+	{
+		/* the table's definition changed: forget the old one */
+		for (i = 0; i < entry->rel.ncols; i++)
+			pfree(entry->rel.cols[i].name);
+		pfree(entry->rel.cols);
+		pfree(entry->rel.nspname);
+		pfree(entry->rel.relname);
+		pfree(entry->rel.topic);
+	}
 	oldcxt = MemoryContextSwitchTo(worker_cxt);
 	memset(&entry->rel, 0, sizeof(entry->rel));
 	entry->relid = lrel->remoteid;
@@ -1505,8 +1153,8 @@ emit(RelEntry *entry, char op, KafkaCdcRow *before, KafkaCdcRow *after,
 	initStringInfo(&value);
 	kfdw_cdc_encode_value(&value, op, &entry->rel, before, after, &source);
 
-	produce(entry->rel.topic, has_key ? &key : NULL, &value, current_txn);
+	kfdw_cdc_produce(entry->rel.topic, has_key ? &key : NULL, &value, current_txn);
 	/* a tombstone only makes sense for a key that compaction can drop */
 	if (op == 'd' && config.tombstones && has_key)
-		produce(entry->rel.topic, has_key ? &key : NULL, NULL, current_txn);
+		kfdw_cdc_produce(entry->rel.topic, has_key ? &key : NULL, NULL, current_txn);
 }

@@ -340,9 +340,8 @@ typedef enum KafkaCdcState
 
 /*
  * One stream in shared memory: where it lives, its worker and its status.
- * Protected by KafkaCdcShared.lock, except that the worker updates its own
- * counters under the entry's spinlock-free single-writer rule (only the
- * worker writes state, confirmed_lsn and messages_sent while it runs).
+ * Protected by KafkaCdcShared.lock; confirmed_lsn and messages_sent have a
+ * single writer, the stream's worker, which updates them without the lock.
  */
 typedef struct KafkaCdcStream
 {
@@ -380,6 +379,22 @@ extern PGDLLEXPORT void kfdw_cdc_scanner_main(Datum main_arg);
 
 /* in cdc_worker.c */
 extern PGDLLEXPORT void kfdw_cdc_worker_main(Datum main_arg);
+
+/* in cdc_delivery.c */
+extern void kfdw_cdc_delivery_init(KafkaCdcStream *entry, const char *name,
+								   MemoryContext cxt);
+extern void kfdw_cdc_set_state(KafkaCdcState state);
+extern void kfdw_cdc_set_error(const char *message);
+extern void kfdw_cdc_producer_create(const char *servername, Oid owner_id);
+extern bool kfdw_cdc_producer_is_stale(void);
+extern uint64 kfdw_cdc_txn_begin(void);
+extern void kfdw_cdc_txn_end(uint64 txn_id, XLogRecPtr end_lsn);
+extern XLogRecPtr kfdw_cdc_txn_confirmable(bool *none_pending);
+extern void kfdw_cdc_produce(const char *topic, StringInfo key,
+							 StringInfo value, uint64 txn_id);
+extern void kfdw_cdc_serve(int timeout_ms);
+extern void kfdw_cdc_wait_delivered(void);
+extern void kfdw_cdc_recover_state(void);
 
 /* in cdc_event.c */
 

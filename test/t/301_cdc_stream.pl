@@ -29,6 +29,7 @@ my $broker = KafkaTestBroker->new(
 		's1.public.late' => 1,
 		's1.public.filtered' => 1,
 		'x2.public.events2' => 1,
+		's5.public.mine' => 1,
 	});
 
 my $node = PostgreSQL::Test::Cluster->new('cdc');
@@ -292,6 +293,29 @@ like($stderr, qr/permission denied to create stream "s3".*\n.*DETAIL:  Only supe
 	"SET ROLE regress_cdc_repl; SELECT kafka_fdw.cdc_create('s3', 'k', 'p1')");
 like($stderr, qr/permission denied to stream table public\.\w+/,
 	'REPLICATION role that does not own the tables');
+# a REPLICATION role streams the tables it owns, and drops its stream
+$node->safe_psql('postgres', q{
+GRANT CREATE ON DATABASE postgres TO regress_cdc_repl;
+GRANT CREATE ON SCHEMA public TO regress_cdc_repl;
+SET ROLE regress_cdc_repl;
+CREATE TABLE mine (id int PRIMARY KEY);
+CREATE PUBLICATION pmine FOR TABLE mine;
+});
+$node->safe_psql('postgres', q{
+SET ROLE regress_cdc_repl;
+SELECT kafka_fdw.cdc_create('s5', 'k', 'pmine', snapshot => false);
+});
+$node->safe_psql('postgres', "SET ROLE regress_cdc_repl; INSERT INTO mine VALUES (1)");
+my @mine = wait_events('s5.public.mine', 1);
+is($mine[0]{key}, '{"id":1}', 'a REPLICATION role streams its own tables');
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SET ROLE regress_cdc_user; SELECT kafka_fdw.cdc_drop('s5')");
+like($stderr, qr/permission denied to drop stream "s5"/, 'others may not drop it');
+$node->safe_psql('postgres', "SET ROLE regress_cdc_repl; SELECT kafka_fdw.cdc_drop('s5')");
+is($node->safe_psql('postgres',
+	"SELECT count(*) FROM kafka_fdw.cdc_streams WHERE name = 's5'"), '0',
+	'its owner drops it');
+
 ($ret, $stdout, $stderr) = $node->psql('postgres',
 	"SELECT kafka_fdw.cdc_drop('nosuch')");
 like($stderr, qr/stream "nosuch" does not exist/, 'drop of a missing stream');
@@ -305,6 +329,16 @@ ROLLBACK;
 is($node->safe_psql('postgres',
 	"SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'kafka_fdw_%_s4'"),
 	'0', 'rolled-back cdc_create leaves no slot');
+$node->safe_psql('postgres', q{
+BEGIN;
+SAVEPOINT a;
+SELECT kafka_fdw.cdc_create('s4', 'k', 'p2', snapshot => false);
+ROLLBACK TO SAVEPOINT a;
+COMMIT;
+});
+is($node->safe_psql('postgres',
+	"SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'kafka_fdw_%_s4'"),
+	'0', 'cdc_create rolled back to a savepoint leaves no slot');
 
 # --- drop ----------------------------------------------------------------
 $node->safe_psql('postgres', "SELECT kafka_fdw.cdc_drop('s1')");

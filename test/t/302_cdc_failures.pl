@@ -199,6 +199,16 @@ my $advanced = poll_until(
 	60);
 ok($advanced, 'restart_lsn and confirmed_flush_lsn advance under unrelated writes');
 
+# --- Kafka down and up while the stream is idle --------------------------
+$broker->down(1);
+ok( $node->poll_query_until('postgres',
+		"SELECT state = 'retrying' FROM kafka_fdw.cdc_status WHERE name = 'f'"),
+	'an idle stream shows retrying while Kafka is down');
+$broker->up(1);
+ok( $node->poll_query_until('postgres',
+		"SELECT state = 'streaming' FROM kafka_fdw.cdc_status WHERE name = 'f'"),
+	'and streaming once Kafka answers again');
+
 # --- a worker crash: the launcher starts it again ------------------------
 my $pid = $node->safe_psql('postgres',
 	"SELECT worker_pid FROM kafka_fdw.cdc_status WHERE name = 'f'");
