@@ -55,7 +55,7 @@ is($node->safe_psql('postgres', 'SELECT p, o, k, v FROM f1 ORDER BY p, o'),
 
 # Pump a background psql until the scalar matches the pattern, for at
 # most 60 seconds.
-sub pump_until
+sub wait_for_output
 {
 	my ($h, $ref, $pattern) = @_;
 	my $deadline = time + 60;
@@ -97,12 +97,12 @@ my ($stdout, $stderr) = ('', '');
 my $psql = IPC::Run::start(
 	[ 'psql', '-XAt', '-d', $node->connstr('postgres') ],
 	'<', \$stdin, '>', \$stdout, '2>', \$stderr);
-pump_until($psql, \$stdout, qr/fetched/);
+wait_for_output($psql, \$stdout, qr/fetched/);
 like($stdout, qr/^0\|1:x+\nfetched/m, 'first message of the cursor');
 $broker->rtt(1, 5000);
 my $start = time;
 $stdin .= "SET statement_timeout = '500ms';\nFETCH ALL FROM c;\n";
-pump_until($psql, \$stderr, qr/statement timeout/);
+wait_for_output($psql, \$stderr, qr/statement timeout/);
 $elapsed = time - $start;
 like($stderr, qr/canceling statement due to statement timeout/,
 	'statement_timeout while waiting for a fetch');
@@ -119,7 +119,7 @@ $stdin = "SELECT count(*) FROM f1_patient;\n";
 $psql = IPC::Run::start(
 	[ 'psql', '-XAt', '-d', $node->connstr('postgres') ],
 	'<', \$stdin, '>', \$stdout, '2>', \$stderr);
-pump_until($psql, \$stdin, qr/^$/);
+wait_for_output($psql, \$stdin, qr/^$/);
 ok( $node->poll_query_until(
 		'postgres',
 		"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'SELECT count(*) FROM f1_patient%' AND state = 'active' AND now() - query_start > interval '300 ms'"
@@ -129,7 +129,7 @@ $start = time;
 $node->safe_psql('postgres',
 	"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT count(*) FROM f1_patient%'"
 );
-pump_until($psql, \$stderr, qr/canceling statement/);
+wait_for_output($psql, \$stderr, qr/canceling statement/);
 $elapsed = time - $start;
 like($stderr, qr/canceling statement due to user request/, 'query cancel');
 cmp_ok($elapsed, '<', 1.5, 'cancel ends the wait within a second');
@@ -154,15 +154,15 @@ $stdin = "SELECT count(*) FROM f1;\n";
 $psql = IPC::Run::start(
 	[ 'psql', '-XAt', '-d', $node->connstr('postgres') ],
 	'<', \$stdin, '>', \$stdout, '2>', \$stderr);
-pump_until($psql, \$stdout, qr/^100$/m);
+wait_for_output($psql, \$stdout, qr/^100$/m);
 is($stdout, "100\n", 'first scan of the session');
 $broker->down(1);
 $stdin .= "SELECT count(*) FROM f1;\n";
-pump_until($psql, \$stderr, qr/ERROR/);
+wait_for_output($psql, \$stderr, qr/ERROR/);
 like($stderr, qr/ERROR/, 'a scan of the same session fails while the broker is down');
 $broker->up(1);
 $stdin .= "SELECT count(*), sum(o) FROM f1;\n";
-pump_until($psql, \$stdout, qr/\|/);
+wait_for_output($psql, \$stdout, qr/\|/);
 is($stdout, "100\n100|2450\n", 'the session scans again once the broker is back');
 $stdin .= "\\q\n";
 eval { $psql->finish } or $psql->kill_kill;
