@@ -172,6 +172,7 @@ static KafkaPublisher *publisher_new(KafkaHandle *handle, const char *topic,
 									 KafkaTxnServer *ts);
 static void publisher_release(KafkaPublisher *pub, bool aborted);
 static void release_aborted_publishers(SubTransactionId subid);
+static bool handle_in_use(KafkaHandle *handle);
 static void register_xact_callbacks(void);
 static KafkaTxnServer *txn_server_get(Oid serverid, Oid userid,
 									  KafkaServerOptions *sopts);
@@ -626,7 +627,13 @@ publisher_release(KafkaPublisher *pub, bool aborted)
 
 	if (pub->txn == NULL)
 	{
-		if (aborted && pub->delivery->outstanding > 0)
+		/*
+		 * Purging works on the whole producer: spare the messages of an
+		 * outer statement that is still running (when a subtransaction
+		 * inside it failed).
+		 */
+		if (aborted && pub->delivery->outstanding > 0 &&
+			!handle_in_use(pub->handle))
 		{
 			rd_kafka_purge(pub->handle->rk, RD_KAFKA_PURGE_F_QUEUE);
 			rd_kafka_poll(pub->handle->rk, 0);
@@ -637,6 +644,20 @@ publisher_release(KafkaPublisher *pub, bool aborted)
 	kfdw_unpin_handle(pub->handle);
 	pfree(pub->topic);
 	pfree(pub);
+}
+
+/* Does an active statement publish through this handle? */
+static bool
+handle_in_use(KafkaHandle *handle)
+{
+	ListCell   *lc;
+
+	foreach(lc, active_publishers)
+	{
+		if (((KafkaPublisher *) lfirst(lc))->handle == handle)
+			return true;
+	}
+	return false;
 }
 
 static void
