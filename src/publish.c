@@ -786,7 +786,7 @@ txn_hold(KafkaTxnServer *ts, const char *topic_name, KafkaEncoder *enc)
 	ts->held_bytes += size;
 	ts->nadded++;
 
-	if (ts->held_bytes > ts->hold_limit)
+	if (ts->held_bytes > ts->hold_limit || ts->hold_limit == 0)
 	{
 		txn_begin(ts);
 		txn_send_held(ts);
