@@ -276,6 +276,19 @@ SELECT k, v FROM insert_read(:'brokers', 'insert_tx') WHERE k LIKE 'streamed and
 SELECT count(*) FROM insert_read(:'brokers', 'insert_tx', 'read_uncommitted') WHERE k = 'prepared';
 
 --
+-- an ordinary role publishes with the privileges it was granted
+--
+CREATE ROLE regress_insert_user;
+GRANT INSERT ON insert_copy TO regress_insert_user;
+SET ROLE regress_insert_user;
+INSERT INTO insert_copy VALUES ('by a role', 1, 'granted');
+INSERT INTO insert_json (k) VALUES ('not granted');  -- ERROR
+RESET ROLE;
+SELECT k, v FROM insert_read(:'brokers', 'insert_copy') WHERE k = 'by a role';
+REVOKE ALL ON insert_copy FROM regress_insert_user;
+DROP ROLE regress_insert_user;
+
+--
 -- errors
 --
 UPDATE insert_meta SET v = 'x';  -- ERROR

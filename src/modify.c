@@ -237,15 +237,8 @@ kafkaExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 
 	if (kfdw_publisher_holds(st->pub))
 	{
-		/* held until commit: the partition is known only if given */
-		partition = st->enc.partition;
-		if (partition == RD_KAFKA_PARTITION_UA && st->enc.has_key)
-			partition = rd_kafka_msg_partitioner_murmur2(NULL,
-														 st->enc.key.data,
-														 st->enc.key.len,
-														 kfdw_publisher_partitions(st->pub),
-														 NULL, NULL);
-		return returning_slot(st, slot, false, partition, -1);
+		/* held until commit: no offset yet (see insert_row for partition) */
+		return returning_slot(st, slot, false, st->enc.partition, -1);
 	}
 
 	/* wait for this row's delivery report */
@@ -395,6 +388,18 @@ insert_row(KafkaModifyState *st, TupleTableSlot *slot)
 		st->opts.timestamp_attnum != InvalidAttrNumber)
 		st->enc.timestamp = GetCurrentTimestamp() / 1000 +
 			(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+
+	/*
+	 * A message held until commit gets its partition now, when RETURNING
+	 * shows it: the key's, as the Java client's partitioner picks it
+	 */
+	if (st->returning_meta && kfdw_publisher_holds(st->pub) &&
+		st->enc.partition == RD_KAFKA_PARTITION_UA && st->enc.has_key)
+		st->enc.partition =
+			rd_kafka_msg_partitioner_murmur2(NULL, st->enc.key.data,
+											 st->enc.key.len,
+											 kfdw_publisher_partitions(st->pub),
+											 NULL, NULL);
 
 	kfdw_publish(st->pub, &st->enc);
 }

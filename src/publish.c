@@ -141,10 +141,10 @@ struct KafkaPublisher
 	int64		nmessages;
 };
 
-/* Partition counts of topics, per handle, so that a statement need not ask */
+/* Partition counts of topics, per server, so that a statement need not ask */
 typedef struct TopicCacheEntry
 {
-	KafkaHandle *handle;
+	Oid			serverid;
 	char	   *topic;
 	int			partition_cnt;
 	instr_time	fetched;
@@ -172,6 +172,7 @@ static KafkaPublisher *publisher_new(KafkaHandle *handle, const char *topic,
 									 KafkaTxnServer *ts);
 static void publisher_release(KafkaPublisher *pub, bool aborted);
 static void release_aborted_publishers(SubTransactionId subid);
+static bool handle_in_use(KafkaHandle *handle);
 static void register_xact_callbacks(void);
 static KafkaTxnServer *txn_server_get(Oid serverid, Oid userid,
 									  KafkaServerOptions *sopts);
@@ -314,51 +315,50 @@ kfdw_publisher_end(KafkaPublisher *pub)
 
 /*
  * How many partitions a topic has; ERROR if it does not exist (and the
- * brokers did not create it on request).  Remembered for a while per handle.
+ * brokers did not create it on request).  Remembered for a while per server;
+ * entries past that are dropped.
  */
 static int
 topic_partition_count(KafkaHandle *handle, const char *topic)
 {
 	const rd_kafka_metadata_t *md;
-	TopicCacheEntry *entry = NULL;
 	ListCell   *lc;
 	instr_time	now;
 	int			count;
 	MemoryContext oldcxt;
+	TopicCacheEntry *entry;
 
 	INSTR_TIME_SET_CURRENT(now);
 	foreach(lc, topic_cache)
 	{
 		TopicCacheEntry *e = (TopicCacheEntry *) lfirst(lc);
+		instr_time	age = now;
 
-		if (e->handle == handle && strcmp(e->topic, topic) == 0)
+		INSTR_TIME_SUBTRACT(age, e->fetched);
+		if (INSTR_TIME_GET_MILLISEC(age) >= KFDW_TOPIC_CACHE_MS)
 		{
-			instr_time	age = now;
-
-			INSTR_TIME_SUBTRACT(age, e->fetched);
-			if (INSTR_TIME_GET_MILLISEC(age) < KFDW_TOPIC_CACHE_MS)
-				return e->partition_cnt;
-			entry = e;
-			break;
+			topic_cache = foreach_delete_current(topic_cache, lc);
+			pfree(e->topic);
+			pfree(e);
+			continue;
 		}
+		if (e->serverid == handle->serverid && strcmp(e->topic, topic) == 0)
+			return e->partition_cnt;
 	}
 
 	md = kfdw_get_metadata(handle, topic);
 	count = md->topics[0].partition_cnt;
 	rd_kafka_metadata_destroy(md);
 
-	if (entry == NULL)
-	{
-		/* handles are few and topics per handle too: a list will do */
-		oldcxt = MemoryContextSwitchTo(TopMemoryContext);
-		entry = palloc(sizeof(TopicCacheEntry));
-		entry->handle = handle;
-		entry->topic = pstrdup(topic);
-		topic_cache = lappend(topic_cache, entry);
-		MemoryContextSwitchTo(oldcxt);
-	}
+	/* a few topics per server: a list will do */
+	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	entry = palloc(sizeof(TopicCacheEntry));
+	entry->serverid = handle->serverid;
+	entry->topic = pstrdup(topic);
 	entry->partition_cnt = count;
 	entry->fetched = now;
+	topic_cache = lappend(topic_cache, entry);
+	MemoryContextSwitchTo(oldcxt);
 	return count;
 }
 
@@ -626,7 +626,13 @@ publisher_release(KafkaPublisher *pub, bool aborted)
 
 	if (pub->txn == NULL)
 	{
-		if (aborted && pub->delivery->outstanding > 0)
+		/*
+		 * Purging works on the whole producer: spare the messages of an
+		 * outer statement that is still running (when a subtransaction
+		 * inside it failed).
+		 */
+		if (aborted && pub->delivery->outstanding > 0 &&
+			!handle_in_use(pub->handle))
 		{
 			rd_kafka_purge(pub->handle->rk, RD_KAFKA_PURGE_F_QUEUE);
 			rd_kafka_poll(pub->handle->rk, 0);
@@ -637,6 +643,20 @@ publisher_release(KafkaPublisher *pub, bool aborted)
 	kfdw_unpin_handle(pub->handle);
 	pfree(pub->topic);
 	pfree(pub);
+}
+
+/* Does an active statement publish through this handle? */
+static bool
+handle_in_use(KafkaHandle *handle)
+{
+	ListCell   *lc;
+
+	foreach(lc, active_publishers)
+	{
+		if (((KafkaPublisher *) lfirst(lc))->handle == handle)
+			return true;
+	}
+	return false;
 }
 
 static void
@@ -766,7 +786,7 @@ txn_hold(KafkaTxnServer *ts, const char *topic_name, KafkaEncoder *enc)
 	ts->held_bytes += size;
 	ts->nadded++;
 
-	if (ts->held_bytes > ts->hold_limit)
+	if (ts->held_bytes > ts->hold_limit || ts->hold_limit == 0)
 	{
 		txn_begin(ts);
 		txn_send_held(ts);

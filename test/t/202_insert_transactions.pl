@@ -31,6 +31,10 @@ CREATE USER MAPPING FOR PUBLIC SERVER ktx;
 CREATE FOREIGN TABLE orders (k text OPTIONS (key 'true'), id int, tag text)
   SERVER ktx OPTIONS (topic 'orders');
 CREATE FOREIGN TABLE audit (id int, tag text) SERVER ktx OPTIONS (topic 'audit');
+CREATE SERVER ktx2 FOREIGN DATA WRAPPER kafka_fdw
+  OPTIONS (brokers '$brokers', transactional 'true');
+CREATE USER MAPPING FOR PUBLIC SERVER ktx2;
+CREATE FOREIGN TABLE audit2 (id int, tag text) SERVER ktx2 OPTIONS (topic 'audit');
 });
 
 # how many messages with this tag a consumer sees
@@ -78,6 +82,21 @@ $s1->query_safe("INSERT INTO audit VALUES (3, 'session one again')");
 $s1->query_safe('COMMIT');
 is(count_tag('session one again', 'read_committed'), 1,
 	'the first backend commits again: it was not fenced');
+
+# one transaction through two transactional servers: the backend's two
+# producers have their own transactional ids and do not fence each other
+$s1->query_safe('BEGIN');
+$s1->query_safe("INSERT INTO audit VALUES (7, 'two servers')");
+$s1->query_safe("INSERT INTO audit2 VALUES (8, 'two servers')");
+$s1->query_safe('COMMIT');
+is(count_tag('two servers', 'read_committed'), 2,
+	'a transaction through two transactional servers commits both');
+$s1->query_safe('BEGIN');
+$s1->query_safe("INSERT INTO audit VALUES (9, 'two servers again')");
+$s1->query_safe("INSERT INTO audit2 VALUES (10, 'two servers again')");
+$s1->query_safe('COMMIT');
+is(count_tag('two servers again', 'read_committed'), 2,
+	'and again: neither producer was fenced by the other');
 
 # past transaction_hold_bytes, messages are streamed into the Kafka
 # transaction before COMMIT
