@@ -58,6 +58,13 @@ static void json_field_start(void *state, char *fname, bool isnull);
 static void json_scalar(void *state, char *token, JsonTokenType tokentype);
 static void nested_start(JsonDecodeState *st, JsonTokenType type);
 static void nested_end(JsonDecodeState *st, JsonTokenType type);
+static bool array_literal_fast(const char *json, Oid elemtype,
+							   StringInfo out);
+static void lit_array_start(void *state);
+static void lit_array_end(void *state);
+static void lit_element_start(void *state, bool isnull);
+static void lit_object_start(void *state);
+static void lit_scalar(void *state, char *token, JsonTokenType tokentype);
 static void append_literal(StringInfo buf, JsonbValue *v, Oid typid);
 static void append_quoted(StringInfo buf, const char *str);
 static char *scalar_text(JsonbValue *v);
@@ -259,10 +266,28 @@ json_scalar(void *state, char *token, JsonTokenType tokentype)
 char *
 kfdw_json_to_literal(const char *json, Oid typid)
 {
-	Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-														CStringGetDatum(json)));
+	Jsonb	   *jb;
 	JsonbValue	v;
 	StringInfoData buf;
+	Oid			basetype = getBaseType(typid);
+	Oid			elemtype = get_element_type(basetype);
+
+	/* arrays of scalars, the common case, without a jsonb detour */
+	if (OidIsValid(elemtype) && json[0] == '[')
+	{
+		Oid			elembase = getBaseType(elemtype);
+
+		if (elembase != JSONOID && elembase != JSONBOID &&
+			!type_is_rowtype(elembase))
+		{
+			initStringInfo(&buf);
+			if (array_literal_fast(json, elemtype, &buf))
+				return buf.data;
+			pfree(buf.data);
+		}
+	}
+
+	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
 
 	v.type = jbvBinary;
 	v.val.binary.data = &jb->root;
@@ -271,6 +296,85 @@ kfdw_json_to_literal(const char *json, Oid typid)
 	initStringInfo(&buf);
 	append_literal(&buf, &v, typid);
 	return buf.data;
+}
+
+/* State of array_literal_fast() */
+typedef struct LiteralState
+{
+	StringInfo	out;
+	bool		first;			/* no element yet in the current array */
+	bool		failed;			/* found an object: not for the fast path */
+} LiteralState;
+
+/*
+ * Write the array literal of a JSON array of scalars (or of arrays of
+ * them).  Returns false if the JSON holds an object, or does not parse.
+ */
+static bool
+array_literal_fast(const char *json, Oid elemtype, StringInfo out)
+{
+	LiteralState ls;
+	JsonSemAction sem;
+	JsonLexContext *lex;
+
+	ls.out = out;
+	ls.first = true;
+	ls.failed = false;
+	memset(&sem, 0, sizeof(sem));
+	sem.semstate = &ls;
+	sem.array_start = lit_array_start;
+	sem.array_end = lit_array_end;
+	sem.array_element_start = lit_element_start;
+	sem.object_start = lit_object_start;
+	sem.scalar = lit_scalar;
+	lex = makeJsonLexContextCstringLen((char *) json, strlen(json),
+									   GetDatabaseEncoding(), true);
+	return pg_parse_json(lex, &sem) == JSON_SUCCESS && !ls.failed;
+}
+
+static void
+lit_array_start(void *state)
+{
+	LiteralState *ls = (LiteralState *) state;
+
+	appendStringInfoChar(ls->out, '{');
+	ls->first = true;
+}
+
+static void
+lit_array_end(void *state)
+{
+	LiteralState *ls = (LiteralState *) state;
+
+	appendStringInfoChar(ls->out, '}');
+	ls->first = false;
+}
+
+static void
+lit_element_start(void *state, bool isnull)
+{
+	LiteralState *ls = (LiteralState *) state;
+
+	if (!ls->first)
+		appendStringInfoChar(ls->out, ',');
+	ls->first = false;
+}
+
+static void
+lit_object_start(void *state)
+{
+	((LiteralState *) state)->failed = true;
+}
+
+static void
+lit_scalar(void *state, char *token, JsonTokenType tokentype)
+{
+	LiteralState *ls = (LiteralState *) state;
+
+	if (tokentype == JSON_TOKEN_NULL)
+		appendStringInfoString(ls->out, "NULL");
+	else
+		append_quoted(ls->out, token);
 }
 
 /* Append the literal of v as a value of type typid (unquoted) */
