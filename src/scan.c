@@ -75,6 +75,8 @@ typedef struct KafkaScanResources
 typedef struct KafkaParallelShared
 {
 	pg_atomic_uint32 next_range;	/* next range to claim */
+	pg_atomic_uint64 messages;	/* fetched by the workers, for EXPLAIN */
+	pg_atomic_uint64 bytes;
 	int			nranges;
 	KafkaPartitionRange ranges[FLEXIBLE_ARRAY_MEMBER];
 } KafkaParallelShared;
@@ -122,6 +124,8 @@ typedef struct KafkaScanState
 	/* for EXPLAIN ANALYZE */
 	int64		messages;
 	int64		bytes;
+	int64		worker_messages;	/* of the parallel workers */
+	int64		worker_bytes;
 
 	/* where the current row comes from, for the error context */
 	int32		cur_partition;
@@ -149,6 +153,7 @@ static void kafkaReInitializeDSMForeignScan(ForeignScanState *node,
 static void kafkaInitializeWorkerForeignScan(ForeignScanState *node,
 											 shm_toc *toc,
 											 void *coordinate);
+static void kafkaShutdownForeignScan(ForeignScanState *node);
 
 static void prepare_ranges(KafkaScanState *st, ExprContext *econtext);
 static void start_reading(KafkaScanState *st);
@@ -182,6 +187,7 @@ kfdw_set_scan_routines(FdwRoutine *routine)
 	routine->InitializeDSMForeignScan = kafkaInitializeDSMForeignScan;
 	routine->ReInitializeDSMForeignScan = kafkaReInitializeDSMForeignScan;
 	routine->InitializeWorkerForeignScan = kafkaInitializeWorkerForeignScan;
+	routine->ShutdownForeignScan = kafkaShutdownForeignScan;
 }
 
 /*
@@ -1119,8 +1125,10 @@ kafkaExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	ExplainPropertyInteger("Partitions Skipped", NULL, st->nskipped, es);
 	if (es->analyze)
 	{
-		ExplainPropertyInteger("Messages Fetched", NULL, st->messages, es);
-		ExplainPropertyInteger("Bytes Fetched", "bytes", st->bytes, es);
+		ExplainPropertyInteger("Messages Fetched", NULL,
+							   st->messages + st->worker_messages, es);
+		ExplainPropertyInteger("Bytes Fetched", "bytes",
+							   st->bytes + st->worker_bytes, es);
 	}
 }
 
@@ -1155,6 +1163,8 @@ kafkaInitializeDSMForeignScan(ForeignScanState *node, ParallelContext *pcxt,
 	KafkaParallelShared *shared = (KafkaParallelShared *) coordinate;
 
 	pg_atomic_init_u32(&shared->next_range, 0);
+	pg_atomic_init_u64(&shared->messages, 0);
+	pg_atomic_init_u64(&shared->bytes, 0);
 	shared->nranges = st->nranges;
 	if (st->nranges > 0)
 		memcpy(shared->ranges, st->ranges,
@@ -1169,6 +1179,31 @@ kafkaReInitializeDSMForeignScan(ForeignScanState *node, ParallelContext *pcxt,
 	KafkaParallelShared *shared = (KafkaParallelShared *) coordinate;
 
 	pg_atomic_write_u32(&shared->next_range, 0);
+}
+
+/*
+ * Before the shared memory goes: workers add what they fetched, the
+ * leader (whose Gather has waited for the workers) takes the totals.
+ */
+static void
+kafkaShutdownForeignScan(ForeignScanState *node)
+{
+	KafkaScanState *st = (KafkaScanState *) node->fdw_state;
+
+	if (st == NULL || st->shared == NULL)
+		return;
+	if (IsParallelWorker())
+	{
+		pg_atomic_fetch_add_u64(&st->shared->messages, st->messages);
+		pg_atomic_fetch_add_u64(&st->shared->bytes, st->bytes);
+		st->messages = st->bytes = 0;
+	}
+	else
+	{
+		st->worker_messages = pg_atomic_read_u64(&st->shared->messages);
+		st->worker_bytes = pg_atomic_read_u64(&st->shared->bytes);
+	}
+	st->shared = NULL;
 }
 
 static void
