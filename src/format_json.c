@@ -50,21 +50,21 @@ typedef struct JsonDecodeState
 	char	   *unknown_key;	/* strict: first key no column takes */
 } JsonDecodeState;
 
-static void json_object_start(void *state);
-static void json_object_end(void *state);
-static void json_array_start(void *state);
-static void json_array_end(void *state);
-static void json_field_start(void *state, char *fname, bool isnull);
-static void json_scalar(void *state, char *token, JsonTokenType tokentype);
+static KFDW_JSON_ACTION json_object_start(void *state);
+static KFDW_JSON_ACTION json_object_end(void *state);
+static KFDW_JSON_ACTION json_array_start(void *state);
+static KFDW_JSON_ACTION json_array_end(void *state);
+static KFDW_JSON_ACTION json_field_start(void *state, char *fname, bool isnull);
+static KFDW_JSON_ACTION json_scalar(void *state, char *token, JsonTokenType tokentype);
 static void nested_start(JsonDecodeState *st, JsonTokenType type);
 static void nested_end(JsonDecodeState *st, JsonTokenType type);
 static bool array_literal_fast(const char *json, Oid elemtype,
 							   StringInfo out);
-static void lit_array_start(void *state);
-static void lit_array_end(void *state);
-static void lit_element_start(void *state, bool isnull);
-static void lit_object_start(void *state);
-static void lit_scalar(void *state, char *token, JsonTokenType tokentype);
+static KFDW_JSON_ACTION lit_array_start(void *state);
+static KFDW_JSON_ACTION lit_array_end(void *state);
+static KFDW_JSON_ACTION lit_element_start(void *state, bool isnull);
+static KFDW_JSON_ACTION lit_object_start(void *state);
+static KFDW_JSON_ACTION lit_scalar(void *state, char *token, JsonTokenType tokentype);
 static void append_literal(StringInfo buf, JsonbValue *v, Oid typid);
 static void append_quoted(StringInfo buf, const char *str);
 static char *scalar_text(JsonbValue *v);
@@ -93,8 +93,7 @@ kfdw_decode_json(KafkaDecoder *dec, char *data, int len)
 	st.dec = dec;
 	st.target = -1;
 	st.found = palloc0(sizeof(JsonFound) * Max(opts->ndata, 1));
-	st.lex = makeJsonLexContextCstringLen(data, len, GetDatabaseEncoding(),
-										  true);
+	st.lex = KFDW_MAKE_JSON_LEX(data, len, true);
 
 	memset(&sem, 0, sizeof(sem));
 	sem.semstate = &st;
@@ -152,7 +151,7 @@ kfdw_decode_json(KafkaDecoder *dec, char *data, int len)
 	}
 }
 
-static void
+static KFDW_JSON_ACTION
 json_object_start(void *state)
 {
 	JsonDecodeState *st = (JsonDecodeState *) state;
@@ -162,33 +161,37 @@ json_object_start(void *state)
 	else
 		nested_start(st, JSON_TOKEN_OBJECT_START);
 	st->depth++;
+	KFDW_JSON_ACTION_DONE;
 }
 
-static void
+static KFDW_JSON_ACTION
 json_object_end(void *state)
 {
 	JsonDecodeState *st = (JsonDecodeState *) state;
 
 	st->depth--;
 	nested_end(st, JSON_TOKEN_OBJECT_START);
+	KFDW_JSON_ACTION_DONE;
 }
 
-static void
+static KFDW_JSON_ACTION
 json_array_start(void *state)
 {
 	JsonDecodeState *st = (JsonDecodeState *) state;
 
 	nested_start(st, JSON_TOKEN_ARRAY_START);
 	st->depth++;
+	KFDW_JSON_ACTION_DONE;
 }
 
-static void
+static KFDW_JSON_ACTION
 json_array_end(void *state)
 {
 	JsonDecodeState *st = (JsonDecodeState *) state;
 
 	st->depth--;
 	nested_end(st, JSON_TOKEN_ARRAY_START);
+	KFDW_JSON_ACTION_DONE;
 }
 
 /* An object or array begins: remember where, if it is a column's value */
@@ -216,7 +219,7 @@ nested_end(JsonDecodeState *st, JsonTokenType type)
 }
 
 /* A top-level key: find the data column that takes it */
-static void
+static KFDW_JSON_ACTION
 json_field_start(void *state, char *fname, bool isnull)
 {
 	JsonDecodeState *st = (JsonDecodeState *) state;
@@ -224,7 +227,7 @@ json_field_start(void *state, char *fname, bool isnull)
 	int			i;
 
 	if (st->depth != 1)
-		return;
+		KFDW_JSON_ACTION_DONE;
 
 	st->target = -1;
 	for (i = 0; i < dec->opts->ndata; i++)
@@ -237,9 +240,10 @@ json_field_start(void *state, char *fname, bool isnull)
 	}
 	if (st->target < 0 && dec->opts->strict && st->unknown_key == NULL)
 		st->unknown_key = fname;
+	KFDW_JSON_ACTION_DONE;
 }
 
-static void
+static KFDW_JSON_ACTION
 json_scalar(void *state, char *token, JsonTokenType tokentype)
 {
 	JsonDecodeState *st = (JsonDecodeState *) state;
@@ -255,6 +259,7 @@ json_scalar(void *state, char *token, JsonTokenType tokentype)
 		f->len = 0;
 		f->str = token;
 	}
+	KFDW_JSON_ACTION_DONE;
 }
 
 /*
@@ -327,30 +332,31 @@ array_literal_fast(const char *json, Oid elemtype, StringInfo out)
 	sem.array_element_start = lit_element_start;
 	sem.object_start = lit_object_start;
 	sem.scalar = lit_scalar;
-	lex = makeJsonLexContextCstringLen((char *) json, strlen(json),
-									   GetDatabaseEncoding(), true);
+	lex = KFDW_MAKE_JSON_LEX((char *) json, strlen(json), true);
 	return pg_parse_json(lex, &sem) == JSON_SUCCESS && !ls.failed;
 }
 
-static void
+static KFDW_JSON_ACTION
 lit_array_start(void *state)
 {
 	LiteralState *ls = (LiteralState *) state;
 
 	appendStringInfoChar(ls->out, '{');
 	ls->first = true;
+	KFDW_JSON_ACTION_DONE;
 }
 
-static void
+static KFDW_JSON_ACTION
 lit_array_end(void *state)
 {
 	LiteralState *ls = (LiteralState *) state;
 
 	appendStringInfoChar(ls->out, '}');
 	ls->first = false;
+	KFDW_JSON_ACTION_DONE;
 }
 
-static void
+static KFDW_JSON_ACTION
 lit_element_start(void *state, bool isnull)
 {
 	LiteralState *ls = (LiteralState *) state;
@@ -358,15 +364,17 @@ lit_element_start(void *state, bool isnull)
 	if (!ls->first)
 		appendStringInfoChar(ls->out, ',');
 	ls->first = false;
+	KFDW_JSON_ACTION_DONE;
 }
 
-static void
+static KFDW_JSON_ACTION
 lit_object_start(void *state)
 {
 	((LiteralState *) state)->failed = true;
+	KFDW_JSON_ACTION_DONE;
 }
 
-static void
+static KFDW_JSON_ACTION
 lit_scalar(void *state, char *token, JsonTokenType tokentype)
 {
 	LiteralState *ls = (LiteralState *) state;
@@ -375,6 +383,7 @@ lit_scalar(void *state, char *token, JsonTokenType tokentype)
 		appendStringInfoString(ls->out, "NULL");
 	else
 		append_quoted(ls->out, token);
+	KFDW_JSON_ACTION_DONE;
 }
 
 /* Append the literal of v as a value of type typid (unquoted) */
