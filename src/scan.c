@@ -17,6 +17,11 @@
  * so they run first, before connection.c destroys the consumer still
  * checked out by the failed scan.
  *
+ * Memory stays bounded whatever the size of the topic: librdkafka's
+ * prefetching is limited by the consumer configuration (option.c), each
+ * row is made in a context reset for every row, and each message is freed
+ * as soon as its row is made.
+ *
  * IDENTIFICATION
  *		  src/scan.c
  *
@@ -24,22 +29,21 @@
  */
 #include "kafka_fdw.h"
 
+#include <math.h>
+
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/explain.h"
 #include "commands/vacuum.h"
 #include "datatype/timestamp.h"
 #include "executor/executor.h"
-#include <math.h>
-
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "parser/parsetree.h"
+#include "port/atomics.h"
 #include "portability/instr_time.h"
-#include "storage/shmem.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -48,10 +52,6 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
-
-#include "port/atomics.h"
-#include "access/parallel.h"
-#include "access/stratnum.h"
 
 /* Longest a single wait for librdkafka lasts before interrupts are checked */
 #define KFDW_POLL_MS 100
@@ -118,8 +118,7 @@ typedef struct KafkaScanState
 	int			nopen;
 	KafkaParallelShared *shared;
 
-	MemoryContext batch_cxt;
-	MemoryContext tuple_cxt;
+	MemoryContext tuple_cxt;	/* reset for every row */
 
 	/* for EXPLAIN ANALYZE */
 	int64		messages;
@@ -243,9 +242,6 @@ kafkaBeginForeignScan(ForeignScanState *node, int eflags)
 			st->attr_needed[attnum - 1] = true;
 	}
 
-	st->batch_cxt = AllocSetContextCreate(estate->es_query_cxt,
-										  "kafka_fdw batch",
-										  ALLOCSET_DEFAULT_SIZES);
 	st->tuple_cxt = AllocSetContextCreate(estate->es_query_cxt,
 										  "kafka_fdw tuple",
 										  ALLOCSET_DEFAULT_SIZES);
@@ -1253,8 +1249,6 @@ kfdw_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 	st->attr_needed = palloc(sizeof(bool) * Max(st->opts.natts, 1));
 	for (i = 0; i < st->opts.natts; i++)
 		st->attr_needed[i] = true;
-	st->batch_cxt = AllocSetContextCreate(cxt, "kafka_fdw batch",
-										  ALLOCSET_DEFAULT_SIZES);
 	st->tuple_cxt = AllocSetContextCreate(cxt, "kafka_fdw tuple",
 										  ALLOCSET_DEFAULT_SIZES);
 	init_decoder(st, cxt);
