@@ -50,14 +50,21 @@ typedef struct JsonDecodeState
 	char	   *unknown_key;	/* strict: first key no column takes */
 } JsonDecodeState;
 
-static void json_object_start(void *state);
-static void json_object_end(void *state);
-static void json_array_start(void *state);
-static void json_array_end(void *state);
-static void json_field_start(void *state, char *fname, bool isnull);
-static void json_scalar(void *state, char *token, JsonTokenType tokentype);
+static KFDW_JSON_ACTION json_object_start(void *state);
+static KFDW_JSON_ACTION json_object_end(void *state);
+static KFDW_JSON_ACTION json_array_start(void *state);
+static KFDW_JSON_ACTION json_array_end(void *state);
+static KFDW_JSON_ACTION json_field_start(void *state, char *fname, bool isnull);
+static KFDW_JSON_ACTION json_scalar(void *state, char *token, JsonTokenType tokentype);
 static void nested_start(JsonDecodeState *st, JsonTokenType type);
 static void nested_end(JsonDecodeState *st, JsonTokenType type);
+static bool array_literal_fast(const char *json, Oid elemtype,
+							   StringInfo out);
+static KFDW_JSON_ACTION lit_array_start(void *state);
+static KFDW_JSON_ACTION lit_array_end(void *state);
+static KFDW_JSON_ACTION lit_element_start(void *state, bool isnull);
+static KFDW_JSON_ACTION lit_object_start(void *state);
+static KFDW_JSON_ACTION lit_scalar(void *state, char *token, JsonTokenType tokentype);
 static void append_literal(StringInfo buf, JsonbValue *v, Oid typid);
 static void append_quoted(StringInfo buf, const char *str);
 static char *scalar_text(JsonbValue *v);
@@ -86,8 +93,7 @@ kfdw_decode_json(KafkaDecoder *dec, char *data, int len)
 	st.dec = dec;
 	st.target = -1;
 	st.found = palloc0(sizeof(JsonFound) * Max(opts->ndata, 1));
-	st.lex = makeJsonLexContextCstringLen(data, len, GetDatabaseEncoding(),
-										  true);
+	st.lex = KFDW_MAKE_JSON_LEX(data, len, true);
 
 	memset(&sem, 0, sizeof(sem));
 	sem.semstate = &st;
@@ -145,7 +151,7 @@ kfdw_decode_json(KafkaDecoder *dec, char *data, int len)
 	}
 }
 
-static void
+static KFDW_JSON_ACTION
 json_object_start(void *state)
 {
 	JsonDecodeState *st = (JsonDecodeState *) state;
@@ -155,33 +161,37 @@ json_object_start(void *state)
 	else
 		nested_start(st, JSON_TOKEN_OBJECT_START);
 	st->depth++;
+	KFDW_JSON_ACTION_DONE;
 }
 
-static void
+static KFDW_JSON_ACTION
 json_object_end(void *state)
 {
 	JsonDecodeState *st = (JsonDecodeState *) state;
 
 	st->depth--;
 	nested_end(st, JSON_TOKEN_OBJECT_START);
+	KFDW_JSON_ACTION_DONE;
 }
 
-static void
+static KFDW_JSON_ACTION
 json_array_start(void *state)
 {
 	JsonDecodeState *st = (JsonDecodeState *) state;
 
 	nested_start(st, JSON_TOKEN_ARRAY_START);
 	st->depth++;
+	KFDW_JSON_ACTION_DONE;
 }
 
-static void
+static KFDW_JSON_ACTION
 json_array_end(void *state)
 {
 	JsonDecodeState *st = (JsonDecodeState *) state;
 
 	st->depth--;
 	nested_end(st, JSON_TOKEN_ARRAY_START);
+	KFDW_JSON_ACTION_DONE;
 }
 
 /* An object or array begins: remember where, if it is a column's value */
@@ -209,7 +219,7 @@ nested_end(JsonDecodeState *st, JsonTokenType type)
 }
 
 /* A top-level key: find the data column that takes it */
-static void
+static KFDW_JSON_ACTION
 json_field_start(void *state, char *fname, bool isnull)
 {
 	JsonDecodeState *st = (JsonDecodeState *) state;
@@ -217,7 +227,7 @@ json_field_start(void *state, char *fname, bool isnull)
 	int			i;
 
 	if (st->depth != 1)
-		return;
+		KFDW_JSON_ACTION_DONE;
 
 	st->target = -1;
 	for (i = 0; i < dec->opts->ndata; i++)
@@ -230,9 +240,10 @@ json_field_start(void *state, char *fname, bool isnull)
 	}
 	if (st->target < 0 && dec->opts->strict && st->unknown_key == NULL)
 		st->unknown_key = fname;
+	KFDW_JSON_ACTION_DONE;
 }
 
-static void
+static KFDW_JSON_ACTION
 json_scalar(void *state, char *token, JsonTokenType tokentype)
 {
 	JsonDecodeState *st = (JsonDecodeState *) state;
@@ -248,6 +259,7 @@ json_scalar(void *state, char *token, JsonTokenType tokentype)
 		f->len = 0;
 		f->str = token;
 	}
+	KFDW_JSON_ACTION_DONE;
 }
 
 /*
@@ -259,10 +271,28 @@ json_scalar(void *state, char *token, JsonTokenType tokentype)
 char *
 kfdw_json_to_literal(const char *json, Oid typid)
 {
-	Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-														CStringGetDatum(json)));
+	Jsonb	   *jb;
 	JsonbValue	v;
 	StringInfoData buf;
+	Oid			basetype = getBaseType(typid);
+	Oid			elemtype = get_element_type(basetype);
+
+	/* arrays of scalars, the common case, without a jsonb detour */
+	if (OidIsValid(elemtype) && json[0] == '[')
+	{
+		Oid			elembase = getBaseType(elemtype);
+
+		if (elembase != JSONOID && elembase != JSONBOID &&
+			!type_is_rowtype(elembase))
+		{
+			initStringInfo(&buf);
+			if (array_literal_fast(json, elemtype, &buf))
+				return buf.data;
+			pfree(buf.data);
+		}
+	}
+
+	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
 
 	v.type = jbvBinary;
 	v.val.binary.data = &jb->root;
@@ -271,6 +301,89 @@ kfdw_json_to_literal(const char *json, Oid typid)
 	initStringInfo(&buf);
 	append_literal(&buf, &v, typid);
 	return buf.data;
+}
+
+/* State of array_literal_fast() */
+typedef struct LiteralState
+{
+	StringInfo	out;
+	bool		first;			/* no element yet in the current array */
+	bool		failed;			/* found an object: not for the fast path */
+} LiteralState;
+
+/*
+ * Write the array literal of a JSON array of scalars (or of arrays of
+ * them).  Returns false if the JSON holds an object, or does not parse.
+ */
+static bool
+array_literal_fast(const char *json, Oid elemtype, StringInfo out)
+{
+	LiteralState ls;
+	JsonSemAction sem;
+	JsonLexContext *lex;
+
+	ls.out = out;
+	ls.first = true;
+	ls.failed = false;
+	memset(&sem, 0, sizeof(sem));
+	sem.semstate = &ls;
+	sem.array_start = lit_array_start;
+	sem.array_end = lit_array_end;
+	sem.array_element_start = lit_element_start;
+	sem.object_start = lit_object_start;
+	sem.scalar = lit_scalar;
+	lex = KFDW_MAKE_JSON_LEX((char *) json, strlen(json), true);
+	return pg_parse_json(lex, &sem) == JSON_SUCCESS && !ls.failed;
+}
+
+static KFDW_JSON_ACTION
+lit_array_start(void *state)
+{
+	LiteralState *ls = (LiteralState *) state;
+
+	appendStringInfoChar(ls->out, '{');
+	ls->first = true;
+	KFDW_JSON_ACTION_DONE;
+}
+
+static KFDW_JSON_ACTION
+lit_array_end(void *state)
+{
+	LiteralState *ls = (LiteralState *) state;
+
+	appendStringInfoChar(ls->out, '}');
+	ls->first = false;
+	KFDW_JSON_ACTION_DONE;
+}
+
+static KFDW_JSON_ACTION
+lit_element_start(void *state, bool isnull)
+{
+	LiteralState *ls = (LiteralState *) state;
+
+	if (!ls->first)
+		appendStringInfoChar(ls->out, ',');
+	ls->first = false;
+	KFDW_JSON_ACTION_DONE;
+}
+
+static KFDW_JSON_ACTION
+lit_object_start(void *state)
+{
+	((LiteralState *) state)->failed = true;
+	KFDW_JSON_ACTION_DONE;
+}
+
+static KFDW_JSON_ACTION
+lit_scalar(void *state, char *token, JsonTokenType tokentype)
+{
+	LiteralState *ls = (LiteralState *) state;
+
+	if (tokentype == JSON_TOKEN_NULL)
+		appendStringInfoString(ls->out, "NULL");
+	else
+		append_quoted(ls->out, token);
+	KFDW_JSON_ACTION_DONE;
 }
 
 /* Append the literal of v as a value of type typid (unquoted) */

@@ -16,6 +16,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "compat.h"
+#include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
@@ -212,14 +213,31 @@ typedef struct KafkaPartitionRange
 	bool		probe_ts;		/* timestamp bound only checked locally */
 } KafkaPartitionRange;
 
-/* in scan.c */
-extern void kfdw_set_scan_routines(FdwRoutine *routine);
+/* What a scan reads, decided when it starts */
+typedef struct KafkaScanRanges
+{
+	int			nparts;			/* partitions of the topic */
+	int			nranges;		/* partitions with something to read */
+	KafkaPartitionRange *ranges;
+	int			nskipped;		/* partitions with nothing to read */
+	bool		limited;		/* ranges shortened by the LIMIT */
+	TimestampTz ts_lower;		/* pushed-down timestamp bound, or NOBEGIN */
+} KafkaScanRanges;
+
+/* in ranges.c */
+extern int	kfdw_topic_partitions(KafkaHandle *handle, const char *topic);
 extern void kfdw_query_watermarks(KafkaHandle *handle, const char *topic,
 								  int nparts, int64 *low, int64 *high);
-extern int	kfdw_topic_partitions(KafkaHandle *handle, const char *topic);
+extern void kfdw_compute_ranges(KafkaHandle *handle, const char *topic,
+								List *pushdown, List *ts_bounds, int nvalues,
+								Datum *values, bool *nulls, Oid *types,
+								int64 limit, KafkaScanRanges *ranges);
 extern double kfdw_estimate_messages(List *pushdown, List *values, int nparts,
 									 int64 *low, int64 *high,
 									 int *nsurviving);
+
+/* in scan.c */
+extern void kfdw_set_scan_routines(FdwRoutine *routine);
 extern int	kfdw_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 							 int targrows, double *totalrows,
 							 double *totaldeadrows);

@@ -109,6 +109,9 @@ kafkaGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 	double		sel;
 
 	baserel->fdw_private = ps;
+
+	/* the event trigger checked the table, unless it was disabled */
+	kfdw_check_table(foreigntableid);
 	kfdw_get_table_options(foreigntableid, &ps->opts);
 
 	/* the columns the query reads decide whether values are parsed */

@@ -17,6 +17,11 @@
  * so they run first, before connection.c destroys the consumer still
  * checked out by the failed scan.
  *
+ * Memory stays bounded whatever the size of the topic: librdkafka's
+ * prefetching is limited by the consumer configuration (option.c), each
+ * row is made in a context reset for every row, and each message is freed
+ * as soon as its row is made.
+ *
  * IDENTIFICATION
  *		  src/scan.c
  *
@@ -24,22 +29,21 @@
  */
 #include "kafka_fdw.h"
 
+#include <math.h>
+
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/explain.h"
 #include "commands/vacuum.h"
 #include "datatype/timestamp.h"
 #include "executor/executor.h"
-#include <math.h>
-
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "parser/parsetree.h"
+#include "port/atomics.h"
 #include "portability/instr_time.h"
-#include "storage/shmem.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -48,10 +52,6 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
-
-#include "port/atomics.h"
-#include "access/parallel.h"
-#include "access/stratnum.h"
 
 /* Longest a single wait for librdkafka lasts before interrupts are checked */
 #define KFDW_POLL_MS 100
@@ -75,25 +75,11 @@ typedef struct KafkaScanResources
 typedef struct KafkaParallelShared
 {
 	pg_atomic_uint32 next_range;	/* next range to claim */
+	pg_atomic_uint64 messages;	/* fetched by the workers, for EXPLAIN */
+	pg_atomic_uint64 bytes;
 	int			nranges;
 	KafkaPartitionRange ranges[FLEXIBLE_ARRAY_MEMBER];
 } KafkaParallelShared;
-
-/* A value of the pushdown evaluated at scan start */
-typedef struct PushdownValue
-{
-	int			n;				/* number of values (arrays), 0 if NULL,
-								 * -1 if unknown (planning) */
-	int64	   *vals;
-} PushdownValue;
-
-/* An offset range computed from the pushdown for one partition */
-typedef struct OffsetSet
-{
-	int64		lo;				/* [lo, hi); empty when lo >= hi */
-	int64		hi;
-	bool		exact;			/* exactly the offsets the quals accept */
-} OffsetSet;
 
 typedef struct KafkaScanState
 {
@@ -132,12 +118,13 @@ typedef struct KafkaScanState
 	int			nopen;
 	KafkaParallelShared *shared;
 
-	MemoryContext batch_cxt;
-	MemoryContext tuple_cxt;
+	MemoryContext tuple_cxt;	/* reset for every row */
 
 	/* for EXPLAIN ANALYZE */
 	int64		messages;
 	int64		bytes;
+	int64		worker_messages;	/* of the parallel workers */
+	int64		worker_bytes;
 
 	/* where the current row comes from, for the error context */
 	int32		cur_partition;
@@ -165,14 +152,9 @@ static void kafkaReInitializeDSMForeignScan(ForeignScanState *node,
 static void kafkaInitializeWorkerForeignScan(ForeignScanState *node,
 											 shm_toc *toc,
 											 void *coordinate);
+static void kafkaShutdownForeignScan(ForeignScanState *node);
 
 static void prepare_ranges(KafkaScanState *st, ExprContext *econtext);
-static PushdownValue *evaluate_values(KafkaScanState *st,
-									  ExprContext *econtext);
-static OffsetSet eval_pushdown(List *node, int32 partition,
-							   PushdownValue *values);
-static void apply_ts_bound(KafkaScanState *st, KafkaPartitionRange *ranges,
-						   int n);
 static void start_reading(KafkaScanState *st);
 static bool assign_next(KafkaScanState *st);
 static rd_kafka_message_t *next_message(KafkaScanState *st);
@@ -190,9 +172,6 @@ static void scan_error_callback(void *arg);
 static void scan_xact_callback(XactEvent event, void *arg);
 static void scan_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								  SubTransactionId parentSubid, void *arg);
-static void retry_offsets_request(KafkaHandle *handle,
-								  rd_kafka_topic_partition_list_t *list,
-								  int64 *query, const char *what);
 
 void
 kfdw_set_scan_routines(FdwRoutine *routine)
@@ -207,6 +186,7 @@ kfdw_set_scan_routines(FdwRoutine *routine)
 	routine->InitializeDSMForeignScan = kafkaInitializeDSMForeignScan;
 	routine->ReInitializeDSMForeignScan = kafkaReInitializeDSMForeignScan;
 	routine->InitializeWorkerForeignScan = kafkaInitializeWorkerForeignScan;
+	routine->ShutdownForeignScan = kafkaShutdownForeignScan;
 }
 
 /*
@@ -262,9 +242,6 @@ kafkaBeginForeignScan(ForeignScanState *node, int eflags)
 			st->attr_needed[attnum - 1] = true;
 	}
 
-	st->batch_cxt = AllocSetContextCreate(estate->es_query_cxt,
-										  "kafka_fdw batch",
-										  ALLOCSET_DEFAULT_SIZES);
 	st->tuple_cxt = AllocSetContextCreate(estate->es_query_cxt,
 										  "kafka_fdw tuple",
 										  ALLOCSET_DEFAULT_SIZES);
@@ -749,652 +726,47 @@ scan_error_callback(void *arg)
 }
 
 /*
- * Number of partitions of a topic (ERROR if it does not exist).
- */
-int
-kfdw_topic_partitions(KafkaHandle *handle, const char *topic)
-{
-	const rd_kafka_metadata_t *md = kfdw_get_metadata(handle, topic);
-	int			n = md->topics[0].partition_cnt;
-
-	rd_kafka_metadata_destroy(md);
-	return n;
-}
-
-/*
- * Run an offsets request (offsets-for-times, where -2 asks for the low and
- * -1 for the high watermark) in short tries so that interrupts are served,
- * until the server's connect_timeout_ms runs out.  query[i] is what to ask
- * for the i-th partition of the list; the answers are left in the list.
- *
- * librdkafka sends the consumer's isolation.level with ListOffsets, so for
- * a read_committed consumer the high watermark is the last stable offset.
- */
-static void
-retry_offsets_request(KafkaHandle *handle,
-					  rd_kafka_topic_partition_list_t *list,
-					  int64 *query, const char *what)
-{
-	instr_time	start,
-				now;
-	int			slice = KFDW_POLL_MS;
-	rd_kafka_resp_err_t err;
-	int			i;
-
-	INSTR_TIME_SET_CURRENT(start);
-	for (;;)
-	{
-		long		elapsed;
-		bool		retry = false;
-
-		CHECK_FOR_INTERRUPTS();
-		for (i = 0; i < list->cnt; i++)
-		{
-			list->elems[i].offset = query[i];
-			list->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
-		}
-		err = rd_kafka_offsets_for_times(handle->rk, list, slice);
-		kfdw_serve_events(handle);
-
-		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-		{
-			for (i = 0; i < list->cnt; i++)
-			{
-				rd_kafka_resp_err_t perr = list->elems[i].err;
-
-				if (perr == RD_KAFKA_RESP_ERR_NO_ERROR)
-					continue;
-				if (kfdw_errcode(perr) == ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION)
-				{
-					retry = true;
-					err = perr;
-					continue;
-				}
-				kfdw_report_error(ERROR, handle, perr, NULL,
-								  psprintf("could not get %s of Kafka topic \"%s\", partition %d",
-										   what, list->elems[i].topic,
-										   list->elems[i].partition));
-			}
-			if (!retry)
-				return;
-		}
-		else if (kfdw_errcode(err) != ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION)
-			kfdw_report_error(ERROR, handle, err, NULL,
-							  psprintf("could not get %s of Kafka topic \"%s\"",
-									   what, list->cnt > 0 ? list->elems[0].topic : ""));
-
-		INSTR_TIME_SET_CURRENT(now);
-		INSTR_TIME_SUBTRACT(now, start);
-		elapsed = (long) INSTR_TIME_GET_MILLISEC(now);
-		if (elapsed >= handle->connect_timeout_ms)
-			break;
-		/* a slow broker gets longer tries, but interrupts wait 500 ms at most */
-		slice = Min(Min(slice * 2, 500), handle->connect_timeout_ms - (int) elapsed);
-		slice = Max(slice, 1);
-	}
-
-	if ((err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR_NO_ERROR) &&
-		handle->last_err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		err = handle->last_err;
-	if (err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR_NO_ERROR)
-		err = RD_KAFKA_RESP_ERR__TRANSPORT;
-	kfdw_report_error(ERROR, handle, err, NULL,
-					  psprintf("could not get %s from Kafka brokers \"%s\" within %d ms",
-							   what, handle->brokers, handle->connect_timeout_ms));
-}
-
-/*
- * Read the low and high watermarks of partitions 0 .. nparts-1 of a topic,
- * in two batched requests.
- */
-void
-kfdw_query_watermarks(KafkaHandle *handle, const char *topic, int nparts,
-					  int64 *low, int64 *high)
-{
-	rd_kafka_topic_partition_list_t *list;
-	int64	   *query;
-	int			i;
-
-	if (nparts <= 0)
-		return;
-	list = rd_kafka_topic_partition_list_new(nparts);
-	query = palloc(sizeof(int64) * nparts);
-	PG_TRY();
-	{
-		for (i = 0; i < nparts; i++)
-			rd_kafka_topic_partition_list_add(list, topic, i);
-
-		for (i = 0; i < nparts; i++)
-			query[i] = RD_KAFKA_OFFSET_BEGINNING;
-		retry_offsets_request(handle, list, query, "low watermarks");
-		for (i = 0; i < nparts; i++)
-			low[list->elems[i].partition] = Max(list->elems[i].offset, 0);
-
-		for (i = 0; i < nparts; i++)
-			query[i] = RD_KAFKA_OFFSET_END;
-		retry_offsets_request(handle, list, query, "high watermarks");
-		for (i = 0; i < nparts; i++)
-		{
-			int32		p = list->elems[i].partition;
-
-			high[p] = Max(list->elems[i].offset, low[p]);
-		}
-	}
-	PG_FINALLY();
-	{
-		rd_kafka_topic_partition_list_destroy(list);
-	}
-	PG_END_TRY();
-	pfree(query);
-}
-
-/*
- * Evaluate the pushed-down values (parameters, stable expressions) once,
- * at scan start, into 64-bit integers: partitions and offsets as they are,
- * timestamps as microseconds since PostgreSQL's epoch (timestamptz).
- */
-static PushdownValue *
-evaluate_values(KafkaScanState *st, ExprContext *econtext)
-{
-	int			n = list_length(st->value_states);
-	PushdownValue *values = palloc0(sizeof(PushdownValue) * Max(n, 1));
-	int			i = 0;
-	ListCell   *lc1,
-			   *lc2;
-	MemoryContext oldcxt;
-
-	oldcxt = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
-	forboth(lc1, st->value_states, lc2, st->value_types)
-	{
-		ExprState  *es = (ExprState *) lfirst(lc1);
-		Oid			typid = lfirst_oid(lc2);
-		bool		isnull;
-		Datum		d = ExecEvalExpr(es, econtext, &isnull);
-		Oid			elemtype = get_element_type(typid);
-		Datum	   *elems;
-		bool	   *enulls;
-		int			nelems;
-		int			j;
-
-		if (isnull)
-		{
-			i++;
-			continue;
-		}
-		if (OidIsValid(elemtype))
-		{
-			int16		typlen;
-			bool		typbyval;
-			char		typalign;
-
-			get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-			deconstruct_array(DatumGetArrayTypeP(d), elemtype, typlen,
-							  typbyval, typalign, &elems, &enulls, &nelems);
-			typid = elemtype;
-		}
-		else
-		{
-			elems = &d;
-			enulls = &isnull;
-			nelems = 1;
-		}
-
-		values[i].vals = MemoryContextAlloc(st->batch_cxt,
-											sizeof(int64) * Max(nelems, 1));
-		for (j = 0; j < nelems; j++)
-		{
-			int64		v;
-
-			if (enulls[j])
-				continue;
-			switch (typid)
-			{
-				case INT2OID:
-					v = DatumGetInt16(elems[j]);
-					break;
-				case INT4OID:
-					v = DatumGetInt32(elems[j]);
-					break;
-				case INT8OID:
-					v = DatumGetInt64(elems[j]);
-					break;
-				case TIMESTAMPOID:
-					v = DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz,
-																elems[j]));
-					break;
-				case DATEOID:
-					v = DatumGetTimestampTz(DirectFunctionCall1(date_timestamptz,
-																elems[j]));
-					break;
-				default:		/* timestamptz */
-					v = DatumGetTimestampTz(elems[j]);
-					break;
-			}
-			values[i].vals[values[i].n++] = v;
-		}
-		i++;
-	}
-	MemoryContextSwitchTo(oldcxt);
-	return values;
-}
-
-/* Offsets accepted by a comparison "offset <strategy> v" */
-static OffsetSet
-offset_cmp(int strategy, int64 v)
-{
-	OffsetSet	s = {0, PG_INT64_MAX, true};
-
-	switch (strategy)
-	{
-		case BTLessStrategyNumber:
-			s.hi = v;
-			break;
-		case BTLessEqualStrategyNumber:
-			s.hi = v < PG_INT64_MAX ? v + 1 : v;
-			break;
-		case BTEqualStrategyNumber:
-			s.lo = v;
-			s.hi = v < PG_INT64_MAX ? v + 1 : v;
-			break;
-		case BTGreaterEqualStrategyNumber:
-			s.lo = v;
-			break;
-		case BTGreaterStrategyNumber:
-			s.lo = v < PG_INT64_MAX ? v + 1 : v;
-			break;
-	}
-	return s;
-}
-
-static bool
-set_empty(OffsetSet s)
-{
-	return s.lo >= s.hi;
-}
-
-/*
- * Evaluate the pushdown tree for one partition into the range of offsets
- * to read.  A range can only be wider than what the quals accept (an OR of
- * disjoint ranges reads their hull; a clause not pushed down accepts
- * everything), never narrower; exact says it is not wider.
- */
-static OffsetSet
-eval_pushdown(List *node, int32 partition, PushdownValue *values)
-{
-	OffsetSet	all = {0, PG_INT64_MAX, true};
-	OffsetSet	none = {0, 0, true};
-	int			kind = intVal(linitial(node));
-	ListCell   *lc;
-
-	switch (kind)
-	{
-		case KFDW_PD_TRUE:
-			all.exact = false;
-			return all;
-		case KFDW_PD_AND:
-			{
-				OffsetSet	r = all;
-
-				for_each_from(lc, node, 1)
-				{
-					OffsetSet	c = eval_pushdown((List *) lfirst(lc),
-												  partition, values);
-
-					r.lo = Max(r.lo, c.lo);
-					r.hi = Min(r.hi, c.hi);
-					r.exact = r.exact && c.exact;
-				}
-				if (set_empty(r))
-					return none;
-				return r;
-			}
-		case KFDW_PD_OR:
-			{
-				OffsetSet	r = none;
-
-				for_each_from(lc, node, 1)
-				{
-					OffsetSet	c = eval_pushdown((List *) lfirst(lc),
-												  partition, values);
-
-					if (set_empty(c))
-						continue;
-					if (set_empty(r))
-					{
-						r = c;
-						continue;
-					}
-					/* disjoint ranges: read the hull, more than asked for */
-					if (c.lo > r.hi || r.lo > c.hi)
-						r.exact = false;
-					r.lo = Min(r.lo, c.lo);
-					r.hi = Max(r.hi, c.hi);
-					r.exact = r.exact && c.exact;
-				}
-				return r;
-			}
-		case KFDW_PD_CMP:
-			{
-				int			field = intVal(lsecond(node));
-				int			strategy = intVal(lthird(node));
-				PushdownValue *v = &values[intVal(lfourth(node))];
-				int			i;
-
-				if (v->n < 0)
-				{
-					/* not known at plan time */
-					all.exact = false;
-					return all;
-				}
-
-				if (field == KFDW_FIELD_PARTITION)
-				{
-					for (i = 0; i < v->n; i++)
-					{
-						int64		p = v->vals[i];
-						bool		match;
-
-						switch (strategy)
-						{
-							case BTLessStrategyNumber:
-								match = partition < p;
-								break;
-							case BTLessEqualStrategyNumber:
-								match = partition <= p;
-								break;
-							case BTGreaterEqualStrategyNumber:
-								match = partition >= p;
-								break;
-							case BTGreaterStrategyNumber:
-								match = partition > p;
-								break;
-							default:
-								match = partition == p;
-								break;
-						}
-						if (match)
-							return all;
-					}
-					return none;
-				}
-				else if (field == KFDW_FIELD_OFFSET)
-				{
-					OffsetSet	r = none;
-
-					/* "= ANY (array)": the hull of the values */
-					for (i = 0; i < v->n; i++)
-					{
-						OffsetSet	c = offset_cmp(strategy ? strategy : BTEqualStrategyNumber,
-												   v->vals[i]);
-
-						if (set_empty(r))
-							r = c;
-						else
-						{
-							if (c.lo > r.hi || r.lo > c.hi)
-								r.exact = false;
-							r.lo = Min(r.lo, c.lo);
-							r.hi = Max(r.hi, c.hi);
-						}
-					}
-					return r;
-				}
-				all.exact = false;
-				return all;
-			}
-	}
-	elog(ERROR, "unrecognized kafka_fdw pushdown node %d", kind);
-	return none;				/* keep compiler quiet */
-}
-
-/*
- * Decide what the scan reads: the watermarks of every partition, narrowed
- * by the pushed-down quals, the timestamp bound and the LIMIT.
+ * Decide what the scan reads (see ranges.c), with the pushed-down values
+ * evaluated now, at scan start.
  */
 static void
 prepare_ranges(KafkaScanState *st, ExprContext *econtext)
 {
-	KafkaHandle *handle = st->res->handle;
-	PushdownValue *values;
-	int64	   *low,
-			   *high;
-	int			nparts;
-	int			i;
-	bool		exact = true;
+	int			n = list_length(st->value_states);
+	Datum	   *values = palloc0(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls = palloc0(sizeof(bool) * Max(n, 1));
+	Oid		   *types = palloc0(sizeof(Oid) * Max(n, 1));
+	KafkaScanRanges r;
+	ListCell   *lc1,
+			   *lc2;
+	int			i = 0;
 	MemoryContext oldcxt;
 
-	MemoryContextReset(st->batch_cxt);
-	values = evaluate_values(st, econtext);
-
-	nparts = kfdw_topic_partitions(handle, st->topic);
-	oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(st));
-	low = palloc0(sizeof(int64) * Max(nparts, 1));
-	high = palloc0(sizeof(int64) * Max(nparts, 1));
-	st->ranges = palloc0(sizeof(KafkaPartitionRange) * Max(nparts, 1));
-	st->range_of = palloc(sizeof(int) * Max(nparts, 1));
-	st->done = palloc0(sizeof(bool) * Max(nparts, 1));
-	MemoryContextSwitchTo(oldcxt);
-
-	st->nparts = nparts;
-	st->nranges = 0;
-	st->nskipped = 0;
-	st->limited = false;
-
-	/* partitions the quals exclude need no watermarks */
-	kfdw_query_watermarks(handle, st->topic, nparts, low, high);
-
-	for (i = 0; i < nparts; i++)
+	MemoryContextReset(econtext->ecxt_per_tuple_memory);
+	oldcxt = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
+	forboth(lc1, st->value_states, lc2, st->value_types)
 	{
-		KafkaPartitionRange *r = &st->ranges[st->nranges];
-		OffsetSet	s = {0, PG_INT64_MAX, true};
-
-		if (st->pushdown != NIL)
-			s = eval_pushdown(st->pushdown, i, values);
-		r->partition = i;
-		r->low = low[i];
-		r->high = high[i];
-		r->start = Max(low[i], s.lo);
-		r->end = Min(high[i], s.hi);
-		exact = exact && s.exact;
-		if (r->start < r->end)
-			st->nranges++;
-		else
-			st->nskipped++;
+		values[i] = ExecEvalExpr((ExprState *) lfirst(lc1), econtext,
+								 &nulls[i]);
+		types[i] = lfirst_oid(lc2);
+		i++;
 	}
+	MemoryContextSwitchTo(GetMemoryChunkContext(st));
 
-	/* a lower bound on the timestamp moves each start forward */
-	if (st->ts_bounds != NIL && st->nranges > 0)
-	{
-		TimestampTz bound = DT_NOBEGIN;
-		ListCell   *lc;
-
-		foreach(lc, st->ts_bounds)
-		{
-			PushdownValue *v = &values[intVal(lsecond((List *) lfirst(lc)))];
-
-			if (v->n == 0)
-			{
-				/* ts >= NULL: no row passes the quals */
-				st->nskipped += st->nranges;
-				st->nranges = 0;
-				break;
-			}
-			bound = Max(bound, v->vals[0]);
-		}
-		st->ts_lower = bound;
-		if (st->nranges > 0 && bound != DT_NOBEGIN)
-			apply_ts_bound(st, st->ranges, st->nranges);
-		exact = false;
-	}
-
-	/*
-	 * A LIMIT applies to the scan itself only when every qual is enforced
-	 * exactly by the ranges: then no partition needs more than limit
-	 * messages.
-	 */
-	if (st->limit >= 0 && exact)
-	{
-		for (i = 0; i < st->nranges; i++)
-		{
-			KafkaPartitionRange *r = &st->ranges[i];
-
-			if (r->end - r->start > st->limit)
-			{
-				r->end = r->start + st->limit;
-				st->limited = true;
-			}
-		}
-	}
-
-	/* drop the ranges the timestamp bound or the LIMIT emptied */
-	{
-		int			j = 0;
-
-		for (i = 0; i < st->nranges; i++)
-		{
-			if (st->ranges[i].start < st->ranges[i].end)
-				st->ranges[j++] = st->ranges[i];
-			else
-				st->nskipped++;
-		}
-		st->nranges = j;
-	}
-
+	kfdw_compute_ranges(st->res->handle, st->topic, st->pushdown,
+						st->ts_bounds, n, values, nulls, types, st->limit, &r);
+	st->nparts = r.nparts;
+	st->nranges = r.nranges;
+	st->ranges = r.ranges;
+	st->nskipped = r.nskipped;
+	st->limited = r.limited;
+	st->ts_lower = r.ts_lower;
+	st->range_of = palloc(sizeof(int) * Max(r.nparts, 1));
+	st->done = palloc0(sizeof(bool) * Max(r.nparts, 1));
 	st->prepared = true;
-}
 
-/*
- * Move the start of each range to the first message whose timestamp is at
- * or after st->ts_lower, as far as offsets-for-times can tell.  Where the
- * broker answers -1 ("no such message"), the partition's last message is
- * read: if it is older than the bound, the partition has nothing to read;
- * otherwise the broker could not answer, and the whole range is read and
- * filtered here.
- */
-static void
-apply_ts_bound(KafkaScanState *st, KafkaPartitionRange *ranges, int n)
-{
-	KafkaHandle *handle = st->res->handle;
-	rd_kafka_topic_partition_list_t *list;
-	int64	   *query;
-	int64		ms;
-	int			i;
-	int			nprobe = 0;
-
-	/* Kafka timestamps are milliseconds since the Unix epoch */
-	ms = (st->ts_lower +
-		  (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
-	ms = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-	if (ms < 0)
-		return;					/* every message is at or after the bound */
-
-	list = rd_kafka_topic_partition_list_new(n);
-	query = palloc(sizeof(int64) * n);
-	PG_TRY();
-	{
-		for (i = 0; i < n; i++)
-		{
-			rd_kafka_topic_partition_list_add(list, st->topic,
-											  ranges[i].partition);
-			query[i] = ms;
-		}
-		retry_offsets_request(handle, list, query, "offsets for timestamp");
-
-		for (i = 0; i < n; i++)
-		{
-			int64		off = list->elems[i].offset;
-
-			if (off >= 0)
-				ranges[i].start = Max(ranges[i].start, Min(off, ranges[i].end));
-			else
-			{
-				ranges[i].probe_ts = true;
-				nprobe++;
-			}
-		}
-	}
-	PG_FINALLY();
-	{
-		rd_kafka_topic_partition_list_destroy(list);
-	}
-	PG_END_TRY();
-
-	if (nprobe == 0)
-		return;
-
-	/*
-	 * Read the last message of each partition the broker did not answer
-	 * for.  A partition whose last message cannot be read within the
-	 * connect timeout (for example a transaction marker) is read whole.
-	 */
-	{
-		rd_kafka_topic_partition_list_t *assign;
-		instr_time	start,
-					now;
-		int			left = nprobe;
-		bool	   *probed = palloc0(sizeof(bool) * n);
-
-		assign = rd_kafka_topic_partition_list_new(nprobe);
-		for (i = 0; i < n; i++)
-		{
-			if (ranges[i].probe_ts)
-				rd_kafka_topic_partition_list_add(assign, st->topic,
-												  ranges[i].partition)->offset =
-					ranges[i].high - 1;
-		}
-		PG_TRY();
-		{
-			rd_kafka_assign(handle->rk, assign);
-			if (st->res->queue == NULL)
-				st->res->queue = rd_kafka_queue_get_consumer(handle->rk);
-			INSTR_TIME_SET_CURRENT(start);
-			while (left > 0)
-			{
-				rd_kafka_message_t *m;
-				int			r;
-
-				CHECK_FOR_INTERRUPTS();
-				INSTR_TIME_SET_CURRENT(now);
-				INSTR_TIME_SUBTRACT(now, start);
-				if (INSTR_TIME_GET_MILLISEC(now) >= handle->connect_timeout_ms)
-					break;
-				kfdw_serve_events(handle);
-				m = rd_kafka_consume_queue(st->res->queue, KFDW_POLL_MS);
-				if (m == NULL)
-					continue;
-				for (r = 0; r < n; r++)
-				{
-					if (ranges[r].partition == m->partition && ranges[r].probe_ts)
-						break;
-				}
-				if (r < n && !probed[r] &&
-					(m->err == RD_KAFKA_RESP_ERR_NO_ERROR ||
-					 m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF))
-				{
-					if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
-					{
-						int64		mts = rd_kafka_message_timestamp(m, NULL);
-
-						/* older than the bound: nothing to read */
-						if (mts >= 0 && mts < ms)
-						{
-							ranges[r].start = ranges[r].end;
-							ranges[r].probe_ts = false;
-						}
-					}
-					probed[r] = true;
-					left--;
-				}
-				rd_kafka_message_destroy(m);
-			}
-		}
-		PG_FINALLY();
-		{
-			rd_kafka_assign(handle->rk, NULL);
-			rd_kafka_topic_partition_list_destroy(assign);
-		}
-		PG_END_TRY();
-	}
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(econtext->ecxt_per_tuple_memory);
 }
 
 /*
@@ -1749,8 +1121,10 @@ kafkaExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	ExplainPropertyInteger("Partitions Skipped", NULL, st->nskipped, es);
 	if (es->analyze)
 	{
-		ExplainPropertyInteger("Messages Fetched", NULL, st->messages, es);
-		ExplainPropertyInteger("Bytes Fetched", "bytes", st->bytes, es);
+		ExplainPropertyInteger("Messages Fetched", NULL,
+							   st->messages + st->worker_messages, es);
+		ExplainPropertyInteger("Bytes Fetched", "bytes",
+							   st->bytes + st->worker_bytes, es);
 	}
 }
 
@@ -1785,6 +1159,8 @@ kafkaInitializeDSMForeignScan(ForeignScanState *node, ParallelContext *pcxt,
 	KafkaParallelShared *shared = (KafkaParallelShared *) coordinate;
 
 	pg_atomic_init_u32(&shared->next_range, 0);
+	pg_atomic_init_u64(&shared->messages, 0);
+	pg_atomic_init_u64(&shared->bytes, 0);
 	shared->nranges = st->nranges;
 	if (st->nranges > 0)
 		memcpy(shared->ranges, st->ranges,
@@ -1799,6 +1175,31 @@ kafkaReInitializeDSMForeignScan(ForeignScanState *node, ParallelContext *pcxt,
 	KafkaParallelShared *shared = (KafkaParallelShared *) coordinate;
 
 	pg_atomic_write_u32(&shared->next_range, 0);
+}
+
+/*
+ * Before the shared memory goes: workers add what they fetched, the
+ * leader (whose Gather has waited for the workers) takes the totals.
+ */
+static void
+kafkaShutdownForeignScan(ForeignScanState *node)
+{
+	KafkaScanState *st = (KafkaScanState *) node->fdw_state;
+
+	if (st == NULL || st->shared == NULL)
+		return;
+	if (IsParallelWorker())
+	{
+		pg_atomic_fetch_add_u64(&st->shared->messages, st->messages);
+		pg_atomic_fetch_add_u64(&st->shared->bytes, st->bytes);
+		st->messages = st->bytes = 0;
+	}
+	else
+	{
+		st->worker_messages = pg_atomic_read_u64(&st->shared->messages);
+		st->worker_bytes = pg_atomic_read_u64(&st->shared->bytes);
+	}
+	st->shared = NULL;
 }
 
 static void
@@ -1819,100 +1220,6 @@ kafkaInitializeWorkerForeignScan(ForeignScanState *node, shm_toc *toc,
 	st->range_of = palloc(sizeof(int) * Max(nparts, 1));
 	st->done = palloc0(sizeof(bool) * Max(shared->nranges, 1));
 	st->prepared = true;
-}
-
-/*
- * Planning: the number of messages in the ranges the pushdown leaves,
- * with the values that are constants at plan time (the others accept
- * everything).  *nsurviving is the number of partitions to read.
- */
-double
-kfdw_estimate_messages(List *pushdown, List *values, int nparts,
-					   int64 *low, int64 *high, int *nsurviving)
-{
-	PushdownValue *pv = palloc0(sizeof(PushdownValue) *
-								Max(list_length(values), 1));
-	double		total = 0;
-	ListCell   *lc;
-	int			i = 0;
-
-	foreach(lc, values)
-	{
-		Node	   *expr = (Node *) lfirst(lc);
-		Const	   *c;
-		Oid			typid;
-		Oid			elemtype;
-		Datum	   *elems;
-		bool	   *enulls;
-		int			nelems;
-		int			j;
-
-		pv[i].n = -1;
-		if (!IsA(expr, Const))
-		{
-			i++;
-			continue;
-		}
-		c = (Const *) expr;
-		pv[i].n = 0;
-		if (c->constisnull)
-		{
-			i++;
-			continue;
-		}
-		typid = c->consttype;
-		elemtype = get_element_type(typid);
-		if (OidIsValid(elemtype))
-		{
-			int16		typlen;
-			bool		typbyval;
-			char		typalign;
-
-			get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-			deconstruct_array(DatumGetArrayTypeP(c->constvalue), elemtype,
-							  typlen, typbyval, typalign,
-							  &elems, &enulls, &nelems);
-			typid = elemtype;
-		}
-		else
-		{
-			elems = &c->constvalue;
-			enulls = &c->constisnull;
-			nelems = 1;
-		}
-		pv[i].vals = palloc(sizeof(int64) * Max(nelems, 1));
-		for (j = 0; j < nelems; j++)
-		{
-			if (enulls[j])
-				continue;
-			if (typid == INT2OID)
-				pv[i].vals[pv[i].n++] = DatumGetInt16(elems[j]);
-			else if (typid == INT4OID)
-				pv[i].vals[pv[i].n++] = DatumGetInt32(elems[j]);
-			else if (typid == INT8OID)
-				pv[i].vals[pv[i].n++] = DatumGetInt64(elems[j]);
-		}
-		i++;
-	}
-
-	*nsurviving = 0;
-	for (i = 0; i < nparts; i++)
-	{
-		OffsetSet	s = {0, PG_INT64_MAX, true};
-		int64		start,
-					end;
-
-		if (pushdown != NIL)
-			s = eval_pushdown(pushdown, i, pv);
-		start = Max(low[i], s.lo);
-		end = Min(high[i], s.hi);
-		if (start < end)
-		{
-			total += (double) (end - start);
-			(*nsurviving)++;
-		}
-	}
-	return total;
 }
 
 /*
@@ -1942,8 +1249,6 @@ kfdw_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 	st->attr_needed = palloc(sizeof(bool) * Max(st->opts.natts, 1));
 	for (i = 0; i < st->opts.natts; i++)
 		st->attr_needed[i] = true;
-	st->batch_cxt = AllocSetContextCreate(cxt, "kafka_fdw batch",
-										  ALLOCSET_DEFAULT_SIZES);
 	st->tuple_cxt = AllocSetContextCreate(cxt, "kafka_fdw tuple",
 										  ALLOCSET_DEFAULT_SIZES);
 	init_decoder(st, cxt);
