@@ -78,6 +78,7 @@ note() { NOTES+=("$*"); echo "   $*"; }
 broke() { broken=1; note "FAILED: $*"; }
 
 now_ms() { date +%s%3N; }
+CLK_TCK=$(getconf CLK_TCK)
 ms_s() { awk -v m="$1" 'BEGIN { printf "%.2f s", m / 1000 }'; }
 kb_mb() { [ -n "$1" ] && awk -v k="$1" 'BEGIN { printf "%.0f MB", k / 1024 }' || echo "n/a"; }
 ratio() { awk -v r="$1" -v o="$2" 'BEGIN { if (o > 0) printf "%.2f", r / o; else print "n/a" }'; }
@@ -88,21 +89,31 @@ reset_hwm() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null; }
 psql_q() { as_user "$PGBIN/psql" -X -At -q -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 
 # Run the SQL statements given as arguments in one new session, each timed
-# by psql; sets SQL_MS (the best time), SQL_RESULTS (one output line per
-# statement) and SQL_HWM_KB (the backend's peak RSS over the session).
+# by psql; sets SQL_MS (the best time), SQL_CPU_MS (the least CPU time the
+# backend, all its threads, spent on one of them), SQL_RESULTS (one output
+# line per statement) and SQL_HWM_KB (the backend's peak RSS over the
+# session).
 run_sql_timed()
 {
-	local f=$WORK/timed.sql out=$WORK/timed.out s times
+	local f=$WORK/timed.sql out=$WORK/timed.out s times cpu i
+	local cpu_line='\! awk '"'"'{ print "CPU:", $14 + $15 }'"'"' /proc/$BENCH_PID/stat'
 	{
 		echo 'SELECT pg_backend_pid() AS bench_pid \gset'
-		echo '\timing on'
-		for s in "$@"; do echo "$s;"; done
-		echo '\timing off'
 		echo '\setenv BENCH_PID :bench_pid'
+		[ -n "${SQL_SETUP:-}" ] && echo "\\set QUIET on
+$SQL_SETUP;
+\\set QUIET off"
+		echo '\timing on'
+		for s in "$@"; do
+			echo "$cpu_line"
+			echo "$s;"
+		done
+		echo "$cpu_line"
+		echo '\timing off'
 		echo '\! grep VmHWM /proc/$BENCH_PID/status'
 	} >"$f"
 	[ "$(id -u)" = 0 ] && chown "$KFDW_TEST_USER:" "$f"
-	SQL_MS='' SQL_RESULTS=() SQL_HWM_KB=''
+	SQL_MS='' SQL_CPU_MS='' SQL_RESULTS=() SQL_HWM_KB=''
 	if ! as_user env SHELL=/bin/sh "$PGBIN/psql" -X -At -v ON_ERROR_STOP=1 \
 		-d "$DB" -f "$f" >"$out" 2>&1; then
 		SQL_ERROR=$(grep -m1 -E 'ERROR|FATAL|error' "$out")
@@ -110,18 +121,34 @@ run_sql_timed()
 	fi
 	mapfile -t times < <(awk '/^Time:/ { print $2 }' "$out")
 	SQL_MS=$(min_of "${times[@]}")
-	mapfile -t SQL_RESULTS < <(grep -v -E '^(Time:|VmHWM:|Timing is)' "$out")
+	# CPU ticks before and after each statement
+	mapfile -t cpu < <(awk '/^CPU:/ { print $2 }' "$out")
+	times=()
+	for ((i = 1; i < ${#cpu[@]}; i++)); do
+		times+=($(( (cpu[i] - cpu[i - 1]) * 1000 / CLK_TCK )))
+	done
+	[ ${#times[@]} -gt 0 ] && SQL_CPU_MS=$(min_of "${times[@]}")
+	mapfile -t SQL_RESULTS < <(grep -v -E '^(Time:|VmHWM:|CPU:|Timing is)' "$out")
 	SQL_HWM_KB=$(awk '/^VmHWM:/ { print $2 }' "$out")
 }
 
-# Time a command (stdout to /dev/null); sets CMD_MS.
+# Time a command (stdout to /dev/null); sets CMD_MS, and CMD_CPU_MS (user
+# plus system time) when /usr/bin/time is there.
 time_cmd()
 {
 	local t0 t1
+	CMD_CPU_MS=''
 	t0=$(now_ms)
-	"$@" >/dev/null || return 1
+	if [ -x /usr/bin/time ]; then
+		/usr/bin/time -f '%U %S' -o "$WORK/cmd.cpu" "$@" >/dev/null || return 1
+	else
+		"$@" >/dev/null || return 1
+	fi
 	t1=$(now_ms)
 	CMD_MS=$((t1 - t0))
+	[ -s "$WORK/cmd.cpu" ] &&
+		CMD_CPU_MS=$(awk '{ printf "%.0f", ($1 + $2) * 1000 }' "$WORK/cmd.cpu")
+	rm -f "$WORK/cmd.cpu"
 }
 
 # The size of a topic: sets TC_HIGH (sum of the high watermarks: every
@@ -209,14 +236,16 @@ echo "   $ROWS messages in $PARTS partitions, every low watermark 0"
 say "reference: kcat -C -e -q -o beginning -t bench_scan > /dev/null"
 got=$(kcat -C -b "$KAFKA_BROKERS" -t bench_scan -e -q -o beginning | wc -l)
 [ "$got" = "$ROWS" ] || broke "kcat read $got messages, not $ROWS"
-kcat_ms=()
+kcat_ms=() kcat_cpu=()
 for i in $(seq $RUNS); do
 	time_cmd kcat -C -b "$KAFKA_BROKERS" -t bench_scan -e -q -o beginning ||
 		{ broke "kcat -C failed"; break; }
 	kcat_ms+=("$CMD_MS")
+	kcat_cpu+=("${CMD_CPU_MS:-0}")
 	echo "   run $i: $(ms_s "$CMD_MS")"
 done
 KCAT_SCAN_MS=$(min_of "${kcat_ms[@]}")
+KCAT_SCAN_CPU_MS=$(min_of "${kcat_cpu[@]}")
 
 # kcat's fixed cost: the same command on a topic of 1,000 of the messages
 # (at the end it waits for the fetch in flight, up to fetch.wait.max.ms)
@@ -239,10 +268,13 @@ psql_q <<-EOF || die "creating the scan table failed"
 EOF
 expected_sum=$(psql_q -c "SELECT sum(round((i * 7919 % 100000) / 100.0, 2)) FROM generate_series(1::bigint, $ROWS) i")
 
+# scan_figure LABEL SQL EXPECTED TARGET [SETUP]: SETUP runs first in the
+# session, untimed.
 scan_figure()
 {
-	local label=$1 sql=$2 expected=$3 target=$4 r
-	say "kafka_fdw: $sql (x$RUNS)"
+	local label=$1 sql=$2 expected=$3 target=$4 r plan
+	local SQL_SETUP=${5:-}
+	say "kafka_fdw: $sql (x$RUNS${SQL_SETUP:+, after $SQL_SETUP})"
 	if ! has_code 'GetForeignRelSize[[:space:]]*='; then
 		row "$label" "n/a (feature missing: SELECT)" "$(ms_s "$KCAT_SCAN_MS")" "n/a" "$target" "n/a"
 		note "$label: SELECT has not landed"
@@ -257,7 +289,13 @@ scan_figure()
 		[ "$r" = "$expected" ] || broke "$label returned $r, not $expected"
 	done
 	echo "   best $(ms_s "$SQL_MS"), peak RSS $(kb_mb "$SQL_HWM_KB")"
-	note "${label%%:*}: the ratio without kcat's fixed cost is $(ratio $((KCAT_SCAN_MS - KCAT_FIXED_MS)) "$SQL_MS")"
+	plan=$(psql_q <<-EOF | grep -o -m1 'Workers Planned: [0-9]*'
+		${SQL_SETUP:+$SQL_SETUP;}
+		EXPLAIN $sql;
+	EOF
+	)
+	note "${label%%:*}: plan: ${plan:-serial}"
+	note "${label%%:*}: the ratio without kcat's fixed cost is $(ratio $((KCAT_SCAN_MS - KCAT_FIXED_MS)) "$SQL_MS"); CPU time: kafka_fdw's backend $(ms_s "$SQL_CPU_MS"), kcat $(ms_s "$KCAT_SCAN_CPU_MS")"
 	row "$label" "$(ms_s "$SQL_MS")" "$(ms_s "$KCAT_SCAN_MS")" \
 		"$(ratio "$KCAT_SCAN_MS" "$SQL_MS")" "$target" "$(kb_mb "$SQL_HWM_KB")"
 }
@@ -266,6 +304,13 @@ scan_figure "1. scan: count(*), $ROWS msgs vs kcat -C" \
 	"SELECT count(*) FROM bench_scan" "$ROWS" ">= 0.8"
 scan_figure "2. parsed scan: sum(amount) vs kcat -C" \
 	"SELECT sum(amount) FROM bench_scan" "$expected_sum" ">= 0.5"
+# the same without parallel workers, as a query that cannot use them runs
+scan_figure "1s. scan, serial plan" \
+	"SELECT count(*) FROM bench_scan" "$ROWS" ">= 0.8" \
+	"SET max_parallel_workers_per_gather = 0"
+scan_figure "2s. parsed scan, serial plan" \
+	"SELECT sum(amount) FROM bench_scan" "$expected_sum" ">= 0.5" \
+	"SET max_parallel_workers_per_gather = 0"
 fi
 
 #
@@ -273,16 +318,18 @@ fi
 #
 if want publish; then
 say "reference: kcat -P -K '\\t' -l values.tsv, a fresh topic per run"
-kcat_ms=()
+kcat_ms=() kcat_cpu=()
 for i in $(seq $RUNS); do
 	time_cmd kcat -P -b "$KAFKA_BROKERS" -t "bench_kcat_$i" -K $'\t' -l "$DATA" ||
 		{ broke "kcat -P failed"; break; }
 	topic_count "bench_kcat_$i"
 	[ "$TC_HIGH" = "$ROWS" ] || broke "kcat -P published $TC_HIGH messages, not $ROWS"
 	kcat_ms+=("$CMD_MS")
+	kcat_cpu+=("${CMD_CPU_MS:-0}")
 	echo "   run $i: $(ms_s "$CMD_MS")"
 done
 KCAT_PUB_MS=$(min_of "${kcat_ms[@]}")
+KCAT_PUB_CPU_MS=$(min_of "${kcat_cpu[@]}")
 
 label="3. publish: INSERT $ROWS rows (json) vs kcat -P"
 say "kafka_fdw: INSERT INTO bench_pub_N ... FROM generate_series(1, $ROWS), a fresh topic per run"
@@ -306,6 +353,7 @@ else
 		done
 		sample=$(kcat -C -b "$KAFKA_BROKERS" -t bench_pub_1 -p 0 -o beginning -c 1 -e -q -f '%k\t%s\n')
 		note "publish: a message INSERT produced: $sample"
+		note "publish: CPU time: kafka_fdw's backend $(ms_s "$SQL_CPU_MS") (generating the rows too), kcat $(ms_s "$KCAT_PUB_CPU_MS")"
 		echo "   best $(ms_s "$SQL_MS"), peak RSS $(kb_mb "$SQL_HWM_KB")"
 		row "$label" "$(ms_s "$SQL_MS")" "$(ms_s "$KCAT_PUB_MS")" \
 			"$(ratio "$KCAT_PUB_MS" "$SQL_MS")" ">= 0.5" "$(kb_mb "$SQL_HWM_KB")"
@@ -482,8 +530,8 @@ want cdc && cdc_figures
 # The table
 #
 commit=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)
-cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-say "results: commit $commit, $(nproc) CPUs ($cpu), $(date -u '+%Y-%m-%d %H:%M UTC')"
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+say "results: commit $commit, $(nproc) CPUs ($cpu_model), $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
 echo "| figure | kafka_fdw | reference | ratio (ref/ours) | target | peak RSS (backend/worker) |"
 echo "|---|---|---|---|---|---|"
