@@ -410,7 +410,7 @@ cdc_txn()
 ref_decode()
 {
 	local status=0
-	time_cmd as_user timeout 900 "$PGBIN/pg_recvlogical" -d "$DB" \
+	time_cmd "${AS_USER[@]}" timeout 900 "$PGBIN/pg_recvlogical" -d "$DB" \
 		--slot bench_ref --start --endpos="$END_LSN" --no-loop \
 		-o proto_version=1 -o publication_names=bench_pub -f /dev/null || status=1
 	psql_q -c "SELECT pg_drop_replication_slot('bench_ref')" >/dev/null
