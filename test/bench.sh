@@ -34,7 +34,9 @@
 # KFDW_BENCH_CDC_ROWS (200000), KFDW_BENCH_MEM_ROWS (1000000),
 # KFDW_BENCH_RATE (rows/s, 5000), KFDW_BENCH_SECONDS (30): smaller sizes for
 # a quick try (the figures are then not the README's); KFDW_BENCH_ONLY: some
-# of "scan publish cdc" (default all three).
+# of "scan publish cdc" (default all three); KFDW_BENCH_SERVER_OPTIONS: more
+# options for the server, to try a setting, e.g.
+# "\"queued.max.messages.kbytes\" '65536'".
 #
 # IDENTIFICATION
 #		  test/bench.sh
@@ -203,7 +205,7 @@ psql_q <<-EOF || die "setting up the database failed"
 	SELECT pg_reload_conf();
 	CREATE EXTENSION kafka_fdw;
 	CREATE SERVER bench_kafka FOREIGN DATA WRAPPER kafka_fdw
-	  OPTIONS (brokers '$KAFKA_BROKERS');
+	  OPTIONS (brokers '$KAFKA_BROKERS'${KFDW_BENCH_SERVER_OPTIONS:+, $KFDW_BENCH_SERVER_OPTIONS});
 	CREATE USER MAPPING FOR PUBLIC SERVER bench_kafka;
 EOF
 echo "cluster at host $PGHOST port $PGPORT, database $DB"
