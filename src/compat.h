@@ -30,4 +30,25 @@
 #define KFDW_RTE_CHECK_AS_USER(estate, rte) ((rte)->checkAsUser)
 #endif
 
+/*
+ * The semantic actions of the JSON parser return a JsonParseErrorType since
+ * PostgreSQL 16; PostgreSQL 17 lets the caller provide the lexer context.
+ */
+#if PG_VERSION_NUM >= 160000
+#define KFDW_JSON_ACTION JsonParseErrorType
+#define KFDW_JSON_ACTION_DONE return JSON_SUCCESS
+#else
+#define KFDW_JSON_ACTION void
+#define KFDW_JSON_ACTION_DONE return
+#endif
+#if PG_VERSION_NUM >= 170000
+#define KFDW_MAKE_JSON_LEX(json, len, need_escapes) \
+	makeJsonLexContextCstringLen(NULL, (json), (len), GetDatabaseEncoding(), \
+								 (need_escapes))
+#else
+#define KFDW_MAKE_JSON_LEX(json, len, need_escapes) \
+	makeJsonLexContextCstringLen((json), (len), GetDatabaseEncoding(), \
+								 (need_escapes))
+#endif
+
 #endif							/* KAFKA_FDW_COMPAT_H */

@@ -205,6 +205,27 @@ create_handle(Oid serverid, Oid userid, KafkaHandleKind kind)
 	}
 	PG_END_TRY();
 
+	/*
+	 * The backend's transactional id, made unique per server and user too:
+	 * a transaction that publishes through two transactional producers (two
+	 * servers, or a SECURITY DEFINER function) must not fence either.
+	 */
+	if (kind == KFDW_HANDLE_TXN_PRODUCER)
+	{
+		char		txnid[256];
+		size_t		size = sizeof(txnid);
+
+		if (rd_kafka_conf_get(conf, "transactional.id", txnid, &size) ==
+			RD_KAFKA_CONF_OK)
+		{
+			char	   *unique = psprintf("%s-%u-%u", txnid, serverid, userid);
+
+			(void) rd_kafka_conf_set(conf, "transactional.id", unique,
+									 errstr, sizeof(errstr));
+			pfree(unique);
+		}
+	}
+
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
 	/* delivery reports are served by rd_kafka_poll() from the backend */

@@ -144,11 +144,19 @@ kfdw_encode_row(KafkaEncoder *enc, TupleTableSlot *slot)
 		enc->partition = (int32) p;
 	}
 
-	/* timestamp: milliseconds since the Unix epoch, in UTC */
+	/*
+	 * timestamp: milliseconds since the Unix epoch; a timestamp without time
+	 * zone is in the session's TimeZone, as scans read it
+	 */
 	attnum = opts->timestamp_attnum;
 	if (attnum != InvalidAttrNumber && !slot->tts_isnull[attnum - 1])
 	{
-		Timestamp	ts = DatumGetTimestamp(slot->tts_values[attnum - 1]);
+		Datum		d = slot->tts_values[attnum - 1];
+		TimestampTz ts;
+
+		if (enc->basetypids[attnum - 1] == TIMESTAMPOID)
+			d = DirectFunctionCall1(timestamp_timestamptz, d);
+		ts = DatumGetTimestampTz(d);
 
 		if (TIMESTAMP_NOT_FINITE(ts))
 			ereport(ERROR,

@@ -83,6 +83,7 @@ typedef struct JsonTypeEntry
 
 static HTAB *json_type_cache = NULL;
 static MemoryContext json_encode_context = NULL;
+static JsonTypeEntry *last_entry = NULL;	/* the one looked up last */
 
 static JsonTypeEntry *get_type_entry(Oid typid);
 static void fill_type_entry(JsonTypeEntry *entry);
@@ -130,6 +131,10 @@ get_type_entry(Oid typid)
 	JsonTypeEntry *entry;
 	bool		found;
 
+	/* consecutive values are often of one type: skip the hash then */
+	if (last_entry != NULL && last_entry->typid == typid && last_entry->valid)
+		return last_entry;
+
 	if (json_type_cache == NULL)
 	{
 		HASHCTL		ctl;
@@ -152,6 +157,7 @@ get_type_entry(Oid typid)
 		entry->valid = false;
 	if (!entry->valid)
 		fill_type_entry(entry);
+	last_entry = entry;
 	return entry;
 }
 

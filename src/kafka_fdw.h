@@ -16,6 +16,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "compat.h"
+#include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
@@ -169,14 +170,113 @@ extern PGDLLEXPORT Datum kafka_fdw_handler(PG_FUNCTION_ARGS);
 /* in planner.c */
 extern void kfdw_set_plan_routines(FdwRoutine *routine);
 
+/*
+ * The pushdown of a scan, as planner.c hands it to scan.c in fdw_private:
+ * a tree of Lists whose first element is an Integer KafkaPushdownKind.
+ *	 AND/OR:	(kind, child, child, ...)
+ *	 CMP:		(kind, field, strategy, index of the value in fdw_exprs)
+ *	 TRUE:		(kind): a clause that is not pushed down (checked locally)
+ * strategy is a btree strategy number, or 0 for "= ANY (array)".
+ */
+typedef enum KafkaPushdownKind
+{
+	KFDW_PD_AND,
+	KFDW_PD_OR,
+	KFDW_PD_CMP,
+	KFDW_PD_TRUE
+} KafkaPushdownKind;
+
+typedef enum KafkaPushdownField
+{
+	KFDW_FIELD_PARTITION,
+	KFDW_FIELD_OFFSET,
+	KFDW_FIELD_TIMESTAMP
+} KafkaPushdownField;
+
+/* Indexes of the items of a ForeignScan's fdw_private */
+enum KafkaFdwPrivateIndex
+{
+	KFDW_PRIV_PUSHDOWN,			/* pushdown tree, or NIL */
+	KFDW_PRIV_TS_BOUNDS,		/* list of (strategy, index) timestamp bounds */
+	KFDW_PRIV_ATTRS,			/* attnums the plan reads (Integer list) */
+	KFDW_PRIV_LIMIT				/* Integer: rows the scan must return, or -1 */
+};
+
+/* One partition's range of offsets to read, [start, end) */
+typedef struct KafkaPartitionRange
+{
+	int32		partition;
+	int64		low;			/* watermarks at scan start */
+	int64		high;
+	int64		start;			/* what the scan reads */
+	int64		end;
+	bool		probe_ts;		/* timestamp bound only checked locally */
+} KafkaPartitionRange;
+
+/* What a scan reads, decided when it starts */
+typedef struct KafkaScanRanges
+{
+	int			nparts;			/* partitions of the topic */
+	int			nranges;		/* partitions with something to read */
+	KafkaPartitionRange *ranges;
+	int			nskipped;		/* partitions with nothing to read */
+	bool		limited;		/* ranges shortened by the LIMIT */
+	TimestampTz ts_lower;		/* pushed-down timestamp bound, or NOBEGIN */
+} KafkaScanRanges;
+
+/* in ranges.c */
+extern int	kfdw_topic_partitions(KafkaHandle *handle, const char *topic);
+extern void kfdw_query_watermarks(KafkaHandle *handle, const char *topic,
+								  int nparts, int64 *low, int64 *high);
+extern void kfdw_compute_ranges(KafkaHandle *handle, const char *topic,
+								List *pushdown, List *ts_bounds, int nvalues,
+								Datum *values, bool *nulls, Oid *types,
+								int64 limit, KafkaScanRanges *ranges);
+extern double kfdw_estimate_messages(List *pushdown, List *values, int nparts,
+									 int64 *low, int64 *high,
+									 int *nsurviving);
+
 /* in scan.c */
 extern void kfdw_set_scan_routines(FdwRoutine *routine);
+extern int	kfdw_sample_rows(Relation relation, int elevel, HeapTuple *rows,
+							 int targrows, double *totalrows,
+							 double *totaldeadrows);
+
+/*
+ * Decoding of message values into the columns of a row.  scan.c prepares a
+ * KafkaDecoder per scan; the format files fill in the data columns.
+ */
+typedef struct KafkaColumnDecoder
+{
+	KafkaColumn *col;
+	bool		needed;			/* read by the plan */
+	FmgrInfo	infunc;
+	Oid			ioparam;
+	Oid			basetype;		/* type with domains looked through */
+	char		category;		/* 'j' json, 'b' jsonb, 'x' bytea, 'a' array,
+								 * 'c' composite, 's' anything else */
+} KafkaColumnDecoder;
+
+typedef struct KafkaDecoder
+{
+	KafkaTableOptions *opts;
+	KafkaColumnDecoder *cols;	/* indexed by attnum - 1 */
+	KafkaColumnDecoder **data;	/* data columns, by data_index */
+	Datum	   *values;			/* of the row being made */
+	bool	   *nulls;
+	bool		tolerate_junk;	/* junk, junk_error or ignore_junk */
+	char	   *junk_reason;	/* why the current message is junk, or NULL */
+	const char *cur_column;		/* for the error context, or NULL */
+	void	   *format_state;	/* owned by the format file */
+} KafkaDecoder;
+
+extern void kfdw_decoder_set(KafkaDecoder *dec, KafkaColumnDecoder *cd,
+							 const char *str, bool json_text);
+extern void kfdw_decoder_fail(KafkaDecoder *dec, KafkaColumnDecoder *cd,
+							  const char *reason);
 
 /* in modify.c */
 extern void kfdw_set_modify_routines(FdwRoutine *routine);
-extern void kfdw_delivery_report(rd_kafka_t *rk,
-								 const rd_kafka_message_t *rkmessage,
-								 void *opaque);
 
 /* in format_encode.c */
 
@@ -208,11 +308,32 @@ extern void kfdw_encode_row(KafkaEncoder *enc, TupleTableSlot *slot);
 extern rd_kafka_headers_t *kfdw_make_headers(const char *data, int len,
 											 int count);
 
+/* in publish.c */
+typedef struct KafkaPublisher KafkaPublisher;
+
+extern KafkaPublisher *kfdw_publisher_begin(Oid serverid, Oid userid,
+											const char *topic);
+extern int	kfdw_publisher_partitions(KafkaPublisher *pub);
+extern bool kfdw_publisher_holds(KafkaPublisher *pub);
+extern void kfdw_publish(KafkaPublisher *pub, KafkaEncoder *enc);
+extern void kfdw_publisher_wait(KafkaPublisher *pub, int32 *partition,
+								int64 *offset);
+extern void kfdw_publisher_end(KafkaPublisher *pub);
+extern void kfdw_delivery_report(rd_kafka_t *rk,
+								 const rd_kafka_message_t *rkmessage,
+								 void *opaque);
+
 /* in format_json.c */
+extern void kfdw_decode_json(KafkaDecoder *dec, char *data, int len);
+extern char *kfdw_json_to_literal(const char *json, Oid typid);
 
 /* in format_csv.c */
+extern void kfdw_decode_csv(KafkaDecoder *dec, const char *data, int len);
 
 /* in format_raw.c */
+extern void kfdw_decode_raw(KafkaDecoder *dec, const char *data, int len);
+extern void kfdw_decoder_set_bytes(KafkaDecoder *dec, KafkaColumnDecoder *cd,
+								   const char *data, int len);
 
 /* in json_encode.c */
 extern void kfdw_json_append_datum(StringInfo buf, Datum value, bool isnull,
@@ -349,5 +470,8 @@ extern void kfdw_cdc_encode_value(StringInfo buf, char op,
 
 /* in cdc_api.c */
 extern char *kfdw_cdc_slot_name(Oid dboid, const char *name);
+
+/* in functions.c */
+extern PGDLLEXPORT Datum kafka_fdw_watermarks(PG_FUNCTION_ARGS);
 
 #endif							/* KAFKA_FDW_H */

@@ -578,6 +578,14 @@ kfdw_build_conf(ForeignServer *server, UserMapping *user, KafkaHandleKind kind)
 			set_conf(conf, "fetch.max.bytes", "8388608");
 			set_conf(conf, "max.partition.fetch.bytes", "1048576");
 			set_conf(conf, "allow.auto.create.topics", "false");
+			/*
+			 * A fetch waiting for new data holds up the requests queued
+			 * behind it on the connection (metadata, watermarks of the next
+			 * scan): scans read up to a known end, so never wait long.
+			 */
+			set_conf(conf, "fetch.wait.max.ms", "20");
+			/* an offset deleted by retention: start from what remains */
+			set_conf(conf, "auto.offset.reset", "earliest");
 		}
 		else
 		{
@@ -587,6 +595,8 @@ kfdw_build_conf(ForeignServer *server, UserMapping *user, KafkaHandleKind kind)
 			set_conf(conf, "acks", "all");
 			/* keyed messages land where the Java client puts them */
 			set_conf(conf, "partitioner", "murmur2_random");
+			/* bound what a backend queues: 64 MB, not librdkafka's 1 GB */
+			set_conf(conf, "queue.buffering.max.kbytes", "65536");
 			snprintf(buf, sizeof(buf), "%d", KFDW_DEFAULT_MESSAGE_TIMEOUT_MS);
 			set_conf(conf, "message.timeout.ms", buf);
 		}

@@ -1,0 +1,177 @@
+--
+-- Decoding of message values: JSON into arrays, composites and json/jsonb,
+-- CSV with its options, raw values, tombstones, junk handling, strict mode,
+-- timestamp pushdown.
+--
+\getenv brokers KAFKA_BROKERS
+\set VERBOSITY default
+
+CREATE SERVER fmt_srv FOREIGN DATA WRAPPER kafka_fdw
+  OPTIONS (brokers :'brokers');
+CREATE USER MAPPING FOR PUBLIC SERVER fmt_srv;
+
+--
+-- JSON: PostgreSQL arrays, composite types, json and jsonb, scalars
+--
+CREATE TYPE scan_point AS (x int, y int, label text);
+CREATE FOREIGN TABLE scan_types (
+  o bigint OPTIONS (offset 'true'),
+  ints int[],
+  grid int[],
+  pt scan_point,
+  pts scan_point[],
+  j json,
+  jb jsonb,
+  num numeric,
+  flag boolean,
+  t text,
+  d date
+) SERVER fmt_srv OPTIONS (topic 'scan_types');
+\! printf '%s\n' '{"ints": [1, null, 3], "grid": [[1, 2], [3, 4]], "pt": {"x": 1, "y": 2, "label": "a \"b\""}, "pts": [{"x": 1}, {"y": 2, "label": "{,}"}], "j": {"k": [1, "two"]}, "jb": "str", "num": 1.50, "flag": false, "t": {"nested": true}, "d": "2024-02-29"}' '{"ints": [], "j": 12, "jb": [true, null], "t": "plain \u00e9", "num": -1e3}' '{}' | kcat -P -b "$KAFKA_BROKERS" -t scan_types
+SELECT * FROM scan_types;
+SELECT o, (pt).label, pts[2].label, grid[2][1], jb -> 0 FROM scan_types;
+
+--
+-- CSV: fields by position, quoting, NULLs, options
+--
+CREATE FOREIGN TABLE scan_csv (
+  o bigint OPTIONS (offset 'true'),
+  a int,
+  b text,
+  c text
+) SERVER fmt_srv OPTIONS (topic 'scan_csv', format 'csv');
+\! printf '%s\n' '1,plain,"quoted, with comma"' '2,,""' '3,"say ""hi""",' '4' '5,x,y,extra' | kcat -P -b "$KAFKA_BROKERS" -t scan_csv
+SELECT o, a, b, c, b IS NULL AS b_null, c IS NULL AS c_null FROM scan_csv;
+-- other delimiter, quote, escape and null
+CREATE FOREIGN TABLE scan_csv_opts (
+  o bigint OPTIONS (offset 'true'),
+  a text,
+  b text
+) SERVER fmt_srv
+  OPTIONS (topic 'scan_csv', format 'csv', delimiter '|', quote '''',
+           escape '\', null 'plain');
+SELECT o, a, b FROM scan_csv_opts WHERE o < 3;
+-- strict: extra fields are an error
+ALTER FOREIGN TABLE scan_csv OPTIONS (ADD strict 'true');
+SELECT o, a FROM scan_csv;  -- ERROR
+SELECT o, a FROM scan_csv WHERE o < 4;
+SELECT count(*) FROM scan_csv;
+
+--
+-- raw: the whole value, as text, bytea, json or jsonb; tombstones
+--
+CREATE FOREIGN TABLE scan_raw (
+  p int OPTIONS (partition 'true'),
+  o bigint OPTIONS (offset 'true'),
+  k bytea OPTIONS (key 'true'),
+  v text
+) SERVER fmt_srv OPTIONS (topic 'scan_raw', format 'raw');
+\! printf '%s\n' 'a:hello world' 'b:{"not": "parsed"}' 'c:' | kcat -P -b "$KAFKA_BROKERS" -t scan_raw -p 0 -K : -Z
+\! printf '%s\n' ':no key, partition 1' | kcat -P -b "$KAFKA_BROKERS" -t scan_raw -p 1 -K : -Z
+SELECT p, o, k, v, v IS NULL AS tombstone FROM scan_raw ORDER BY p, o;
+CREATE FOREIGN TABLE scan_raw_bytes (
+  o bigint OPTIONS (offset 'true'),
+  k text OPTIONS (key 'true'),
+  v bytea
+) SERVER fmt_srv OPTIONS (topic 'scan_raw', format 'raw');
+SELECT o, k, v FROM scan_raw_bytes ORDER BY k;
+CREATE FOREIGN TABLE scan_raw_json (
+  p int OPTIONS (partition 'true'),
+  o bigint OPTIONS (offset 'true'),
+  v jsonb
+) SERVER fmt_srv OPTIONS (topic 'scan_raw', format 'raw');
+SELECT o, v FROM scan_raw_json WHERE p = 0 AND o = 1;
+SELECT o, v FROM scan_raw_json WHERE p = 0;  -- ERROR
+-- a JSON table: a tombstone gives NULL data columns, key and meta as usual
+CREATE FOREIGN TABLE scan_raw_as_json (
+  p int OPTIONS (partition 'true'),
+  o bigint OPTIONS (offset 'true'),
+  k text OPTIONS (key 'true'),
+  "not" text
+) SERVER fmt_srv OPTIONS (topic 'scan_raw');
+SELECT p, o, k, "not" FROM scan_raw_as_json WHERE p = 0 AND o >= 1;
+
+--
+-- Junk: by default an ERROR; with junk/junk_error columns or ignore_junk
+-- the row comes back with NULL for what failed
+--
+\! printf '%s\n' '{"id": 1, "name": "good"}' '{"id": "one", "name": "bad id"}' 'not json at all' '[1, 2]' '{"id": 5, "name": "extra key", "color": "red"}' | kcat -P -b "$KAFKA_BROKERS" -t scan_junk
+CREATE FOREIGN TABLE scan_junk (
+  o bigint OPTIONS (offset 'true'),
+  id int,
+  name text
+) SERVER fmt_srv OPTIONS (topic 'scan_junk');
+SELECT * FROM scan_junk;  -- ERROR
+SELECT * FROM scan_junk WHERE o = 2;  -- ERROR
+\echo :SQLSTATE
+ALTER FOREIGN TABLE scan_junk OPTIONS (ADD ignore_junk 'true');
+SELECT * FROM scan_junk;
+ALTER FOREIGN TABLE scan_junk ADD COLUMN junk text OPTIONS (junk 'true');
+ALTER FOREIGN TABLE scan_junk ADD COLUMN why text OPTIONS (junk_error 'true');
+ALTER FOREIGN TABLE scan_junk OPTIONS (DROP ignore_junk);
+SELECT * FROM scan_junk;
+-- only the junk columns: the values are still parsed
+SELECT o, junk IS NOT NULL AS is_junk FROM scan_junk;
+-- strict: keys no column takes are junk too
+ALTER FOREIGN TABLE scan_junk OPTIONS (ADD strict 'true');
+SELECT o, id, name, why FROM scan_junk WHERE o IN (0, 4);
+
+--
+-- Timestamp lower bounds go through offsets-for-times; where the broker
+-- cannot answer, the partition is read and filtered here
+--
+CREATE FOREIGN TABLE scan_ts (
+  p int OPTIONS (partition 'true'),
+  o bigint OPTIONS (offset 'true'),
+  ts timestamptz OPTIONS (timestamp 'true'),
+  v text
+) SERVER fmt_srv OPTIONS (topic 'scan_ts', format 'raw');
+\! printf '%s\n' old1 old2 | kcat -P -b "$KAFKA_BROKERS" -t scan_ts -p 0
+SELECT max(ts) AS cut FROM scan_ts \gset
+-- the next messages get a later timestamp (milliseconds)
+SELECT pg_sleep_until(:'cut'::timestamptz + interval '2 ms');
+\! printf '%s\n' new1 new2 | kcat -P -b "$KAFKA_BROKERS" -t scan_ts -p 0
+SELECT v FROM scan_ts WHERE ts > :'cut' ORDER BY o;
+SELECT v FROM scan_ts WHERE ts >= :'cut' AND p = 0 ORDER BY o;
+-- partition 1 is empty; partition 0 has messages newer than the bound
+-- (EXPLAIN with the timestamps masked)
+CREATE FUNCTION scan_explain(query text) RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+DECLARE
+  line text;
+BEGIN
+  FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP
+    RETURN NEXT regexp_replace(line,
+      '''[^'']*''::timestamp with time zone|(?<=Bound: ).*$', '<timestamp>', 'g');
+  END LOOP;
+END
+$$;
+SELECT scan_explain(format('SELECT v FROM scan_ts WHERE ts > %L', :'cut'));
+-- a bound after every message: the last message shows nothing is newer
+SELECT scan_explain('SELECT v FROM scan_ts WHERE ts >= now() + interval ''1 hour''');
+SELECT count(*) FROM scan_ts WHERE ts >= now() + interval '1 hour';
+-- a bound in a parameter
+PREPARE tsq(timestamptz) AS SELECT v FROM scan_ts WHERE ts > $1 ORDER BY o;
+EXECUTE tsq(:'cut');
+EXECUTE tsq('-infinity');
+DEALLOCATE tsq;
+-- a timestamp column (without time zone) gets the session's local time;
+-- its quals are checked here
+CREATE FOREIGN TABLE scan_ts_local (
+  o bigint OPTIONS (offset 'true'),
+  ts timestamp OPTIONS (timestamp 'true'),
+  v text
+) SERVER fmt_srv OPTIONS (topic 'scan_ts', format 'raw');
+SELECT count(*) FROM scan_ts_local l JOIN scan_ts t USING (o)
+ WHERE t.p = 0 AND l.ts = t.ts::timestamp;
+SELECT v FROM scan_ts_local WHERE ts > :'cut'::timestamptz::timestamp ORDER BY o;
+
+--
+-- ANALYZE samples messages
+--
+ANALYZE scan_csv;
+SELECT attname, null_frac FROM pg_stats WHERE tablename = 'scan_csv' ORDER BY attname;
+
+DROP SERVER fmt_srv CASCADE;
+DROP TYPE scan_point;
+DROP FUNCTION scan_explain(text);
