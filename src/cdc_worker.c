@@ -347,10 +347,13 @@ load_config(void)
 			config.name = SPI_getvalue(tup, desc, 1);
 			config.server = SPI_getvalue(tup, desc, 2);
 			config.publication = SPI_getvalue(tup, desc, 3);
-			config.slot_name = SPI_getvalue(tup, desc, 4);
+			config.slot_name = kfdw_cdc_slot_name(MyDatabaseId, config.name);
 			config.topic_prefix = SPI_getvalue(tup, desc, 5);
 			config.snapshot = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
 			config.snapshot_done = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
+			/* a restored dump's row names the slot after another database */
+			if (strcmp(config.slot_name, SPI_getvalue(tup, desc, 4)) != 0)
+				config.snapshot_done = false;
 			config.tombstones = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
 			config.owner = DatumGetObjectId(SPI_getbinval(tup, desc, 9, &isnull));
 			dbname = pstrdup(get_database_name(MyDatabaseId));
@@ -746,19 +749,25 @@ make_topic(const char *nspname, const char *relname)
 	return psprintf("%s.%s.%s", config.topic_prefix, nspname, relname);
 }
 
+/*
+ * Record that the stream has its slot (named after this database, which a
+ * restored dump's row may not say) and its snapshot.
+ */
 static void
 mark_snapshot_done(void)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
 
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	values[0] = CStringGetTextDatum(config.name);
-	if (SPI_execute_with_args("UPDATE kafka_fdw.cdc_streams SET snapshot_done = true "
+	values[1] = CStringGetTextDatum(config.slot_name);
+	if (SPI_execute_with_args("UPDATE kafka_fdw.cdc_streams "
+							  "SET snapshot_done = true, slot_name = $2 "
 							  "WHERE name = $1",
-							  1, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
+							  2, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update stream \"%s\"", config.name);
 	PopActiveSnapshot();
 	SPI_finish();
