@@ -33,6 +33,7 @@
 #include "access/xlogreader.h"
 #include "access/xlogutils.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_publication.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "commands/dbcommands.h"
@@ -128,6 +129,7 @@ static bool slot_exists(const char *slot_name);
 static void create_slot_with_snapshot(void);
 static void create_slot_without_snapshot(void);
 static void mark_snapshot_done(void);
+static void check_publication_exists(void);
 static void read_table(const char *nspname, const char *relname,
 					   List *attnames, const char *rowfilter,
 					   KafkaCdcSource *source, uint64 txn_id,
@@ -206,6 +208,12 @@ kfdw_cdc_worker_main(Datum main_arg)
 
 		if (!config.snapshot_done || !slot_exists(config.slot_name))
 		{
+			/*
+			 * A slot made before its publication would fail on every
+			 * change older than the publication (pg_restore creates
+			 * publications last): wait for it.
+			 */
+			check_publication_exists();
 			if (config.snapshot)
 				create_slot_with_snapshot();
 			else
@@ -747,6 +755,22 @@ static char *
 make_topic(const char *nspname, const char *relname)
 {
 	return psprintf("%s.%s.%s", config.topic_prefix, nspname, relname);
+}
+
+static void
+check_publication_exists(void)
+{
+	bool		exists;
+
+	StartTransactionCommand();
+	exists = OidIsValid(get_publication_oid(config.publication, true));
+	CommitTransactionCommand();
+	if (!exists)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("publication \"%s\" of stream \"%s\" does not exist",
+						config.publication, config.name),
+				 errhint("The stream starts once the publication exists.")));
 }
 
 /*
