@@ -155,6 +155,16 @@ PREPARE tsq(timestamptz) AS SELECT v FROM scan_ts WHERE ts > $1 ORDER BY o;
 EXECUTE tsq(:'cut');
 EXECUTE tsq('-infinity');
 DEALLOCATE tsq;
+-- a timestamp column (without time zone) gets the session's local time;
+-- its quals are checked here
+CREATE FOREIGN TABLE scan_ts_local (
+  o bigint OPTIONS (offset 'true'),
+  ts timestamp OPTIONS (timestamp 'true'),
+  v text
+) SERVER fmt_srv OPTIONS (topic 'scan_ts', format 'raw');
+SELECT count(*) FROM scan_ts_local l JOIN scan_ts t USING (o)
+ WHERE t.p = 0 AND l.ts = t.ts::timestamp;
+SELECT v FROM scan_ts_local WHERE ts > :'cut'::timestamptz::timestamp ORDER BY o;
 
 --
 -- ANALYZE samples messages

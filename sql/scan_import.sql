@@ -21,6 +21,12 @@ SELECT "partition", "offset", key, headers, value,
        "timestamp" > now() - interval '1 hour' AS recent
   FROM scan_imported.scan_import_a;
 
+-- a topic whose name needs quoting
+IMPORT FOREIGN SCHEMA anything LIMIT TO ("scan.import-c")
+  FROM SERVER imp_srv INTO scan_imported OPTIONS (value_type 'jsonb');
+\! printf '%s\n' '{"a": [1, 2]}' | kcat -P -b "$KAFKA_BROKERS" -t scan.import-c
+SELECT "offset", value -> 'a' AS a FROM scan_imported."scan.import-c";
+
 -- EXCEPT, and the type of the value column
 DROP SCHEMA scan_imported CASCADE;
 CREATE SCHEMA scan_imported;

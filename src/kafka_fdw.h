@@ -470,6 +470,7 @@ extern void kfdw_cdc_encode_value(StringInfo buf, char op,
 
 /* in cdc_api.c */
 extern char *kfdw_cdc_slot_name(Oid dboid, const char *name);
+
 /* in functions.c */
 extern PGDLLEXPORT Datum kafka_fdw_watermarks(PG_FUNCTION_ARGS);
 

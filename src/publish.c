@@ -176,7 +176,7 @@ static bool handle_in_use(KafkaHandle *handle);
 static void register_xact_callbacks(void);
 static KafkaTxnServer *txn_server_get(Oid serverid, Oid userid,
 									  KafkaServerOptions *sopts);
-static void txn_hold(KafkaTxnServer *ts, const char *topic,
+static void txn_hold(KafkaTxnServer *ts, const char *topic_name,
 					 KafkaEncoder *enc);
 static void txn_mark(KafkaTxnServer *ts);
 static void txn_begin(KafkaTxnServer *ts);

@@ -18,7 +18,7 @@ use Time::HiRes qw(time usleep);
 
 use KafkaTestBroker;
 
-my $broker = KafkaTestBroker->new(topics => { f1 => 2, big => 1 }, brokers => 1);
+my $broker = KafkaTestBroker->new(topics => { f1 => 2, f2 => 1, big => 1 }, brokers => 1);
 my $bootstrap = $broker->bootstrap;
 
 my $node = PostgreSQL::Test::Cluster->new('scan_faults');
@@ -52,6 +52,27 @@ my $expected = join("\n",
 	map { join('|', $_->{partition}, $_->{offset}, $_->{key}, $_->{payload}) } @kcat);
 is($node->safe_psql('postgres', 'SELECT p, o, k, v FROM f1 ORDER BY p, o'),
 	$expected, 'the scan returns every message kcat reads, with its attributes');
+
+# headers: repeated names become arrays in order, a null value is JSON null;
+# null keys and values are NULL
+$node->safe_psql('postgres', q{
+CREATE FOREIGN TABLE f2 (o bigint OPTIONS (offset 'true'), k text OPTIONS (key 'true'),
+  h jsonb OPTIONS (headers 'true'), v text) SERVER k OPTIONS (format 'raw');
+});
+$broker->produce(
+	'f2',
+	[
+		{ key => 'h', value => 'with headers', partition => 0,
+		  headers => [ [ 'a', '1' ], [ 'b', undef ], [ 'a', '2' ], [ 'c', 'x"y' ] ] },
+		{ key => undef, value => 'no key', partition => 0 },
+		{ key => 'tombstone', value => undef, partition => 0 },
+	]);
+is( $node->safe_psql(
+		'postgres', q{SELECT o, k IS NULL, h, v IS NULL, v FROM f2 ORDER BY o}),
+	qq{0|f|{"a": ["1", "2"], "b": null, "c": "x\\"y"}|f|with headers
+1|t|{}|f|no key
+2|f|{}|t|},
+	'headers, null keys and tombstones');
 
 # Pump a background psql until the scalar matches the pattern, for at
 # most 60 seconds.
