@@ -185,6 +185,17 @@ $broker->up(1);
 $stdin .= "SELECT count(*), sum(o) FROM f1;\n";
 wait_for_output($psql, \$stdout, qr/\|/);
 is($stdout, "100\n100|2450\n", 'the session scans again once the broker is back');
+
+# ALTER SERVER re-makes the session's consumer: a wrong address fails,
+# naming it, and the right one works again
+$stdin .= "ALTER SERVER k OPTIONS (SET brokers '127.0.0.1:9');\n"
+  . "SELECT count(*) FROM f1;\n";
+wait_for_output($psql, \$stderr, qr/127\.0\.0\.1:9/);
+like($stderr, qr/ERROR:.*"127\.0\.0\.1:9"/, 'after ALTER SERVER the new brokers are used');
+$stdin .= "ALTER SERVER k OPTIONS (SET brokers '$bootstrap');\n"
+  . "SELECT 'again', count(*) FROM f1;\n";
+wait_for_output($psql, \$stdout, qr/again/);
+like($stdout, qr/^again\|100$/m, 'and after ALTER SERVER back, the old ones');
 $stdin .= "\\q\n";
 eval { $psql->finish } or $psql->kill_kill;
 
