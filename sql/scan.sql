@@ -176,4 +176,11 @@ SELECT off, name FROM scan_json;  -- ERROR
 -- the value is only parsed when a data column is read
 SELECT count(*), max(off) FROM scan_json;
 
+-- a table the event trigger did not check is checked when it is used
+ALTER EVENT TRIGGER kafka_fdw_check_table_ddl DISABLE;
+CREATE FOREIGN TABLE scan_unchecked (p text OPTIONS (partition 'true'))
+  SERVER scan_srv OPTIONS (topic 'scan_multi');
+ALTER EVENT TRIGGER kafka_fdw_check_table_ddl ENABLE;
+SELECT * FROM scan_unchecked;  -- ERROR
+
 DROP SERVER scan_srv CASCADE;
