@@ -79,7 +79,7 @@ kfdw_acquire_handle(Oid serverid, Oid userid, KafkaHandleKind kind)
 	{
 		HandleEntry *e = (HandleEntry *) lfirst(lc);
 
-		if (e->handle.stale && !e->handle.busy)
+		if (e->handle.stale && !e->handle.busy && e->handle.pins == 0)
 		{
 			handle_entries = foreach_delete_current(handle_entries, lc);
 			destroy_handle(e);
@@ -124,6 +124,26 @@ kfdw_release_handle(KafkaHandle *handle)
 	handle->busy = false;
 	entry->acquired_subid = InvalidSubTransactionId;
 	if (handle->stale)
+		kfdw_discard_handle(handle);
+}
+
+/*
+ * Keep a shared (producer) handle alive while messages it produced may still
+ * be reported, or while a Kafka transaction is open on it: a pinned handle
+ * that turns stale is re-made only once it is unpinned.
+ */
+void
+kfdw_pin_handle(KafkaHandle *handle)
+{
+	handle->pins++;
+}
+
+void
+kfdw_unpin_handle(KafkaHandle *handle)
+{
+	Assert(handle->pins > 0);
+	handle->pins--;
+	if (handle->pins == 0 && handle->stale && !handle->busy)
 		kfdw_discard_handle(handle);
 }
 
@@ -185,8 +205,32 @@ create_handle(Oid serverid, Oid userid, KafkaHandleKind kind)
 	}
 	PG_END_TRY();
 
+	/*
+	 * The backend's transactional id, made unique per server and user too:
+	 * a transaction that publishes through two transactional producers (two
+	 * servers, or a SECURITY DEFINER function) must not fence either.
+	 */
+	if (kind == KFDW_HANDLE_TXN_PRODUCER)
+	{
+		char		txnid[256];
+		size_t		size = sizeof(txnid);
+
+		if (rd_kafka_conf_get(conf, "transactional.id", txnid, &size) ==
+			RD_KAFKA_CONF_OK)
+		{
+			char	   *unique = psprintf("%s-%u-%u", txnid, serverid, userid);
+
+			(void) rd_kafka_conf_set(conf, "transactional.id", unique,
+									 errstr, sizeof(errstr));
+			pfree(unique);
+		}
+	}
+
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
+	/* delivery reports are served by rd_kafka_poll() from the backend */
+	if (kind != KFDW_HANDLE_CONSUMER)
+		rd_kafka_conf_set_dr_msg_cb(conf, kfdw_delivery_report);
 	rd_kafka_conf_set_opaque(conf, &entry->handle);
 
 	/* rd_kafka_new takes the configuration, on success only */

@@ -17,10 +17,14 @@
 
 #include "compat.h"
 #include "datatype/timestamp.h"
+#include "fmgr.h"
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
 #include "lib/stringinfo.h"
+#include "access/xlogdefs.h"
 #include "nodes/pg_list.h"
+#include "storage/lwlock.h"
+#include "utils/timestamp.h"
 
 /* Default for the server option connect_timeout_ms (interactive SQL: seconds) */
 #define KFDW_DEFAULT_CONNECT_TIMEOUT_MS 5000
@@ -124,6 +128,7 @@ typedef struct KafkaHandle
 	char	   *brokers;		/* for messages; never holds credentials */
 	int			connect_timeout_ms;
 	bool		busy;			/* checked out (consumers) */
+	int			pins;			/* holders that keep it alive (producers) */
 	bool		stale;			/* server or user mapping changed */
 	/* last error reported by librdkafka's error callback */
 	rd_kafka_resp_err_t last_err;
@@ -147,6 +152,8 @@ extern KafkaHandle *kfdw_acquire_handle(Oid serverid, Oid userid,
 										KafkaHandleKind kind);
 extern void kfdw_release_handle(KafkaHandle *handle);
 extern void kfdw_discard_handle(KafkaHandle *handle);
+extern void kfdw_pin_handle(KafkaHandle *handle);
+extern void kfdw_unpin_handle(KafkaHandle *handle);
 extern void kfdw_serve_events(KafkaHandle *handle);
 extern int	kfdw_errcode(rd_kafka_resp_err_t err);
 extern void kfdw_report_error(int elevel, KafkaHandle *handle,
@@ -271,6 +278,51 @@ extern void kfdw_decoder_fail(KafkaDecoder *dec, KafkaColumnDecoder *cd,
 /* in modify.c */
 extern void kfdw_set_modify_routines(FdwRoutine *routine);
 
+/* in format_encode.c */
+
+/*
+ * Encodes rows of a foreign table into Kafka messages.  The fields after
+ * the first group hold the last encoded row; its buffers are reused.
+ */
+typedef struct KafkaEncoder
+{
+	KafkaTableOptions *opts;
+	AttrNumber *data_attnums;	/* attnum of each data column, by data_index */
+	char	  **json_prefixes;	/* json: "name": of each data column */
+	FmgrInfo   *out_functions;	/* csv: output function of each data column */
+	Oid		   *basetypids;		/* base type of each attribute, by attnum - 1 */
+
+	bool		has_key;
+	StringInfoData key;
+	bool		has_value;		/* false: a null value (tombstone) */
+	StringInfoData value;
+	int			nheaders;
+	StringInfoData headers;		/* encoded for kfdw_make_headers() */
+	int32		partition;		/* RD_KAFKA_PARTITION_UA: not given */
+	int64		timestamp;		/* ms since the Unix epoch, 0: not given */
+	StringInfoData scratch;
+} KafkaEncoder;
+
+extern void kfdw_encoder_init(KafkaEncoder *enc, KafkaTableOptions *opts);
+extern void kfdw_encode_row(KafkaEncoder *enc, TupleTableSlot *slot);
+extern rd_kafka_headers_t *kfdw_make_headers(const char *data, int len,
+											 int count);
+
+/* in publish.c */
+typedef struct KafkaPublisher KafkaPublisher;
+
+extern KafkaPublisher *kfdw_publisher_begin(Oid serverid, Oid userid,
+											const char *topic);
+extern int	kfdw_publisher_partitions(KafkaPublisher *pub);
+extern bool kfdw_publisher_holds(KafkaPublisher *pub);
+extern void kfdw_publish(KafkaPublisher *pub, KafkaEncoder *enc);
+extern void kfdw_publisher_wait(KafkaPublisher *pub, int32 *partition,
+								int64 *offset);
+extern void kfdw_publisher_end(KafkaPublisher *pub);
+extern void kfdw_delivery_report(rd_kafka_t *rk,
+								 const rd_kafka_message_t *rkmessage,
+								 void *opaque);
+
 /* in format_json.c */
 extern void kfdw_decode_json(KafkaDecoder *dec, char *data, int len);
 extern char *kfdw_json_to_literal(const char *json, Oid typid);
@@ -290,9 +342,134 @@ extern void kfdw_json_append_string(StringInfo buf, const char *str);
 
 /* in cdc_launcher.c */
 
+/* Streams the shared registry can hold (one worker each) */
+#define KFDW_CDC_MAX_STREAMS 64
+#define KFDW_CDC_ERROR_LEN 512
+
+/* What a stream's worker is doing, as kafka_fdw.cdc_status shows it */
+typedef enum KafkaCdcState
+{
+	KFDW_CDC_STOPPED,			/* no worker */
+	KFDW_CDC_STARTING,			/* worker started, not yet streaming */
+	KFDW_CDC_SNAPSHOT,			/* publishing the initial snapshot */
+	KFDW_CDC_STREAMING,
+	KFDW_CDC_RETRYING			/* Kafka failed; retrying with backoff */
+} KafkaCdcState;
+
+/*
+ * One stream in shared memory: where it lives, its worker and its status.
+ * Protected by KafkaCdcShared.lock; confirmed_lsn and messages_sent have a
+ * single writer, the stream's worker, which updates them without the lock.
+ */
+typedef struct KafkaCdcStream
+{
+	bool		in_use;
+	bool		drop_requested; /* cdc_drop is stopping the worker */
+	Oid			dboid;
+	NameData	name;
+	pid_t		pid;			/* worker, or 0 */
+	KafkaCdcState state;
+	XLogRecPtr	confirmed_lsn;
+	uint64		messages_sent;
+	int			failures;		/* consecutive failed runs, for backoff */
+	char		last_error[KFDW_CDC_ERROR_LEN];
+	TimestampTz last_error_at;
+} KafkaCdcStream;
+
+typedef struct KafkaCdcShared
+{
+	LWLock	   *lock;
+	pid_t		launcher_pid;
+	bool		rescan;			/* launcher must look for streams again */
+	KafkaCdcStream streams[KFDW_CDC_MAX_STREAMS];
+} KafkaCdcShared;
+
+/* NULL unless the library was loaded by shared_preload_libraries */
+extern KafkaCdcShared *kfdw_cdc_shared;
+
+extern void _PG_init(void);
+extern int	kfdw_cdc_find_stream(Oid dboid, const char *name);
+extern int	kfdw_cdc_register_stream(Oid dboid, const char *name);
+extern void kfdw_cdc_wakeup_launcher(void);
+extern const char *kfdw_cdc_state_name(KafkaCdcState state);
+extern PGDLLEXPORT void kfdw_cdc_launcher_main(Datum main_arg);
+extern PGDLLEXPORT void kfdw_cdc_scanner_main(Datum main_arg);
+
 /* in cdc_worker.c */
+extern PGDLLEXPORT void kfdw_cdc_worker_main(Datum main_arg);
+
+/* in cdc_delivery.c */
+extern void kfdw_cdc_delivery_init(KafkaCdcStream *entry, const char *name,
+								   MemoryContext cxt);
+extern void kfdw_cdc_set_state(KafkaCdcState state);
+extern void kfdw_cdc_set_error(const char *message);
+extern void kfdw_cdc_producer_create(const char *servername, Oid owner_id);
+extern bool kfdw_cdc_producer_is_stale(void);
+extern uint64 kfdw_cdc_txn_begin(void);
+extern void kfdw_cdc_txn_end(uint64 txn_id, XLogRecPtr end_lsn);
+extern XLogRecPtr kfdw_cdc_txn_confirmable(bool *none_pending);
+extern void kfdw_cdc_produce(const char *topic, StringInfo key,
+							 StringInfo value, uint64 txn_id);
+extern void kfdw_cdc_serve(int timeout_ms);
+extern void kfdw_cdc_wait_delivered(void);
+extern void kfdw_cdc_recover_state(void);
 
 /* in cdc_event.c */
+
+/* source.version of the events */
+#define KFDW_CDC_VERSION "1.0"
+
+/* A column of a captured table, as events show it */
+typedef struct KafkaCdcColumn
+{
+	char	   *name;
+	Oid			typid;
+	bool		iskey;			/* part of the message key */
+	Oid			typinput;		/* to read the text form of pgoutput */
+	Oid			typioparam;
+} KafkaCdcColumn;
+
+/* A captured table */
+typedef struct KafkaCdcRelation
+{
+	Oid			relid;
+	char	   *nspname;
+	char	   *relname;
+	char	   *topic;
+	int			ncols;
+	KafkaCdcColumn *cols;
+	bool		has_key;
+} KafkaCdcRelation;
+
+/* A row of a captured table; present[i] false leaves the column out */
+typedef struct KafkaCdcRow
+{
+	Datum	   *values;
+	bool	   *isnull;
+	bool	   *present;
+} KafkaCdcRow;
+
+/* What the source block of an event says */
+typedef struct KafkaCdcSource
+{
+	const char *stream_name;
+	const char *dbname;
+	TimestampTz commit_time;
+	TransactionId xid;
+	XLogRecPtr	lsn;
+	XLogRecPtr	last_commit_lsn;	/* for source.sequence, or invalid */
+	const char *snapshot;		/* "false", "true" or "last" */
+} KafkaCdcSource;
+
+extern bool kfdw_cdc_encode_key(StringInfo buf, KafkaCdcRelation *rel,
+								KafkaCdcRow *row);
+extern void kfdw_cdc_encode_value(StringInfo buf, char op,
+								  KafkaCdcRelation *rel,
+								  KafkaCdcRow *before, KafkaCdcRow *after,
+								  KafkaCdcSource *source);
+
+/* in cdc_api.c */
+extern char *kfdw_cdc_slot_name(Oid dboid, const char *name);
 
 /* in functions.c */
 extern PGDLLEXPORT Datum kafka_fdw_watermarks(PG_FUNCTION_ARGS);

@@ -599,6 +599,10 @@ kfdw_build_conf(ForeignServer *server, UserMapping *user, KafkaHandleKind kind)
 
 			set_conf(conf, "enable.idempotence", "true");
 			set_conf(conf, "acks", "all");
+			/* keyed messages land where the Java client puts them */
+			set_conf(conf, "partitioner", "murmur2_random");
+			/* bound what a backend queues: 64 MB, not librdkafka's 1 GB */
+			set_conf(conf, "queue.buffering.max.kbytes", "65536");
 			snprintf(buf, sizeof(buf), "%d", KFDW_DEFAULT_MESSAGE_TIMEOUT_MS);
 			set_conf(conf, "message.timeout.ms", buf);
 		}

@@ -1,0 +1,1166 @@
+/*-------------------------------------------------------------------------
+ *
+ * publish.c
+ *		  Publishing messages: delivery accounting and Kafka transactions
+ *
+ * A publisher produces the messages of one statement into one topic.
+ * Without the server option transactional, it produces them as they come
+ * and, at the end of the statement, waits until the brokers acknowledged
+ * every one of them; any failed delivery fails the statement.  With
+ * transactional 'true', the messages of a PostgreSQL transaction are held in
+ * backend memory and published in one Kafka transaction at PRE_COMMIT, or,
+ * past the server's transaction_hold_bytes, streamed into a Kafka
+ * transaction that is committed or aborted with the PostgreSQL transaction.
+ *
+ * Delivery reports are served by rd_kafka_poll() from the backend; each
+ * message carries a pointer to the KafkaDelivery that accounts for it, which
+ * outlives its statement until its last report has arrived.  An error or
+ * cancel releases what a statement holds through the (sub)transaction abort
+ * callbacks, purging what it had queued.
+ *
+ * IDENTIFICATION
+ *		  src/publish.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "kafka_fdw.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/memutils.h"
+
+/*
+ * How often (in messages) a producing statement serves delivery reports,
+ * and fails early if one says a message could not be delivered
+ */
+#define KFDW_POLL_INTERVAL 100
+
+/* Slice of every wait, so that interrupts are served within a second */
+#define KFDW_WAIT_SLICE_MS 100
+
+/* How long the partition count of a topic is trusted */
+#define KFDW_TOPIC_CACHE_MS 30000
+
+/*
+ * Grace beyond message.timeout.ms before kafka_fdw gives up on messages that
+ * librdkafka has not reported (it may time them out late when a partition's
+ * leader is gone)
+ */
+#define KFDW_STALL_GRACE_MS 1000
+
+/* Bound of the wait for a Kafka transaction to abort, when PostgreSQL aborts */
+#define KFDW_TXN_ABORT_TIMEOUT_MS 3000
+
+/*
+ * Delivery accounting of a group of messages: the messages of a statement,
+ * or of a Kafka transaction.  Lives in TopMemoryContext; once its owner is
+ * gone, the last delivery report frees it.
+ */
+typedef struct KafkaDelivery
+{
+	int64		outstanding;	/* produced, not yet reported */
+	int64		produced;
+	int64		failed;
+	rd_kafka_resp_err_t first_err;
+	int32		first_partition;
+	char		first_errstr[256];
+	bool		owner_gone;
+	bool		stalled;		/* purged: no report within the timeout */
+	int			timeout_ms;		/* message.timeout.ms of the producer */
+	instr_time	last_progress;	/* last report, or first message since */
+	/* the last successful report, for RETURNING */
+	int32		partition;
+	int64		offset;
+} KafkaDelivery;
+
+/* A message held until the PostgreSQL transaction commits */
+typedef struct HeldMessage
+{
+	const char *topic;			/* kept by the KafkaTxnServer */
+	int32		partition;
+	int64		timestamp;
+	int			keylen;			/* -1: no key */
+	int			valuelen;		/* -1: null value */
+	int			headerslen;
+	int			nheaders;
+	char		data[FLEXIBLE_ARRAY_MEMBER];	/* key, value, headers */
+} HeldMessage;
+
+/* Where a subtransaction's messages start */
+typedef struct SubxactMark
+{
+	SubTransactionId subid;
+	int			count;			/* messages added before it */
+} SubxactMark;
+
+/*
+ * What a PostgreSQL transaction published through one transactional
+ * server (and user mapping).  Lives in txn_context.
+ */
+typedef struct KafkaTxnServer
+{
+	Oid			serverid;
+	Oid			userid;
+	char	   *servername;
+	KafkaHandle *handle;		/* pinned until the transaction ends */
+	int			hold_limit;		/* transaction_hold_bytes */
+	bool		streaming;		/* the Kafka transaction has begun */
+	bool		doomed;			/* sent messages of a rolled-back subxact */
+	bool		committed;
+	List	   *held;			/* HeldMessage *, while not streaming */
+	int64		held_bytes;
+	int			nadded;			/* messages published in this transaction */
+	SubxactMark *marks;
+	int			nmarks;
+	int			maxmarks;
+	List	   *topics;			/* topic names held messages point to */
+	KafkaDelivery *delivery;
+} KafkaTxnServer;
+
+/* State the producer handles of kind KFDW_HANDLE_TXN_PRODUCER keep */
+typedef struct KafkaProducerState
+{
+	bool		txn_initialized;	/* init_transactions() done */
+} KafkaProducerState;
+
+/*
+ * A statement publishing to a topic.  Lives in TopMemoryContext and is
+ * listed in active_publishers until the statement ends, so that an error or
+ * cancel releases what it holds.
+ */
+struct KafkaPublisher
+{
+	KafkaHandle *handle;		/* pinned */
+	rd_kafka_topic_t *rkt;
+	char	   *topic;
+	int			partition_cnt;
+	KafkaDelivery *delivery;	/* own, or the transaction's */
+	KafkaTxnServer *txn;		/* transactional server, or NULL */
+	SubTransactionId subid;
+	int64		nmessages;
+};
+
+/* Partition counts of topics, per server, so that a statement need not ask */
+typedef struct TopicCacheEntry
+{
+	Oid			serverid;
+	char	   *topic;
+	int			partition_cnt;
+	instr_time	fetched;
+} TopicCacheEntry;
+
+static List *active_publishers = NIL;
+static List *txn_servers = NIL;
+static MemoryContext txn_context = NULL;
+static List *topic_cache = NIL;
+static bool xact_callbacks_registered = false;
+
+static int	topic_partition_count(KafkaHandle *handle, const char *topic);
+static KafkaDelivery *delivery_new(KafkaHandle *handle);
+static void delivery_release(KafkaDelivery *d);
+static void delivery_wait(KafkaHandle *handle, KafkaDelivery *d);
+static void delivery_check_stall(KafkaHandle *handle, KafkaDelivery *d);
+static void delivery_check(KafkaDelivery *d, KafkaHandle *handle,
+						   const char *topic);
+static void produce(KafkaHandle *handle, rd_kafka_topic_t *rkt,
+					const char *topic, int32 partition, int64 timestamp,
+					const char *key, int keylen, const char *value,
+					int valuelen, const char *headers, int headerslen,
+					int nheaders, KafkaDelivery *d);
+static KafkaPublisher *publisher_new(KafkaHandle *handle, const char *topic,
+									 KafkaTxnServer *ts);
+static void publisher_release(KafkaPublisher *pub, bool aborted);
+static void release_aborted_publishers(SubTransactionId subid);
+static bool handle_in_use(KafkaHandle *handle);
+static void register_xact_callbacks(void);
+static KafkaTxnServer *txn_server_get(Oid serverid, Oid userid,
+									  KafkaServerOptions *sopts);
+static void txn_hold(KafkaTxnServer *ts, const char *topic_name,
+					 KafkaEncoder *enc);
+static void txn_mark(KafkaTxnServer *ts);
+static void txn_begin(KafkaTxnServer *ts);
+static void txn_send_held(KafkaTxnServer *ts);
+static void txn_commit(KafkaTxnServer *ts);
+static void txn_abort(KafkaTxnServer *ts);
+static void txn_check_error(KafkaTxnServer *ts, rd_kafka_error_t *error,
+							const char *what);
+static void txn_servers_reset(void);
+static int	message_timeout_ms(KafkaHandle *handle);
+static void publish_xact_callback(XactEvent event, void *arg);
+static void publish_subxact_callback(SubXactEvent event,
+									 SubTransactionId mySubid,
+									 SubTransactionId parentSubid, void *arg);
+
+/*
+ * Begin publishing a statement's messages to a topic of a server, with the
+ * user mapping of userid.  ERROR if the topic does not exist (and the
+ * brokers did not create it on request).
+ */
+KafkaPublisher *
+kfdw_publisher_begin(Oid serverid, Oid userid, const char *topic)
+{
+	KafkaServerOptions sopts;
+	KafkaHandle *handle;
+	KafkaTxnServer *ts = NULL;
+	KafkaPublisher *pub;
+	int			partition_cnt;
+
+	kfdw_get_server_options(GetForeignServer(serverid), &sopts);
+
+	register_xact_callbacks();
+	if (sopts.transactional)
+	{
+		if (IsInParallelMode())
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+					 errmsg("cannot publish to a transactional Kafka server in parallel mode")));
+		ts = txn_server_get(serverid, userid, &sopts);
+		handle = ts->handle;
+	}
+	else
+		handle = kfdw_acquire_handle(serverid, userid, KFDW_HANDLE_PRODUCER);
+
+	partition_cnt = topic_partition_count(handle, topic);
+	if (partition_cnt <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_TABLE_NOT_FOUND),
+				 errmsg("Kafka topic \"%s\" has no partitions", topic)));
+
+	pub = publisher_new(handle, topic, ts);
+	pub->partition_cnt = partition_cnt;
+	return pub;
+}
+
+/* How many partitions the topic has */
+int
+kfdw_publisher_partitions(KafkaPublisher *pub)
+{
+	return pub->partition_cnt;
+}
+
+/*
+ * Are the messages held until the transaction commits (so that their
+ * partition and offset are not known yet)?
+ */
+bool
+kfdw_publisher_holds(KafkaPublisher *pub)
+{
+	return pub->txn != NULL && !pub->txn->streaming;
+}
+
+/*
+ * Publish the row last encoded by enc: hand it to librdkafka, or hold it
+ * for the transaction.  Now and then, serve delivery reports and fail if a
+ * message could not be delivered.
+ */
+void
+kfdw_publish(KafkaPublisher *pub, KafkaEncoder *enc)
+{
+	pub->nmessages++;
+	if (kfdw_publisher_holds(pub))
+	{
+		txn_hold(pub->txn, pub->topic, enc);
+		return;
+	}
+
+	if (pub->txn)
+		txn_mark(pub->txn);
+	produce(pub->handle, pub->rkt, pub->topic, enc->partition,
+			enc->timestamp,
+			enc->has_key ? enc->key.data : NULL,
+			enc->has_key ? enc->key.len : -1,
+			enc->has_value ? enc->value.data : NULL,
+			enc->has_value ? enc->value.len : -1,
+			enc->headers.data, enc->headers.len, enc->nheaders,
+			pub->delivery);
+	if (pub->txn)
+		pub->txn->nadded++;
+
+	if (pub->nmessages % KFDW_POLL_INTERVAL == 0)
+	{
+		kfdw_serve_events(pub->handle);
+		delivery_check_stall(pub->handle, pub->delivery);
+		delivery_check(pub->delivery, pub->handle, pub->topic);
+	}
+}
+
+/*
+ * Wait until every message produced so far was acknowledged; ERROR if any
+ * failed.  Gives the partition and offset of the last one acknowledged (for
+ * RETURNING).
+ */
+void
+kfdw_publisher_wait(KafkaPublisher *pub, int32 *partition, int64 *offset)
+{
+	delivery_wait(pub->handle, pub->delivery);
+	delivery_check(pub->delivery, pub->handle, pub->topic);
+	if (partition)
+		*partition = pub->delivery->partition;
+	if (offset)
+		*offset = pub->delivery->offset;
+}
+
+/*
+ * End a statement: wait for its messages (unless they wait for the
+ * transaction's commit) and let go of what it holds.
+ */
+void
+kfdw_publisher_end(KafkaPublisher *pub)
+{
+	if (!kfdw_publisher_holds(pub))
+		kfdw_publisher_wait(pub, NULL, NULL);
+	publisher_release(pub, false);
+}
+
+/*
+ * How many partitions a topic has; ERROR if it does not exist (and the
+ * brokers did not create it on request).  Remembered for a while per server;
+ * entries past that are dropped.
+ */
+static int
+topic_partition_count(KafkaHandle *handle, const char *topic)
+{
+	const rd_kafka_metadata_t *md;
+	ListCell   *lc;
+	instr_time	now;
+	int			count;
+	MemoryContext oldcxt;
+	TopicCacheEntry *entry;
+
+	INSTR_TIME_SET_CURRENT(now);
+	foreach(lc, topic_cache)
+	{
+		TopicCacheEntry *e = (TopicCacheEntry *) lfirst(lc);
+		instr_time	age = now;
+
+		INSTR_TIME_SUBTRACT(age, e->fetched);
+		if (INSTR_TIME_GET_MILLISEC(age) >= KFDW_TOPIC_CACHE_MS)
+		{
+			topic_cache = foreach_delete_current(topic_cache, lc);
+			pfree(e->topic);
+			pfree(e);
+			continue;
+		}
+		if (e->serverid == handle->serverid && strcmp(e->topic, topic) == 0)
+			return e->partition_cnt;
+	}
+
+	md = kfdw_get_metadata(handle, topic);
+	count = md->topics[0].partition_cnt;
+	rd_kafka_metadata_destroy(md);
+
+	/* a few topics per server: a list will do */
+	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	entry = palloc(sizeof(TopicCacheEntry));
+	entry->serverid = handle->serverid;
+	entry->topic = pstrdup(topic);
+	entry->partition_cnt = count;
+	entry->fetched = now;
+	topic_cache = lappend(topic_cache, entry);
+	MemoryContextSwitchTo(oldcxt);
+	return count;
+}
+
+/*
+ * librdkafka's delivery report callback, run by rd_kafka_poll() in the
+ * backend.  Counts the message as delivered or failed; never throws.
+ */
+void
+kfdw_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *rkmessage,
+					 void *opaque)
+{
+	KafkaDelivery *d = (KafkaDelivery *) rkmessage->_private;
+
+	if (d == NULL)
+		return;
+
+	d->outstanding--;
+	INSTR_TIME_SET_CURRENT(d->last_progress);
+	if (rkmessage->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		if (d->failed++ == 0)
+		{
+			d->first_err = rkmessage->err;
+			d->first_partition = rkmessage->partition;
+			if (d->stalled &&
+				(rkmessage->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+				 rkmessage->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT))
+			{
+				/* purged by delivery_check_stall() */
+				d->first_err = RD_KAFKA_RESP_ERR__MSG_TIMED_OUT;
+				snprintf(d->first_errstr, sizeof(d->first_errstr),
+						 "%s (no acknowledgement within message.timeout.ms, %d ms)",
+						 rd_kafka_err2str(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT),
+						 d->timeout_ms);
+			}
+			else
+				strlcpy(d->first_errstr, rd_kafka_err2str(rkmessage->err),
+						sizeof(d->first_errstr));
+		}
+	}
+	else
+	{
+		d->partition = rkmessage->partition;
+		d->offset = rkmessage->offset;
+	}
+
+	if (d->owner_gone && d->outstanding == 0)
+		pfree(d);
+}
+
+static KafkaDelivery *
+delivery_new(KafkaHandle *handle)
+{
+	KafkaDelivery *d = MemoryContextAllocZero(TopMemoryContext,
+											  sizeof(KafkaDelivery));
+
+	d->timeout_ms = message_timeout_ms(handle);
+	return d;
+}
+
+/* The owner is done with d: free it now, or with its last report */
+static void
+delivery_release(KafkaDelivery *d)
+{
+	if (d->outstanding == 0)
+		pfree(d);
+	else
+		d->owner_gone = true;
+}
+
+/*
+ * Wait until every message counted by d was reported, serving interrupts
+ * at least every KFDW_WAIT_SLICE_MS.  rd_kafka_flush() sends at once what
+ * lingers in the queues and serves the delivery reports.
+ */
+static void
+delivery_wait(KafkaHandle *handle, KafkaDelivery *d)
+{
+	while (d->outstanding > 0)
+	{
+		CHECK_FOR_INTERRUPTS();
+		(void) rd_kafka_flush(handle->rk, KFDW_WAIT_SLICE_MS);
+		delivery_check_stall(handle, d);
+	}
+}
+
+/*
+ * If no delivery report came for longer than message.timeout.ms (and a
+ * grace), give up on what librdkafka still holds: purge it, so that it is
+ * reported failed now and never sent later.  A message that was in flight
+ * may still have reached the broker.
+ */
+static void
+delivery_check_stall(KafkaHandle *handle, KafkaDelivery *d)
+{
+	instr_time	now;
+
+	if (d->outstanding == 0 || d->stalled)
+		return;
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, d->last_progress);
+	if (INSTR_TIME_GET_MILLISEC(now) < d->timeout_ms + KFDW_STALL_GRACE_MS)
+		return;
+
+	d->stalled = true;
+	rd_kafka_purge(handle->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	kfdw_serve_events(handle);
+}
+
+/*
+ * ERROR if any message counted by d failed: how many, and the first reason.
+ */
+static void
+delivery_check(KafkaDelivery *d, KafkaHandle *handle, const char *topic)
+{
+	if (d->failed == 0)
+		return;
+
+	ereport(ERROR,
+			(errcode(kfdw_errcode(d->first_err)),
+			 errmsg("could not publish " INT64_FORMAT " of " INT64_FORMAT " messages to Kafka topic \"%s\"",
+					d->failed, d->produced, topic),
+			 errdetail_internal("First failure (partition %d): %s",
+								d->first_partition, d->first_errstr),
+			 kfdw_errcode(d->first_err) == ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION
+			 ? errhint("Check that the brokers \"%s\" are reachable; the server option \"message.timeout.ms\" bounds how long a message may wait for them.",
+					   handle->brokers)
+			 : 0));
+}
+
+/*
+ * Hand one message to librdkafka (which copies it).  A full local queue is
+ * waited on, serving delivery reports and interrupts; other errors are
+ * reported at once.
+ */
+static void
+produce(KafkaHandle *handle, rd_kafka_topic_t *rkt, const char *topic,
+		int32 partition, int64 timestamp, const char *key, int keylen,
+		const char *value, int valuelen, const char *headers, int headerslen,
+		int nheaders, KafkaDelivery *d)
+{
+	rd_kafka_vu_t vus[8];
+	int			n = 0;
+	rd_kafka_headers_t *hdrs = NULL;
+
+	if (rkt)
+	{
+		vus[n].vtype = RD_KAFKA_VTYPE_RKT;
+		vus[n++].u.rkt = rkt;
+	}
+	else
+	{
+		vus[n].vtype = RD_KAFKA_VTYPE_TOPIC;
+		vus[n++].u.cstr = topic;
+	}
+	vus[n].vtype = RD_KAFKA_VTYPE_PARTITION;
+	vus[n++].u.i32 = partition;
+	vus[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+	vus[n++].u.i = RD_KAFKA_MSG_F_COPY;
+	vus[n].vtype = RD_KAFKA_VTYPE_VALUE;
+	vus[n].u.mem.ptr = valuelen < 0 ? NULL : (void *) value;
+	vus[n++].u.mem.size = valuelen < 0 ? 0 : valuelen;
+	if (keylen >= 0)
+	{
+		vus[n].vtype = RD_KAFKA_VTYPE_KEY;
+		vus[n].u.mem.ptr = (void *) key;
+		vus[n++].u.mem.size = keylen;
+	}
+	if (timestamp > 0)
+	{
+		vus[n].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
+		vus[n++].u.i64 = timestamp;
+	}
+	vus[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
+	vus[n++].u.ptr = d;
+	if (nheaders > 0)
+	{
+		hdrs = kfdw_make_headers(headers, headerslen, nheaders);
+		vus[n].vtype = RD_KAFKA_VTYPE_HEADERS;
+		vus[n++].u.headers = hdrs;
+	}
+
+	for (;;)
+	{
+		rd_kafka_error_t *error = rd_kafka_produceva(handle->rk, vus, n);
+		rd_kafka_resp_err_t err;
+		char		errstr[512];
+
+		if (error == NULL)
+			break;
+
+		err = rd_kafka_error_code(error);
+		strlcpy(errstr, rd_kafka_error_string(error), sizeof(errstr));
+		rd_kafka_error_destroy(error);
+
+		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+		{
+			/* wait for room: deliveries or timeouts free it */
+			PG_TRY();
+			{
+				CHECK_FOR_INTERRUPTS();
+			}
+			PG_CATCH();
+			{
+				if (hdrs)
+					rd_kafka_headers_destroy(hdrs);
+				PG_RE_THROW();
+			}
+			PG_END_TRY();
+			rd_kafka_poll(handle->rk, 10);
+			continue;
+		}
+
+		if (hdrs)
+			rd_kafka_headers_destroy(hdrs);
+		kfdw_report_error(ERROR, handle, err, errstr,
+						  psprintf("could not publish a message to Kafka topic \"%s\"",
+								   topic));
+	}
+	if (d->outstanding++ == 0)
+		INSTR_TIME_SET_CURRENT(d->last_progress);
+	d->produced++;
+}
+
+static KafkaPublisher *
+publisher_new(KafkaHandle *handle, const char *topic, KafkaTxnServer *ts)
+{
+	KafkaPublisher *pub;
+	MemoryContext oldcxt;
+
+	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	pub = palloc0(sizeof(KafkaPublisher));
+	pub->handle = handle;
+	pub->txn = ts;
+	pub->subid = GetCurrentSubTransactionId();
+	pub->topic = pstrdup(topic);
+	kfdw_pin_handle(handle);
+	pub->rkt = rd_kafka_topic_new(handle->rk, topic, NULL);
+	if (pub->rkt == NULL)
+	{
+		rd_kafka_resp_err_t err = rd_kafka_last_error();
+
+		kfdw_unpin_handle(handle);
+		pfree(pub->topic);
+		pfree(pub);
+		MemoryContextSwitchTo(oldcxt);
+		kfdw_report_error(ERROR, handle, err, NULL,
+						  psprintf("could not open Kafka topic \"%s\"", topic));
+	}
+	pub->delivery = ts ? ts->delivery : delivery_new(handle);
+	active_publishers = lappend(active_publishers, pub);
+	MemoryContextSwitchTo(oldcxt);
+	return pub;
+}
+
+/*
+ * Let go of what a statement holds.  After an error or cancel, what is
+ * still queued in librdkafka is purged so that it is never sent: those
+ * messages may or may not have reached the brokers already.
+ */
+static void
+publisher_release(KafkaPublisher *pub, bool aborted)
+{
+	active_publishers = list_delete_ptr(active_publishers, pub);
+
+	if (pub->txn == NULL)
+	{
+		/*
+		 * Purging works on the whole producer: spare the messages of an
+		 * outer statement that is still running (when a subtransaction
+		 * inside it failed).
+		 */
+		if (aborted && pub->delivery->outstanding > 0 &&
+			!handle_in_use(pub->handle))
+		{
+			rd_kafka_purge(pub->handle->rk, RD_KAFKA_PURGE_F_QUEUE);
+			rd_kafka_poll(pub->handle->rk, 0);
+		}
+		delivery_release(pub->delivery);
+	}
+	rd_kafka_topic_destroy(pub->rkt);
+	kfdw_unpin_handle(pub->handle);
+	pfree(pub->topic);
+	pfree(pub);
+}
+
+/* Does an active statement publish through this handle? */
+static bool
+handle_in_use(KafkaHandle *handle)
+{
+	ListCell   *lc;
+
+	foreach(lc, active_publishers)
+	{
+		if (((KafkaPublisher *) lfirst(lc))->handle == handle)
+			return true;
+	}
+	return false;
+}
+
+static void
+register_xact_callbacks(void)
+{
+	if (xact_callbacks_registered)
+		return;
+	RegisterXactCallback(publish_xact_callback, NULL);
+	RegisterSubXactCallback(publish_subxact_callback, NULL);
+	xact_callbacks_registered = true;
+}
+
+/*
+ * The transactional state of a server for the current transaction, made at
+ * its first use.
+ */
+static KafkaTxnServer *
+txn_server_get(Oid serverid, Oid userid, KafkaServerOptions *sopts)
+{
+	KafkaTxnServer *ts;
+	ListCell   *lc;
+	MemoryContext oldcxt;
+
+	foreach(lc, txn_servers)
+	{
+		ts = (KafkaTxnServer *) lfirst(lc);
+		if (ts->serverid == serverid && ts->userid == userid)
+			return ts;
+	}
+
+	if (txn_context == NULL)
+		txn_context = AllocSetContextCreate(TopTransactionContext,
+											"kafka_fdw transaction",
+											ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(txn_context);
+	ts = palloc0(sizeof(KafkaTxnServer));
+	ts->serverid = serverid;
+	ts->userid = userid;
+	ts->servername = pstrdup(GetForeignServer(serverid)->servername);
+	ts->hold_limit = sopts->transaction_hold_bytes;
+	ts->maxmarks = 8;
+	ts->marks = palloc(sizeof(SubxactMark) * ts->maxmarks);
+	MemoryContextSwitchTo(oldcxt);
+
+	ts->handle = kfdw_acquire_handle(serverid, userid,
+									 KFDW_HANDLE_TXN_PRODUCER);
+	if (ts->handle->private == NULL)
+		ts->handle->private = MemoryContextAllocZero(TopMemoryContext,
+													 sizeof(KafkaProducerState));
+	kfdw_pin_handle(ts->handle);
+	ts->delivery = delivery_new(ts->handle);
+
+	oldcxt = MemoryContextSwitchTo(txn_context);
+	txn_servers = lappend(txn_servers, ts);
+	MemoryContextSwitchTo(oldcxt);
+	return ts;
+}
+
+/*
+ * Note where the current subtransaction's messages start, the first time it
+ * publishes.
+ */
+static void
+txn_mark(KafkaTxnServer *ts)
+{
+	SubTransactionId subid = GetCurrentSubTransactionId();
+
+	if (ts->nmarks > 0 && ts->marks[ts->nmarks - 1].subid == subid)
+		return;
+	if (ts->nmarks == ts->maxmarks)
+	{
+		ts->maxmarks *= 2;
+		ts->marks = repalloc(ts->marks, sizeof(SubxactMark) * ts->maxmarks);
+	}
+	ts->marks[ts->nmarks].subid = subid;
+	ts->marks[ts->nmarks].count = ts->nadded;
+	ts->nmarks++;
+}
+
+/*
+ * Hold the encoded row until commit.  Past the server's bound, begin the
+ * Kafka transaction and send what is held: from then on, messages are
+ * streamed into it.
+ */
+static void
+txn_hold(KafkaTxnServer *ts, const char *topic_name, KafkaEncoder *enc)
+{
+	int			keylen = enc->has_key ? enc->key.len : 0;
+	int			valuelen = enc->has_value ? enc->value.len : 0;
+	Size		size = keylen + valuelen + enc->headers.len;
+	HeldMessage *m;
+	MemoryContext oldcxt;
+	const char *topic = NULL;
+	ListCell   *lc;
+
+	txn_mark(ts);
+
+	oldcxt = MemoryContextSwitchTo(txn_context);
+	foreach(lc, ts->topics)
+	{
+		if (strcmp((char *) lfirst(lc), topic_name) == 0)
+		{
+			topic = (char *) lfirst(lc);
+			break;
+		}
+	}
+	if (topic == NULL)
+	{
+		topic = pstrdup(topic_name);
+		ts->topics = lappend(ts->topics, (char *) topic);
+	}
+
+	m = palloc(offsetof(HeldMessage, data) + size);
+	m->topic = topic;
+	m->partition = enc->partition;
+	m->timestamp = enc->timestamp;
+	m->keylen = enc->has_key ? keylen : -1;
+	m->valuelen = enc->has_value ? valuelen : -1;
+	m->headerslen = enc->headers.len;
+	m->nheaders = enc->nheaders;
+	memcpy(m->data, enc->key.data, keylen);
+	memcpy(m->data + keylen, enc->value.data, valuelen);
+	memcpy(m->data + keylen + valuelen, enc->headers.data, enc->headers.len);
+	ts->held = lappend(ts->held, m);
+	MemoryContextSwitchTo(oldcxt);
+
+	ts->held_bytes += size;
+	ts->nadded++;
+
+	if (ts->held_bytes > ts->hold_limit || ts->hold_limit == 0)
+	{
+		txn_begin(ts);
+		txn_send_held(ts);
+	}
+}
+
+/*
+ * Begin the Kafka transaction (initializing the producer's transactions
+ * first, once per handle).  Both calls are retried in short slices while
+ * librdkafka says they may be, so that interrupts are served.
+ */
+static void
+txn_begin(KafkaTxnServer *ts)
+{
+	KafkaProducerState *ps = (KafkaProducerState *) ts->handle->private;
+	rd_kafka_error_t *error;
+
+	if (!ps->txn_initialized)
+	{
+		instr_time	start,
+					now;
+		int			limit = message_timeout_ms(ts->handle);
+
+		INSTR_TIME_SET_CURRENT(start);
+		for (;;)
+		{
+			CHECK_FOR_INTERRUPTS();
+			error = rd_kafka_init_transactions(ts->handle->rk,
+											   KFDW_WAIT_SLICE_MS * 5);
+			kfdw_serve_events(ts->handle);
+			if (error == NULL)
+				break;
+			INSTR_TIME_SET_CURRENT(now);
+			INSTR_TIME_SUBTRACT(now, start);
+			if ((rd_kafka_error_is_retriable(error) ||
+				 rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__TIMED_OUT) &&
+				INSTR_TIME_GET_MILLISEC(now) < limit)
+			{
+				rd_kafka_error_destroy(error);
+				continue;
+			}
+			txn_check_error(ts, error,
+							psprintf("could not initialize Kafka transactions for server \"%s\"",
+									 ts->servername));
+		}
+		ps->txn_initialized = true;
+	}
+
+	error = rd_kafka_begin_transaction(ts->handle->rk);
+	if (error)
+		txn_check_error(ts, error,
+						psprintf("could not begin a Kafka transaction for server \"%s\"",
+								 ts->servername));
+	ts->streaming = true;
+}
+
+/* Produce the held messages into the begun Kafka transaction */
+static void
+txn_send_held(KafkaTxnServer *ts)
+{
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, ts->held)
+	{
+		HeldMessage *m = (HeldMessage *) lfirst(lc);
+		int			keylen = Max(m->keylen, 0);
+		int			valuelen = Max(m->valuelen, 0);
+
+		produce(ts->handle, NULL, m->topic, m->partition, m->timestamp,
+				m->data, m->keylen,
+				m->data + keylen, m->valuelen,
+				m->data + keylen + valuelen, m->headerslen, m->nheaders,
+				ts->delivery);
+		if (++n % KFDW_POLL_INTERVAL == 0)
+			kfdw_serve_events(ts->handle);
+	}
+	list_free_deep(ts->held);
+	ts->held = NIL;
+	ts->held_bytes = 0;
+}
+
+/*
+ * Commit the Kafka transaction of a server (at PRE_COMMIT): begin it and
+ * send what is held if it had not begun, then commit, retrying in short
+ * slices while librdkafka flushes.  ERROR if it cannot be committed.
+ */
+static void
+txn_commit(KafkaTxnServer *ts)
+{
+	instr_time	start;
+	int			limit;
+
+	if (ts->doomed)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("cannot commit: messages of a rolled-back subtransaction were already sent to Kafka through server \"%s\"",
+						ts->servername),
+				 errdetail("Past transaction_hold_bytes, messages are streamed into the Kafka transaction and a rollback to a savepoint cannot withdraw them."),
+				 errhint("Roll back the whole transaction, or raise the server option \"transaction_hold_bytes\".")));
+
+	if (!ts->streaming)
+	{
+		if (ts->held == NIL)
+			return;
+		txn_begin(ts);
+		txn_send_held(ts);
+	}
+
+	INSTR_TIME_SET_CURRENT(start);
+	limit = message_timeout_ms(ts->handle) + ts->handle->connect_timeout_ms;
+	for (;;)
+	{
+		rd_kafka_error_t *error;
+		instr_time	now;
+
+		CHECK_FOR_INTERRUPTS();
+		error = rd_kafka_commit_transaction(ts->handle->rk,
+											KFDW_WAIT_SLICE_MS * 5);
+		if (error == NULL)
+			break;
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, start);
+
+		/*
+		 * Retry while librdkafka flushes, unless a message already failed
+		 * (the transaction can then only abort) or the brokers stay out of
+		 * reach past the delivery timeout.
+		 */
+		if ((rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+			 (rd_kafka_error_is_retriable(error) &&
+			  !rd_kafka_error_txn_requires_abort(error))) &&
+			ts->delivery->failed == 0 &&
+			INSTR_TIME_GET_MILLISEC(now) < limit)
+		{
+			rd_kafka_error_destroy(error);
+			continue;
+		}
+		txn_check_error(ts, error,
+						INSTR_TIME_GET_MILLISEC(now) < limit
+						? psprintf("could not commit the Kafka transaction of server \"%s\"",
+								   ts->servername)
+						: psprintf("could not commit the Kafka transaction of server \"%s\" within %d ms",
+								   ts->servername, limit));
+	}
+	ts->streaming = false;
+	ts->committed = true;
+}
+
+/*
+ * Abort a begun Kafka transaction, when PostgreSQL aborts.  Must not throw:
+ * a producer that cannot abort is destroyed, which leaves the transaction to
+ * be aborted by the broker (at the next init_transactions() of this
+ * backend's transactional id, or after transaction.timeout.ms).
+ */
+static void
+txn_abort(KafkaTxnServer *ts)
+{
+	rd_kafka_error_t *error;
+
+	if (!ts->streaming)
+		return;
+	ts->streaming = false;
+
+	error = rd_kafka_abort_transaction(ts->handle->rk,
+									   KFDW_TXN_ABORT_TIMEOUT_MS);
+	if (error)
+	{
+		elog(LOG, "kafka_fdw: could not abort the Kafka transaction of server \"%s\": %s",
+			 ts->servername, rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+		ts->handle->stale = true;
+	}
+}
+
+/*
+ * ERROR for a failed transactional call, with the deliveries that failed.
+ * A fatal error makes the producer unusable: it is re-made at next use.
+ */
+static void
+txn_check_error(KafkaTxnServer *ts, rd_kafka_error_t *error, const char *what)
+{
+	rd_kafka_resp_err_t err = rd_kafka_error_code(error);
+	char		errstr[512];
+	KafkaDelivery *d = ts->delivery;
+
+	strlcpy(errstr, rd_kafka_error_string(error), sizeof(errstr));
+	if (rd_kafka_error_is_fatal(error))
+		ts->handle->stale = true;
+	rd_kafka_error_destroy(error);
+
+	if (d->failed > 0)
+		ereport(ERROR,
+				(errcode(kfdw_errcode(d->first_err)),
+				 errmsg("%s: " INT64_FORMAT " of " INT64_FORMAT " messages could not be published",
+						what, d->failed, d->produced),
+				 errdetail_internal("First failure (partition %d): %s; %s",
+									d->first_partition, d->first_errstr,
+									errstr)));
+	kfdw_report_error(ERROR, ts->handle, err, errstr, what);
+}
+
+/* The producer's message.timeout.ms: how long delivery may take */
+static int
+message_timeout_ms(KafkaHandle *handle)
+{
+	char		buf[32];
+	size_t		size = sizeof(buf);
+	int			result;
+
+	if (rd_kafka_conf_get(rd_kafka_conf(handle->rk), "message.timeout.ms",
+						  buf, &size) != RD_KAFKA_CONF_OK ||
+		(result = atoi(buf)) <= 0)
+		result = KFDW_DEFAULT_MESSAGE_TIMEOUT_MS;
+	return result;
+}
+
+/*
+ * Release the statements that an error cut short, in the subtransaction
+ * subid and those below it (InvalidSubTransactionId: all).
+ */
+static void
+release_aborted_publishers(SubTransactionId subid)
+{
+	for (;;)
+	{
+		KafkaPublisher *victim = NULL;
+		ListCell   *lc;
+
+		foreach(lc, active_publishers)
+		{
+			KafkaPublisher *pub = (KafkaPublisher *) lfirst(lc);
+
+			if (subid == InvalidSubTransactionId || pub->subid >= subid)
+			{
+				victim = pub;
+				break;
+			}
+		}
+		if (victim == NULL)
+			break;
+		publisher_release(victim, true);
+	}
+}
+
+/* Forget the transactional state at the end of a transaction */
+static void
+txn_servers_reset(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, txn_servers)
+	{
+		KafkaTxnServer *ts = (KafkaTxnServer *) lfirst(lc);
+
+		delivery_release(ts->delivery);
+		kfdw_unpin_handle(ts->handle);
+	}
+	/* the memory goes with TopTransactionContext */
+	txn_servers = NIL;
+	txn_context = NULL;
+}
+
+static void
+publish_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			foreach(lc, txn_servers)
+				txn_commit((KafkaTxnServer *) lfirst(lc));
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			foreach(lc, txn_servers)
+			{
+				KafkaTxnServer *ts = (KafkaTxnServer *) lfirst(lc);
+
+				if (ts->nadded > 0 || ts->streaming)
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("cannot prepare a transaction that published messages through transactional Kafka server \"%s\"",
+									ts->servername),
+							 errdetail("Kafka transactions cannot take part in two-phase commit.")));
+			}
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PREPARE:
+			release_aborted_publishers(InvalidSubTransactionId);
+			txn_servers_reset();
+			break;
+		case XACT_EVENT_ABORT:
+			release_aborted_publishers(InvalidSubTransactionId);
+			foreach(lc, txn_servers)
+			{
+				KafkaTxnServer *ts = (KafkaTxnServer *) lfirst(lc);
+
+				if (!ts->committed)
+					txn_abort(ts);
+			}
+			txn_servers_reset();
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * Subtransactions: a rolled-back one discards the messages it held; if they
+ * were already streamed into the Kafka transaction, the transaction can no
+ * longer commit (txn_commit says why).
+ */
+static void
+publish_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		release_aborted_publishers(mySubid);
+
+	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
+		return;
+
+	foreach(lc, txn_servers)
+	{
+		KafkaTxnServer *ts = (KafkaTxnServer *) lfirst(lc);
+		int			i;
+
+		/* the first mark of mySubid or of a subtransaction below it */
+		for (i = 0; i < ts->nmarks; i++)
+		{
+			if (ts->marks[i].subid >= mySubid)
+				break;
+		}
+		if (i == ts->nmarks)
+			continue;
+
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+		{
+			/* its messages now belong to the parent */
+			if (i > 0 && ts->marks[i - 1].subid == parentSubid)
+				ts->nmarks = i;
+			else
+			{
+				ts->marks[i].subid = parentSubid;
+				ts->nmarks = i + 1;
+			}
+			continue;
+		}
+
+		/* rolled back */
+		if (ts->marks[i].count < ts->nadded)
+		{
+			if (ts->streaming)
+				ts->doomed = true;
+			else
+			{
+				int			keep = ts->marks[i].count;
+				int			j;
+
+				for (j = keep; j < list_length(ts->held); j++)
+				{
+					HeldMessage *m = (HeldMessage *) list_nth(ts->held, j);
+
+					ts->held_bytes -= Max(m->keylen, 0) +
+						Max(m->valuelen, 0) + m->headerslen;
+					pfree(m);
+				}
+				ts->held = list_truncate(ts->held, keep);
+				ts->nadded = keep;
+			}
+		}
+		ts->nmarks = i;
+	}
+}
