@@ -31,8 +31,12 @@ CREATE SERVER k FOREIGN DATA WRAPPER kafka_fdw
   OPTIONS (brokers '$bootstrap', connect_timeout_ms '2000');
 CREATE SERVER kpatient FOREIGN DATA WRAPPER kafka_fdw
   OPTIONS (brokers '$bootstrap', connect_timeout_ms '600000');
+CREATE SERVER ksmall FOREIGN DATA WRAPPER kafka_fdw
+  OPTIONS (brokers '$bootstrap', connect_timeout_ms '600000',
+           "queued.max.messages.kbytes" '1024', "fetch.max.bytes" '1048576');
 CREATE USER MAPPING FOR PUBLIC SERVER k;
 CREATE USER MAPPING FOR PUBLIC SERVER kpatient;
+CREATE USER MAPPING FOR PUBLIC SERVER ksmall;
 CREATE FOREIGN TABLE f1 (p int OPTIONS (partition 'true'),
   o bigint OPTIONS (offset 'true'), k text OPTIONS (key 'true'), v text)
   SERVER k OPTIONS (format 'raw');
@@ -40,7 +44,7 @@ CREATE FOREIGN TABLE f1_patient (p int OPTIONS (partition 'true'),
   o bigint OPTIONS (offset 'true'), v text)
   SERVER kpatient OPTIONS (topic 'f1', format 'raw');
 CREATE FOREIGN TABLE big (o bigint OPTIONS (offset 'true'), v text)
-  SERVER kpatient OPTIONS (format 'raw');
+  SERVER ksmall OPTIONS (format 'raw');
 });
 
 # every message, as an independent client reads it
@@ -109,7 +113,8 @@ cmp_ok($elapsed, '<', 2.0, 'the wait for the brokers ends within a second');
 $broker->rtt(1, 0);
 
 # A slow broker while fetching: the cursor has its ranges, then every fetch
-# takes 5 s.  3 MB in the topic, more than the consumer prefetches.
+# takes 5 s.  3 MB in the topic, more than the consumer of server ksmall
+# prefetches.
 my $blob = 'x' x 10000;
 $broker->produce('big', [ map { { value => "$_:$blob" } } 1 .. 300 ]);
 my $stdin = "BEGIN;\nDECLARE c CURSOR FOR SELECT o, v FROM big;\n"
