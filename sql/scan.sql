@@ -159,6 +159,15 @@ FETCH 2 FROM c;
 CLOSE c;
 COMMIT;
 
+-- messages appended while a scan runs are not returned by it
+BEGIN;
+DECLARE c CURSOR FOR SELECT o, n FROM scan_multi WHERE p = 0;
+FETCH 1 FROM c;
+\! for i in 10 11 12 13 14; do echo "{\"n\": $i}"; done | kcat -P -b "$KAFKA_BROKERS" -t scan_multi -p 0
+FETCH ALL FROM c;
+COMMIT;
+SELECT count(*), max(o), max(n) FROM scan_multi WHERE p = 0;
+
 --
 -- Errors
 --
