@@ -276,6 +276,27 @@ SELECT k, v FROM insert_read(:'brokers', 'insert_tx') WHERE k LIKE 'streamed and
 SELECT count(*) FROM insert_read(:'brokers', 'insert_tx', 'read_uncommitted') WHERE k = 'prepared';
 
 --
+-- what INSERT publishes, SELECT on the same table reads back
+--
+CREATE FOREIGN TABLE insert_rt_json (
+  k text OPTIONS (key 'true'), ts timestamptz OPTIONS (timestamp 'true'),
+  h jsonb OPTIONS (headers 'true'),
+  i int, n numeric, t text, b boolean, j jsonb, arr int[], d date,
+  tsz timestamptz, f float8, renamed text OPTIONS (json 'Other')
+) SERVER insert_srv OPTIONS (topic 'insert_rt_json');
+INSERT INTO insert_rt_json VALUES
+  ('a', '2024-01-01 00:00:00+00', '{"x": "1"}', 1, 1.50, 'text, "quoted"', true,
+   '{"z": [1]}', '{1,2}', '2024-02-29', '2024-02-29 12:00:00+00', 0.1, 'r'),
+  ('b', '2024-01-01 00:00:01+00', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+   NULL, 'NaN', NULL);
+SELECT k, ts, h, i, n, t, b, j, arr, d, tsz, f, renamed FROM insert_rt_json ORDER BY k;
+CREATE FOREIGN TABLE insert_rt_csv (k text OPTIONS (key 'true'), i int, t text, n numeric)
+  SERVER insert_srv OPTIONS (topic 'insert_rt_csv', format 'csv');
+INSERT INTO insert_rt_csv VALUES
+  ('a', 1, 'x,y', 1.5), ('b', NULL, '', NULL), ('c', 3, E'two\nlines "q"', -2);
+SELECT k, i, t, t IS NULL AS t_null, n FROM insert_rt_csv ORDER BY k;
+
+--
 -- an ordinary role publishes with the privileges it was granted
 --
 CREATE ROLE regress_insert_user;

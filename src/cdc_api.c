@@ -28,6 +28,7 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_publication.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -49,6 +50,7 @@
 PG_FUNCTION_INFO_V1(kafka_fdw_cdc_create);
 PG_FUNCTION_INFO_V1(kafka_fdw_cdc_drop);
 PG_FUNCTION_INFO_V1(kafka_fdw_cdc_worker_status);
+PG_FUNCTION_INFO_V1(kafka_fdw_cdc_streams_inserted);
 
 /* What the transaction's end must do for cdc_create and cdc_drop */
 static List *pending_creates = NIL;	/* names to register at commit */
@@ -201,8 +203,7 @@ kafka_fdw_cdc_create(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 
-	remember(&pending_creates, name);
-
+	/* the trigger on kafka_fdw.cdc_streams has the launcher start it */
 	PG_RETURN_VOID();
 }
 
@@ -361,6 +362,28 @@ kafka_fdw_cdc_worker_status(PG_FUNCTION_ARGS)
 	LWLockRelease(kfdw_cdc_shared->lock);
 
 	return (Datum) 0;
+}
+
+/*
+ * Trigger after INSERT on kafka_fdw.cdc_streams: a stream that arrives
+ * otherwise than by cdc_create (pg_restore) is started at commit too.
+ */
+Datum
+kafka_fdw_cdc_streams_inserted(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	char	   *name;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"cdc_streams_inserted\" must be fired as a trigger")));
+
+	name = SPI_getvalue(trigdata->tg_trigtuple, trigdata->tg_relation->rd_att, 1);
+	if (name != NULL)
+		remember(&pending_creates, name);
+
+	return PointerGetDatum(trigdata->tg_trigtuple);
 }
 
 /* Stream names become slot names: lower-case letters, digits, underscores */

@@ -33,6 +33,7 @@
 #include "access/xlogreader.h"
 #include "access/xlogutils.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_publication.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "commands/dbcommands.h"
@@ -128,6 +129,7 @@ static bool slot_exists(const char *slot_name);
 static void create_slot_with_snapshot(void);
 static void create_slot_without_snapshot(void);
 static void mark_snapshot_done(void);
+static void check_publication_exists(void);
 static void read_table(const char *nspname, const char *relname,
 					   List *attnames, const char *rowfilter,
 					   KafkaCdcSource *source, uint64 txn_id,
@@ -206,6 +208,12 @@ kfdw_cdc_worker_main(Datum main_arg)
 
 		if (!config.snapshot_done || !slot_exists(config.slot_name))
 		{
+			/*
+			 * A slot made before its publication would fail on every
+			 * change older than the publication (pg_restore creates
+			 * publications last): wait for it.
+			 */
+			check_publication_exists();
 			if (config.snapshot)
 				create_slot_with_snapshot();
 			else
@@ -347,10 +355,13 @@ load_config(void)
 			config.name = SPI_getvalue(tup, desc, 1);
 			config.server = SPI_getvalue(tup, desc, 2);
 			config.publication = SPI_getvalue(tup, desc, 3);
-			config.slot_name = SPI_getvalue(tup, desc, 4);
+			config.slot_name = kfdw_cdc_slot_name(MyDatabaseId, config.name);
 			config.topic_prefix = SPI_getvalue(tup, desc, 5);
 			config.snapshot = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
 			config.snapshot_done = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
+			/* a restored dump's row names the slot after another database */
+			if (strcmp(config.slot_name, SPI_getvalue(tup, desc, 4)) != 0)
+				config.snapshot_done = false;
 			config.tombstones = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
 			config.owner = DatumGetObjectId(SPI_getbinval(tup, desc, 9, &isnull));
 			dbname = pstrdup(get_database_name(MyDatabaseId));
@@ -747,18 +758,40 @@ make_topic(const char *nspname, const char *relname)
 }
 
 static void
+check_publication_exists(void)
+{
+	bool		exists;
+
+	StartTransactionCommand();
+	exists = OidIsValid(get_publication_oid(config.publication, true));
+	CommitTransactionCommand();
+	if (!exists)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("publication \"%s\" of stream \"%s\" does not exist",
+						config.publication, config.name),
+				 errhint("The stream starts once the publication exists.")));
+}
+
+/*
+ * Record that the stream has its slot (named after this database, which a
+ * restored dump's row may not say) and its snapshot.
+ */
+static void
 mark_snapshot_done(void)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
 
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	values[0] = CStringGetTextDatum(config.name);
-	if (SPI_execute_with_args("UPDATE kafka_fdw.cdc_streams SET snapshot_done = true "
+	values[1] = CStringGetTextDatum(config.slot_name);
+	if (SPI_execute_with_args("UPDATE kafka_fdw.cdc_streams "
+							  "SET snapshot_done = true, slot_name = $2 "
 							  "WHERE name = $1",
-							  1, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
+							  2, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update stream \"%s\"", config.name);
 	PopActiveSnapshot();
 	SPI_finish();

@@ -6,7 +6,8 @@
 # kafka_fdw, starts the embedded Kafka broker and a throwaway PostgreSQL 15
 # cluster (an unprivileged user, wal_level=logical, kafka_fdw preloaded),
 # then runs test/demo.sql with psql: a server, a foreign table, INSERT into a
-# topic, SELECT back.  Both stay running; it prints how to connect.
+# topic, SELECT back, and a CDC stream of a table's changes.  Both stay
+# running; it prints how to connect.
 #
 #   test/demo.sh          start (restarts a running demo)
 #   test/demo.sh stop     stop the cluster and the broker, remove the files
@@ -23,7 +24,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEMO_DIR=${KFDW_DEMO_DIR:-/tmp/kafka_fdw_demo}
 DEMO_DB=kafka_demo
 # the topics the demo uses, NAME:PARTITIONS
-DEMO_TOPICS=(demo_orders:3)
+DEMO_TOPICS=(demo_orders:3 demo.public.customers:3)
 
 demo_stop()
 {
@@ -69,6 +70,10 @@ errors=$(grep -c -E '^psql:.*(ERROR|FATAL|error):' "$WORK/demo.out")
 say "the messages in Kafka, read by an independent client (kcat)"
 kcat -b "$KAFKA_BROKERS" -C -t demo_orders -e -q \
 	-f 'partition %p offset %o key %k: %s\n' || errors=$((errors + 1))
+
+say "the change events of table customers in Kafka (kcat): snapshot, insert, update, delete, tombstone"
+kcat -b "$KAFKA_BROKERS" -C -t demo.public.customers -e -q -Z \
+	-f 'partition %p offset %o key %k:\n  %s\n' || errors=$((errors + 1))
 
 PSQL="psql -h 127.0.0.1 -p $PGPORT -U $(as_user id -un) -d $DEMO_DB"
 cat <<MSG

@@ -41,4 +41,38 @@ INSERT INTO orders (k, id, customer, amount) VALUES
 SELECT part, "offset", k, id, customer, amount FROM orders ORDER BY id;
 SELECT customer, count(*), sum(amount) FROM orders GROUP BY customer ORDER BY customer;
 
--- CDC demo: added when CDC lands
+\echo ''
+\echo '== 6. CHANGE DATA CAPTURE: stream a table''s changes into Kafka (Debezium format)'
+CREATE TABLE customers (id int PRIMARY KEY, name text, email text);
+INSERT INTO customers VALUES (1, 'Ada', 'ada@example.com');
+CREATE PUBLICATION shop FOR TABLE customers;
+-- topics are <topic_prefix>.<schema>.<table>: here demo.public.customers
+SELECT kafka_fdw.cdc_create(name => 'demo', server => 'kafka', publication => 'shop');
+
+-- the stream's worker creates its slot and sends the snapshot (op "r");
+-- wait (at most 30 s) until it streams, so that what follows are changes
+CREATE FUNCTION pg_temp.wait_for_stream(min_sent int) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  deadline timestamptz := clock_timestamp() + interval '30 seconds';
+BEGIN
+  WHILE NOT EXISTS (SELECT FROM kafka_fdw.cdc_status
+                    WHERE name = 'demo' AND state = 'streaming'
+                      AND snapshot_done AND messages_sent >= min_sent) LOOP
+    IF clock_timestamp() > deadline THEN
+      RAISE EXCEPTION 'stream "demo" did not reach % messages within 30 s', min_sent;
+    END IF;
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END
+$$;
+SELECT pg_temp.wait_for_stream(1);
+
+INSERT INTO customers VALUES (2, 'Grace', 'grace@example.com');
+UPDATE customers SET email = 'ada@lovelace.org' WHERE id = 1;
+DELETE FROM customers WHERE id = 2;
+
+-- wait until Kafka acknowledged the snapshot row, the three changes and
+-- the delete's tombstone
+SELECT pg_temp.wait_for_stream(5);
+SELECT name, state, messages_sent, lag_bytes, last_error FROM kafka_fdw.cdc_status;

@@ -19,6 +19,15 @@ CREATE TABLE kafka_fdw.cdc_streams (
     created_at    timestamptz NOT NULL DEFAULT now()
 );
 
+/* a stream restored by pg_restore starts like one made by cdc_create */
+CREATE FUNCTION kafka_fdw.cdc_streams_inserted()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'kafka_fdw_cdc_streams_inserted'
+LANGUAGE C;
+
+CREATE TRIGGER cdc_streams_inserted AFTER INSERT ON kafka_fdw.cdc_streams
+  FOR EACH ROW EXECUTE FUNCTION kafka_fdw.cdc_streams_inserted();
+
 /* non-superusers with REPLICATION create streams and read their status */
 GRANT USAGE ON SCHEMA kafka_fdw TO PUBLIC;
 

@@ -30,6 +30,7 @@ my $broker = KafkaTestBroker->new(
 		's1.public.filtered' => 1,
 		'x2.public.events2' => 1,
 		's5.public.mine' => 1,
+		'x6.public.events2' => 1,
 	});
 
 my $node = PostgreSQL::Test::Cluster->new('cdc');
@@ -261,6 +262,22 @@ is_deeply([ map { $_->{value} ? $_->{value}{op} : 'tombstone' } @e2 ], [ 'c', 'd
 is($node->safe_psql('postgres',
 	"SELECT topic_prefix, snapshot FROM kafka_fdw.cdc_status WHERE name = 's2'"),
 	'x2|f', 'status shows the second stream');
+
+# a stream restored by pg_restore (its row, naming another database's slot)
+# starts with a new slot and a new snapshot
+$node->safe_psql('postgres', q{
+INSERT INTO kafka_fdw.cdc_streams
+  (name, server, publication, slot_name, topic_prefix, snapshot, snapshot_done, owner)
+VALUES ('s6', 'k', 'p2', 'kafka_fdw_1_s6', 'x6', true, true, current_user::regrole);
+});
+ok( $node->poll_query_until('postgres',
+		"SELECT state = 'streaming' AND slot_name LIKE 'kafka_fdw_%_s6' AND slot_name <> 'kafka_fdw_1_s6' FROM kafka_fdw.cdc_status WHERE name = 's6'"),
+	'restored stream runs with a slot of this database');
+$node->safe_psql('postgres', "INSERT INTO events2 VALUES (6, 'after restore')");
+my @e6 = wait_events('x6.public.events2', 2);
+is_deeply([ map { [ $_->{value}{op}, $_->{value}{after}{id} ] } @e6 ],
+	[ [ 'r', 100 ], [ 'c', 6 ] ], 'restored stream: snapshot, then changes');
+$node->safe_psql('postgres', "SELECT kafka_fdw.cdc_drop('s6')");
 
 # --- errors of cdc_create ------------------------------------------------
 my ($ret, $stdout, $stderr);

@@ -20,7 +20,8 @@ use KafkaTestBroker;
 
 my $json = JSON::PP->new->utf8;
 
-my $broker = KafkaTestBroker->new(topics => { 'f.public.acct' => 2 });
+my $broker = KafkaTestBroker->new(
+	topics => { 'f.public.acct' => 2, 'g.public.acct' => 1 });
 
 my $node = PostgreSQL::Test::Cluster->new('cdcfail');
 $node->init(allows_streaming => 'logical');
@@ -28,6 +29,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'kafka_fdw'
 max_worker_processes = 16
 restart_after_crash = on
+logical_decoding_work_mem = '64kB'
 });
 $node->start;
 
@@ -226,12 +228,25 @@ $node->safe_psql('postgres', "SELECT kafka_fdw.cdc_drop('f')");
 is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_replication_slots'),
 	'0', 'no slot left after cdc_drop');
 
-# --- DROP EXTENSION: the workers drop their slots -----------------------
+# --- a second stream on the same publication ----------------------------
 $node->safe_psql('postgres',
 	"SELECT kafka_fdw.cdc_create('g', 'k', 'pf', snapshot => false)");
 ok( $node->poll_query_until('postgres',
 		"SELECT state = 'streaming' FROM kafka_fdw.cdc_status WHERE name = 'g'"),
 	'stream g is streaming');
+# --- a transaction larger than logical_decoding_work_mem ----------------
+# (decoding spills it to disk; messages go out as they are decoded)
+my $sent0 = $node->safe_psql('postgres',
+	"SELECT messages_sent FROM kafka_fdw.cdc_status WHERE name = 'g'");
+$node->safe_psql('postgres',
+	"INSERT INTO acct SELECT i, i * 10, 'p' FROM generate_series(100001, 150000) i");
+ok( $node->poll_query_until('postgres',
+		"SELECT messages_sent >= $sent0 + 50000 FROM kafka_fdw.cdc_status WHERE name = 'g'"),
+	'a transaction of 50000 rows is delivered whole');
+my ($last) = grep { ($_->{key} // '') eq '{"id":150000}' } $broker->consume('g.public.acct');
+ok($last, 'its last row is in Kafka');
+
+# --- DROP EXTENSION: the workers drop their slots -----------------------
 $node->safe_psql('postgres', 'DROP EXTENSION kafka_fdw CASCADE');
 ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM pg_replication_slots"),
