@@ -159,6 +159,15 @@ FETCH 2 FROM c;
 CLOSE c;
 COMMIT;
 
+-- messages appended while a scan runs are not returned by it
+BEGIN;
+DECLARE c CURSOR FOR SELECT o, n FROM scan_multi WHERE p = 0;
+FETCH 1 FROM c;
+\! for i in 10 11 12 13 14; do echo "{\"n\": $i}"; done | kcat -P -b "$KAFKA_BROKERS" -t scan_multi -p 0
+FETCH ALL FROM c;
+COMMIT;
+SELECT count(*), max(o), max(n) FROM scan_multi WHERE p = 0;
+
 --
 -- Errors
 --
@@ -175,5 +184,12 @@ SELECT off, name FROM scan_json WHERE off < 3;
 SELECT off, name FROM scan_json;  -- ERROR
 -- the value is only parsed when a data column is read
 SELECT count(*), max(off) FROM scan_json;
+
+-- a table the event trigger did not check is checked when it is used
+ALTER EVENT TRIGGER kafka_fdw_check_table_ddl DISABLE;
+CREATE FOREIGN TABLE scan_unchecked (p text OPTIONS (partition 'true'))
+  SERVER scan_srv OPTIONS (topic 'scan_multi');
+ALTER EVENT TRIGGER kafka_fdw_check_table_ddl ENABLE;
+SELECT * FROM scan_unchecked;  -- ERROR
 
 DROP SERVER scan_srv CASCADE;

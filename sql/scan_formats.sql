@@ -133,6 +133,9 @@ SELECT pg_sleep_until(:'cut'::timestamptz + interval '2 ms');
 \! printf '%s\n' new1 new2 | kcat -P -b "$KAFKA_BROKERS" -t scan_ts -p 0
 SELECT v FROM scan_ts WHERE ts > :'cut' ORDER BY o;
 SELECT v FROM scan_ts WHERE ts >= :'cut' AND p = 0 ORDER BY o;
+-- under an OR, a bound is no bound for the other branch
+SELECT v FROM scan_ts WHERE ts > :'cut' OR o = 0 ORDER BY o;
+SELECT v FROM scan_ts WHERE (ts > :'cut' AND o > 2) OR o = 1 ORDER BY o;
 -- partition 1 is empty; partition 0 has messages newer than the bound
 -- (EXPLAIN with the timestamps masked)
 CREATE FUNCTION scan_explain(query text) RETURNS SETOF text
@@ -147,6 +150,8 @@ BEGIN
 END
 $$;
 SELECT scan_explain(format('SELECT v FROM scan_ts WHERE ts > %L', :'cut'));
+-- under an OR there is no bound to push down
+SELECT scan_explain(format('SELECT v FROM scan_ts WHERE ts > %L OR o = 0', :'cut'));
 -- a bound after every message: the last message shows nothing is newer
 SELECT scan_explain('SELECT v FROM scan_ts WHERE ts >= now() + interval ''1 hour''');
 SELECT count(*) FROM scan_ts WHERE ts >= now() + interval '1 hour';

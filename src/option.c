@@ -573,8 +573,14 @@ kfdw_build_conf(ForeignServer *server, UserMapping *user, KafkaHandleKind kind)
 		if (kind == KFDW_HANDLE_CONSUMER)
 		{
 			set_conf(conf, "isolation.level", "read_committed");
-			/* bound prefetched memory: at most 1 MB a partition */
-			set_conf(conf, "queued.max.messages.kbytes", "1024");
+			/*
+			 * Bound prefetched memory.  Scans assign partitions to the
+			 * consumer, whose one queue holds the messages of all of them:
+			 * 16 MB in all (a smaller queue makes librdkafka back off its
+			 * fetches and scans crawl), plus what the fetches in flight
+			 * hold (8 MB, 1 MB a partition).
+			 */
+			set_conf(conf, "queued.max.messages.kbytes", "16384");
 			set_conf(conf, "fetch.max.bytes", "8388608");
 			set_conf(conf, "max.partition.fetch.bytes", "1048576");
 			set_conf(conf, "allow.auto.create.topics", "false");

@@ -72,7 +72,7 @@ static List *kafkaImportForeignSchema(ImportForeignSchemaStmt *stmt,
 									  Oid serverOid);
 
 static List *pushdown_clause(KafkaPlanState *ps, RelOptInfo *baserel,
-							 Expr *clause, bool *exact);
+							 Expr *clause, bool conjunct, bool *exact);
 static bool match_comparison(KafkaPlanState *ps, RelOptInfo *baserel,
 							 Oid opno, Expr *left, Expr *right,
 							 int *field, int *strategy, Expr **value);
@@ -125,7 +125,7 @@ kafkaGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 
 		pull_varattnos((Node *) rinfo->clause, baserel->relid,
 					   &ps->attrs_used);
-		node = pushdown_clause(ps, baserel, rinfo->clause, &exact);
+		node = pushdown_clause(ps, baserel, rinfo->clause, true, &exact);
 		clauses = lappend(clauses, node);
 		if (!exact)
 			ps->inexact = lappend(ps->inexact, rinfo);
@@ -270,11 +270,13 @@ make_leaf(KafkaPushdownKind kind)
 /*
  * Turn a qual into a pushdown tree node.  What cannot be pushed down
  * becomes TRUE (read everything, filter locally).  exact says the node
- * accepts exactly the rows the qual does.
+ * accepts exactly the rows the qual does.  conjunct says every row must
+ * pass the qual (it is not under an OR): only then can a timestamp bound
+ * apply to every partition.
  */
 static List *
 pushdown_clause(KafkaPlanState *ps, RelOptInfo *baserel, Expr *clause,
-				bool *exact)
+				bool conjunct, bool *exact)
 {
 	*exact = false;
 
@@ -290,8 +292,10 @@ pushdown_clause(KafkaPlanState *ps, RelOptInfo *baserel, Expr *clause,
 		{
 			bool		e;
 
-			result = lappend(result, pushdown_clause(ps, baserel,
-													 (Expr *) lfirst(lc), &e));
+			result = lappend(result,
+							 pushdown_clause(ps, baserel, (Expr *) lfirst(lc),
+											 conjunct && is_andclause(clause),
+											 &e));
 			all_exact = all_exact && e;
 		}
 		*exact = all_exact;
@@ -310,10 +314,11 @@ pushdown_clause(KafkaPlanState *ps, RelOptInfo *baserel, Expr *clause,
 		{
 			if (field == KFDW_FIELD_TIMESTAMP)
 			{
-				/* lower bounds only, at the top level of the quals */
-				if (strategy == BTGreaterEqualStrategyNumber ||
-					strategy == BTGreaterStrategyNumber ||
-					strategy == BTEqualStrategyNumber)
+				/* lower bounds only, that every row must pass */
+				if (conjunct &&
+					(strategy == BTGreaterEqualStrategyNumber ||
+					 strategy == BTGreaterStrategyNumber ||
+					 strategy == BTEqualStrategyNumber))
 				{
 					ps->values = lappend(ps->values, value);
 					ps->ts_bounds = lappend(ps->ts_bounds,

@@ -31,8 +31,12 @@ CREATE SERVER k FOREIGN DATA WRAPPER kafka_fdw
   OPTIONS (brokers '$bootstrap', connect_timeout_ms '2000');
 CREATE SERVER kpatient FOREIGN DATA WRAPPER kafka_fdw
   OPTIONS (brokers '$bootstrap', connect_timeout_ms '600000');
+CREATE SERVER ksmall FOREIGN DATA WRAPPER kafka_fdw
+  OPTIONS (brokers '$bootstrap', connect_timeout_ms '600000',
+           "queued.max.messages.kbytes" '1024', "fetch.max.bytes" '1048576');
 CREATE USER MAPPING FOR PUBLIC SERVER k;
 CREATE USER MAPPING FOR PUBLIC SERVER kpatient;
+CREATE USER MAPPING FOR PUBLIC SERVER ksmall;
 CREATE FOREIGN TABLE f1 (p int OPTIONS (partition 'true'),
   o bigint OPTIONS (offset 'true'), k text OPTIONS (key 'true'), v text)
   SERVER k OPTIONS (format 'raw');
@@ -40,7 +44,7 @@ CREATE FOREIGN TABLE f1_patient (p int OPTIONS (partition 'true'),
   o bigint OPTIONS (offset 'true'), v text)
   SERVER kpatient OPTIONS (topic 'f1', format 'raw');
 CREATE FOREIGN TABLE big (o bigint OPTIONS (offset 'true'), v text)
-  SERVER kpatient OPTIONS (format 'raw');
+  SERVER ksmall OPTIONS (format 'raw');
 });
 
 # every message, as an independent client reads it
@@ -109,7 +113,8 @@ cmp_ok($elapsed, '<', 2.0, 'the wait for the brokers ends within a second');
 $broker->rtt(1, 0);
 
 # A slow broker while fetching: the cursor has its ranges, then every fetch
-# takes 5 s.  3 MB in the topic, more than the consumer prefetches.
+# takes 5 s.  3 MB in the topic, more than the consumer of server ksmall
+# prefetches.
 my $blob = 'x' x 10000;
 $broker->produce('big', [ map { { value => "$_:$blob" } } 1 .. 300 ]);
 my $stdin = "BEGIN;\nDECLARE c CURSOR FOR SELECT o, v FROM big;\n"
@@ -185,6 +190,17 @@ $broker->up(1);
 $stdin .= "SELECT count(*), sum(o) FROM f1;\n";
 wait_for_output($psql, \$stdout, qr/\|/);
 is($stdout, "100\n100|2450\n", 'the session scans again once the broker is back');
+
+# ALTER SERVER re-makes the session's consumer: a wrong address fails,
+# naming it, and the right one works again
+$stdin .= "ALTER SERVER k OPTIONS (SET brokers '127.0.0.1:9');\n"
+  . "SELECT count(*) FROM f1;\n";
+wait_for_output($psql, \$stderr, qr/127\.0\.0\.1:9/);
+like($stderr, qr/ERROR:.*"127\.0\.0\.1:9"/, 'after ALTER SERVER the new brokers are used');
+$stdin .= "ALTER SERVER k OPTIONS (SET brokers '$bootstrap');\n"
+  . "SELECT 'again', count(*) FROM f1;\n";
+wait_for_output($psql, \$stdout, qr/again/);
+like($stdout, qr/^again\|100$/m, 'and after ALTER SERVER back, the old ones');
 $stdin .= "\\q\n";
 eval { $psql->finish } or $psql->kill_kill;
 

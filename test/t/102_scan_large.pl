@@ -16,7 +16,8 @@ use Time::HiRes qw(time usleep);
 
 use KafkaTestBroker;
 
-my $broker = KafkaTestBroker->new(topics => { ret => 1, big8 => 8 }, brokers => 1);
+my $broker = KafkaTestBroker->new(topics => { ret => 1, ret2 => 1, big8 => 8 },
+	brokers => 1);
 my $bootstrap = $broker->bootstrap;
 
 my $node = PostgreSQL::Test::Cluster->new('scan_large');
@@ -29,10 +30,30 @@ CREATE SERVER k FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$bootstrap');
 CREATE USER MAPPING FOR PUBLIC SERVER k;
 CREATE FOREIGN TABLE ret (o bigint OPTIONS (offset 'true'), v text)
   SERVER k OPTIONS (format 'raw');
+CREATE SERVER ksmall FOREIGN DATA WRAPPER kafka_fdw
+  OPTIONS (brokers '$bootstrap', "queued.max.messages.kbytes" '1024',
+           "fetch.max.bytes" '1048576');
+CREATE USER MAPPING FOR PUBLIC SERVER ksmall;
+CREATE FOREIGN TABLE ret2 (o bigint OPTIONS (offset 'true'), v text)
+  SERVER ksmall OPTIONS (format 'raw');
 CREATE FOREIGN TABLE big8 (p int OPTIONS (partition 'true'),
   o bigint OPTIONS (offset 'true'), id int, pad text)
   SERVER k;
 });
+
+# Pump a background psql until the scalar matches the pattern, for at
+# most 300 seconds.
+sub wait_for_output
+{
+	my ($h, $ref, $pattern) = @_;
+	my $deadline = time + 300;
+	while ($$ref !~ $pattern && time < $deadline)
+	{
+		$h->pump_nb;
+		usleep(10_000);
+	}
+	return $$ref =~ $pattern;
+}
 
 #
 # Retention: 7 MB into one partition; the broker keeps about 5 MB
@@ -58,6 +79,40 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM ret WHERE o < $low"),
 	'0', 'a range that retention deleted entirely is empty');
 
 #
+# Retention while a scan reads: the offset it fetches next is deleted, the
+# scan goes on from what remains, with no error
+#
+$broker->produce('ret2', [ map { { value => "$_:$pad" } } 0 .. 4999 ]);
+my ($stdin, $stdout, $stderr) = (
+	"BEGIN;\nDECLARE c CURSOR FOR SELECT o, v FROM ret2;\nFETCH 1 FROM c;\n", '', '');
+my $psql = IPC::Run::start(
+	[ 'psql', '-XAt', '-d', $node->connstr('postgres') ],
+	'<', \$stdin, '>', \$stdout, '2>', \$stderr);
+wait_for_output($psql, \$stdout, qr/^0\|0:/m);
+is($node->safe_psql('postgres', "SELECT low, high FROM kafka_fdw.watermarks('ret2')"),
+	'0|5000', 'ret2 holds offsets 0 to 4999 when the scan starts');
+$broker->produce('ret2', [ map { { value => "$_:$pad" } } 5000 .. 8999 ]);
+my ($newlow) = $node->safe_psql('postgres',
+	"SELECT low FROM kafka_fdw.watermarks('ret2')");
+cmp_ok($newlow, '>', 1100, "retention deleted offsets up to $newlow meanwhile");
+$stdout = '';
+$stdin .= "FETCH ALL FROM c;\nCOMMIT;\n\\echo done\n";
+wait_for_output($psql, \$stdout, qr/^done$/m);
+is($stderr, '', 'no error');
+my @rows = grep { /^\d+\|/ } split /\n/, $stdout;
+my @offsets = map { (split /\|/)[0] } @rows;
+is($offsets[-1], 4999, 'the scan ends at the high watermark it started with');
+ok((grep { $rows[$_] !~ /^$offsets[$_]\|$offsets[$_]:r+$/ } 0 .. $#rows) == 0,
+	'each message is the one produced at its offset');
+ok((grep { $offsets[$_] <= $offsets[$_ - 1] } 1 .. $#offsets) == 0,
+	'offsets increase');
+ok((grep { $_ >= $newlow } @offsets) == 5000 - $newlow,
+	'everything from the new low watermark on is read');
+note('read ' . scalar(@rows) . " messages after the first, new low $newlow");
+$stdin .= "\\q\n";
+eval { $psql->finish } or $psql->kill_kill;
+
+#
 # Memory: 8 partitions of about 5 MB, scanned repeatedly in one query
 #
 my $fill = 'm' x 1000;
@@ -70,22 +125,11 @@ my $total = $node->safe_psql('postgres',
 	"SELECT sum(high - low) FROM kafka_fdw.watermarks('big8')");
 cmp_ok($total, '>=', 8 * 4000, "big8 holds $total messages (about 40 MB)");
 
-my ($stdin, $stdout, $stderr) = ("SELECT pg_backend_pid();\n", '', '');
-my $psql = IPC::Run::start(
+($stdin, $stdout, $stderr) = ("SELECT pg_backend_pid();\n", '', '');
+$psql = IPC::Run::start(
 	[ 'psql', '-XAt', '-d', $node->connstr('postgres') ],
 	'<', \$stdin, '>', \$stdout, '2>', \$stderr);
 
-sub wait_for_output
-{
-	my ($pattern) = @_;
-	my $deadline = time + 300;
-	while ($stdout !~ $pattern && time < $deadline)
-	{
-		$psql->pump_nb;
-		usleep(10_000);
-	}
-	return $stdout =~ $pattern;
-}
 
 sub vm_hwm_kb
 {
@@ -96,15 +140,15 @@ sub vm_hwm_kb
 	return $kb;
 }
 
-wait_for_output(qr/^\d+\n/);
+wait_for_output($psql, \$stdout, qr/^\d+\n/);
 my ($pid) = $stdout =~ /^(\d+)/;
 # a first small scan loads librdkafka and the caches
 $stdin .= "SELECT count(*) FROM ret WHERE o = $low;\n";
-wait_for_output(qr/^1$/m);
+wait_for_output($psql, \$stdout, qr/^1$/m);
 my $before = vm_hwm_kb($pid);
 $stdin .= "SELECT count(*), sum(id), sum(length(pad)) FROM (SELECT * FROM big8 "
   . "UNION ALL SELECT * FROM big8 UNION ALL SELECT * FROM big8) s;\n";
-wait_for_output(qr/^\d+\|\d+\|\d+$/m);
+wait_for_output($psql, \$stdout, qr/^\d+\|\d+\|\d+$/m);
 my ($count, $sum, $padlen) = $stdout =~ /^(\d+)\|(\d+)\|(\d+)$/m;
 is($count, 3 * $total, 'three scans of big8 return every message');
 is($padlen, 3 * $total * 1000, 'and every value, parsed');
