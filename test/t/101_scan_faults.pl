@@ -18,7 +18,7 @@ use Time::HiRes qw(time usleep);
 
 use KafkaTestBroker;
 
-my $broker = KafkaTestBroker->new(topics => { f1 => 2, f2 => 1, big => 1 }, brokers => 1);
+my $broker = KafkaTestBroker->new(topics => { f1 => 2, f2 => 1, big => 1, e8 => 8 }, brokers => 1);
 my $bootstrap = $broker->bootstrap;
 
 my $node = PostgreSQL::Test::Cluster->new('scan_faults');
@@ -77,6 +77,14 @@ is( $node->safe_psql(
 1|t|{}|f|no key
 2|f|{}|t|},
 	'headers, null keys and tombstones');
+
+# an empty topic costs nothing: no partition is fetched
+$node->safe_psql('postgres',
+	"CREATE FOREIGN TABLE e8 (v text) SERVER k OPTIONS (format 'raw')");
+my $t0 = time;
+is($node->safe_psql('postgres', 'SELECT count(*) FROM e8'), '0',
+	'count over an empty 8-partition topic');
+cmp_ok(time - $t0, '<', 1.0, 'returns in well under a second');
 
 # Pump a background psql until the scalar matches the pattern, for at
 # most 60 seconds.
