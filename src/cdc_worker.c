@@ -65,8 +65,13 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-/* How long the worker sleeps when it has read all WAL */
-#define CDC_NAPTIME_MS 50
+/*
+ * How long the worker sleeps when it has read all WAL.  Nothing wakes a
+ * background worker when WAL is flushed, so this bounds the latency a commit
+ * waits before it is decoded: 10 ms keeps p99 commit-to-Kafka latency well
+ * under 100 ms (50 ms cost a commit 25 ms on average).
+ */
+#define CDC_NAPTIME_MS 10
 /* How often the worker checks that its stream still exists */
 #define CDC_EXISTS_CHECK_MS 5000
 /* How often a moving slot is written to disk */

@@ -576,11 +576,13 @@ kfdw_build_conf(ForeignServer *server, UserMapping *user, KafkaHandleKind kind)
 			/*
 			 * Bound prefetched memory.  Scans assign partitions to the
 			 * consumer, whose one queue holds the messages of all of them:
-			 * 16 MB in all (a smaller queue makes librdkafka back off its
-			 * fetches and scans crawl), plus what the fetches in flight
-			 * hold (8 MB, 1 MB a partition).
+			 * 64 MB in all, plus what the fetches in flight hold (8 MB, 1 MB
+			 * a partition).  librdkafka 2.0 holds back the next fetch for a
+			 * whole second once the queue is full, so a smaller queue makes
+			 * a serial scan wait on that backoff (16 MB: a parsed scan of
+			 * 600,000 messages took 2.1 s, 64 MB: 0.8 s).
 			 */
-			set_conf(conf, "queued.max.messages.kbytes", "16384");
+			set_conf(conf, "queued.max.messages.kbytes", "65536");
 			set_conf(conf, "fetch.max.bytes", "8388608");
 			set_conf(conf, "max.partition.fetch.bytes", "1048576");
 			set_conf(conf, "allow.auto.create.topics", "false");
