@@ -371,6 +371,7 @@ load_config(void)
 			config.owner = DatumGetObjectId(SPI_getbinval(tup, desc, 9, &isnull));
 			dbname = pstrdup(get_database_name(MyDatabaseId));
 			MemoryContextSwitchTo(oldcxt);
+			kfdw_cdc_check_owner(config.name, config.owner, config.server);
 		}
 	}
 
@@ -410,7 +411,7 @@ confirm_progress(LogicalDecodingContext *ctx)
 		LogicalConfirmReceivedLocation(lsn);
 		ReplicationSlotMarkDirty();
 		last_confirmed = lsn;
-		me->confirmed_lsn = lsn;
+		pg_atomic_write_u64(&me->confirmed_lsn, lsn);
 	}
 
 	/*
@@ -837,7 +838,7 @@ stream_changes(void)
 								prepare_write, do_write, NULL);
 	XLogBeginRead(ctx->reader, MyReplicationSlot->data.restart_lsn);
 	last_confirmed = MyReplicationSlot->data.confirmed_flush;
-	me->confirmed_lsn = last_confirmed;
+	pg_atomic_write_u64(&me->confirmed_lsn, last_confirmed);
 
 	kfdw_cdc_set_state(KFDW_CDC_STREAMING);
 
@@ -875,6 +876,7 @@ stream_changes(void)
 		{
 			if (!stream_exists())
 				forget_stream();
+			kfdw_cdc_check_owner(config.name, config.owner, config.server);
 			last_exists_check = GetCurrentTimestamp();
 		}
 
