@@ -145,6 +145,24 @@ BEGIN
 END
 $$;
 
+-- SASL GSSAPI (Kerberos) runs the kinit command with the server's own
+-- credentials: superusers only.  It is librdkafka's default mechanism, so a
+-- SASL protocol without sasl.mechanisms is refused too.
+CREATE SERVER kafka_gssapi FOREIGN DATA WRAPPER kafka_fdw
+  OPTIONS (brokers 'localhost:9092', "security.protocol" 'SASL_PLAINTEXT');  -- ERROR
+\set VERBOSITY sqlstate
+CREATE SERVER kafka_gssapi FOREIGN DATA WRAPPER kafka_fdw
+  OPTIONS (brokers 'localhost:9092', "security.protocol" 'SASL_PLAINTEXT');  -- ERROR
+\set VERBOSITY default
+CREATE SERVER kafka_gssapi FOREIGN DATA WRAPPER kafka_fdw
+  OPTIONS (brokers 'localhost:9092', "security.protocol" 'sasl_ssl',
+           "sasl.mechanisms" 'gssapi');  -- ERROR
+CREATE SERVER kafka_gssapi FOREIGN DATA WRAPPER kafka_fdw
+  OPTIONS (brokers 'localhost:9092', "security.protocol" 'SASL_SSL',
+           "sasl.mechanisms" 'SCRAM-SHA-512');
+ALTER SERVER kafka_gssapi OPTIONS (DROP "sasl.mechanisms");  -- ERROR
+DROP SERVER kafka_gssapi;
+
 -- a server that a superuser set up with such a property, then gave away:
 -- its new owner cannot alter it (the validator sees every option)
 RESET ROLE;

@@ -259,10 +259,23 @@ destroy_handle(HandleEntry *entry)
 {
 	if (entry->handle.rk)
 	{
+		if (entry->handle.kind != KFDW_HANDLE_CONSUMER)
+		{
+			/*
+			 * Fail what is still queued or in flight, and serve the delivery
+			 * reports, so that the accounting of statements that are gone
+			 * is freed by them.
+			 */
+			rd_kafka_purge(entry->handle.rk,
+						   RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+			rd_kafka_poll(entry->handle.rk, 0);
+		}
 		/* a consumer leaves no group: scans never join one */
 		rd_kafka_destroy_flags(entry->handle.rk,
 							   RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	}
+	if (entry->handle.private)
+		pfree(entry->handle.private);
 	pfree(entry->handle.brokers);
 	pfree(entry);
 }
@@ -466,34 +479,41 @@ kfdw_get_metadata(KafkaHandle *handle, const char *topic)
 	}
 
 	INSTR_TIME_SET_CURRENT(start);
-	for (;;)
+	/* an interrupt in the wait must not leak the topic handle */
+	PG_TRY();
 	{
-		CHECK_FOR_INTERRUPTS();
-		err = rd_kafka_metadata(handle->rk, topic == NULL, rkt, &md, 200);
-		kfdw_serve_events(handle);
-		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		for (;;)
 		{
-			/* a topic that exists but has no leader yet is retried too */
-			if (topic == NULL || md->topic_cnt != 1 ||
-				(md->topics[0].err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
-				 md->topics[0].partition_cnt > 0) ||
-				md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+			CHECK_FOR_INTERRUPTS();
+			err = rd_kafka_metadata(handle->rk, topic == NULL, rkt, &md, 200);
+			kfdw_serve_events(handle);
+			if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			{
+				/* a topic that exists but has no leader yet is retried too */
+				if (topic == NULL || md->topic_cnt != 1 ||
+					(md->topics[0].err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
+					 md->topics[0].partition_cnt > 0) ||
+					md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+					break;
+				err = md->topics[0].err;
+				rd_kafka_metadata_destroy(md);
+				md = NULL;
+			}
+
+			INSTR_TIME_SET_CURRENT(now);
+			INSTR_TIME_SUBTRACT(now, start);
+			if (INSTR_TIME_GET_MILLISEC(now) >= handle->connect_timeout_ms)
 				break;
-			err = md->topics[0].err;
-			rd_kafka_metadata_destroy(md);
-			md = NULL;
+			if (err != RD_KAFKA_RESP_ERR__TIMED_OUT)
+				kfdw_wait(handle, 100);
 		}
-
-		INSTR_TIME_SET_CURRENT(now);
-		INSTR_TIME_SUBTRACT(now, start);
-		if (INSTR_TIME_GET_MILLISEC(now) >= handle->connect_timeout_ms)
-			break;
-		if (err != RD_KAFKA_RESP_ERR__TIMED_OUT)
-			kfdw_wait(handle, 100);
 	}
-
-	if (rkt)
-		rd_kafka_topic_destroy(rkt);
+	PG_FINALLY();
+	{
+		if (rkt)
+			rd_kafka_topic_destroy(rkt);
+	}
+	PG_END_TRY();
 
 	if (md == NULL)
 	{
@@ -536,25 +556,15 @@ inval_callback(Datum arg, int cacheid, uint32 hashvalue)
 	{
 		HandleEntry *e = (HandleEntry *) lfirst(lc);
 
-		if (hashvalue == 0 ||
-			(cacheid == FOREIGNSERVEROID && e->server_hashvalue == hashvalue) ||
-			(cacheid == USERMAPPINGOID && e->mapping_hashvalue == hashvalue))
+		/*
+		 * Any change of a user mapping may change which mapping a handle
+		 * should use: a user's own mapping, created or dropped, replaces or
+		 * uncovers the PUBLIC one.  Mappings rarely change, so every handle
+		 * is re-made.
+		 */
+		if (hashvalue == 0 || cacheid == USERMAPPINGOID ||
+			(cacheid == FOREIGNSERVEROID && e->server_hashvalue == hashvalue))
 			e->handle.stale = true;
-	}
-
-	/*
-	 * A new user mapping has a hash nobody has seen yet: handles made
-	 * without a mapping may now need one.
-	 */
-	if (cacheid == USERMAPPINGOID)
-	{
-		foreach(lc, handle_entries)
-		{
-			HandleEntry *e = (HandleEntry *) lfirst(lc);
-
-			if (e->mapping_hashvalue == 0)
-				e->handle.stale = true;
-		}
 	}
 }
 
@@ -590,6 +600,19 @@ static void
 subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				 SubTransactionId parentSubid, void *arg)
 {
+	ListCell   *lc;
+
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 		discard_busy_consumers(mySubid);
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		/* what the subtransaction checked out now belongs to its parent */
+		foreach(lc, handle_entries)
+		{
+			HandleEntry *e = (HandleEntry *) lfirst(lc);
+
+			if (e->handle.busy && e->acquired_subid == mySubid)
+				e->acquired_subid = parentSubid;
+		}
+	}
 }

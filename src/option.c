@@ -151,6 +151,7 @@ static bool can_show_conf_error(const char *name, const char *value,
 								const char *errstr);
 static void apply_librdkafka_options(rd_kafka_conf_t *conf, List *options);
 static bool is_kafka_fdw_table(Oid relid);
+static void check_kerberos(rd_kafka_conf_t *conf);
 
 /* size of the buffers librdkafka writes its configuration errors to */
 #define CONF_ERRSTR_SIZE 512
@@ -222,6 +223,9 @@ kafka_fdw_validator(PG_FUNCTION_ARGS)
 
 		if (catalog == ForeignTableRelationId)
 			validate_table_options(options_list);
+
+		if (catalog == ForeignServerRelationId && !superuser())
+			check_kerberos(conf);
 
 		if (catalog == ForeignServerRelationId && !have_brokers)
 			ereport(ERROR,
@@ -336,6 +340,38 @@ check_librdkafka_option(rd_kafka_conf_t *conf, DefElem *def)
 				 errmsg("invalid value for option \"%s\"", def->defname),
 				 errdetail_internal("%s", errstr)));
 	}
+}
+
+/*
+ * Refuse SASL GSSAPI (Kerberos) to non-superusers: for it librdkafka runs
+ * the shell command of sasl.kerberos.kinit.cmd and authenticates with the
+ * database server's own Kerberos credentials.  GSSAPI is librdkafka's
+ * default mechanism, so a SASL protocol without "sasl.mechanisms" is
+ * GSSAPI too; conf holds the server's options on top of librdkafka's
+ * defaults.
+ */
+static void
+check_kerberos(rd_kafka_conf_t *conf)
+{
+	char		protocol[64];
+	char		mechanisms[256];
+	size_t		size;
+
+	size = sizeof(protocol);
+	if (rd_kafka_conf_get(conf, "security.protocol", protocol, &size) !=
+		RD_KAFKA_CONF_OK || pg_strncasecmp(protocol, "sasl", 4) != 0)
+		return;
+
+	size = sizeof(mechanisms);
+	if (rd_kafka_conf_get(conf, "sasl.mechanisms", mechanisms, &size) !=
+		RD_KAFKA_CONF_OK)
+		return;
+	if (pg_strcasecmp(mechanisms, "GSSAPI") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to use SASL mechanism GSSAPI"),
+				 errdetail("For GSSAPI librdkafka runs the kinit command and uses the database server's Kerberos credentials; only superusers may use it."),
+				 errhint("Set \"sasl.mechanisms\" to PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER, or have a superuser create the server.")));
 }
 
 /*
