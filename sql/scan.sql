@@ -44,6 +44,15 @@ CREATE FOREIGN TABLE scan_json_renamed (
 ) SERVER scan_srv OPTIONS (topic 'scan_json');
 SELECT * FROM scan_json_renamed;
 
+-- batch_size bounds how many messages a scan takes at once; buffer_delay is
+-- accepted and has no effect: a scan that waited an hour for more messages
+-- would hit the statement timeout
+ALTER FOREIGN TABLE scan_json OPTIONS (ADD batch_size '2', ADD buffer_delay '3600000');
+SET statement_timeout = '10s';
+SELECT off, k, id FROM scan_json;
+RESET statement_timeout;
+ALTER FOREIGN TABLE scan_json OPTIONS (DROP batch_size, DROP buffer_delay);
+
 -- the topic defaults to the table's name
 CREATE FOREIGN TABLE scan_multi (
   p int OPTIONS (partition 'true'),

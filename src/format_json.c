@@ -10,7 +10,9 @@
  * is built.  Scalars then go through the column type's input function;
  * nested objects and arrays are passed as JSON text to json and jsonb
  * columns (and to text ones), and are turned into array or composite
- * literals for array and composite columns.
+ * literals for array and composite columns.  A JSON string read into
+ * bytea (a column, an array element or a composite field) is base64, as
+ * the JSON encoder of INSERT writes it.
  *
  * IDENTIFICATION
  *		  src/format_json.c
@@ -19,6 +21,7 @@
  */
 #include "kafka_fdw.h"
 
+#include "common/base64.h"
 #include "common/jsonapi.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -60,6 +63,8 @@ static void nested_start(JsonDecodeState *st, JsonTokenType type);
 static void nested_end(JsonDecodeState *st, JsonTokenType type);
 static bool array_literal_fast(const char *json, Oid elemtype,
 							   StringInfo out);
+static char *bytea_literal(const char *b64, int len);
+static char *bytea_literal_or_error(const char *b64, int len);
 static KFDW_JSON_ACTION lit_array_start(void *state);
 static KFDW_JSON_ACTION lit_array_end(void *state);
 static KFDW_JSON_ACTION lit_element_start(void *state, bool isnull);
@@ -145,6 +150,16 @@ kfdw_decode_json(KafkaDecoder *dec, char *data, int len)
 			initStringInfo(&buf);
 			escape_json(&buf, f->str);
 			kfdw_decoder_set(dec, cd, buf.data, false);
+		}
+		else if (f->type == JSON_TOKEN_STRING && cd->category == 'x')
+		{
+			/* bytea travels in JSON as base64 */
+			char	   *lit = bytea_literal(f->str, strlen(f->str));
+
+			if (lit == NULL)
+				kfdw_decoder_fail(dec, cd, "invalid base64 data for type bytea");
+			else
+				kfdw_decoder_set(dec, cd, lit, false);
 		}
 		else
 			kfdw_decoder_set(dec, cd, f->str, false);
@@ -307,6 +322,7 @@ kfdw_json_to_literal(const char *json, Oid typid)
 typedef struct LiteralState
 {
 	StringInfo	out;
+	bool		bytea_elems;	/* elements are bytea: strings are base64 */
 	bool		first;			/* no element yet in the current array */
 	bool		failed;			/* found an object: not for the fast path */
 } LiteralState;
@@ -323,6 +339,7 @@ array_literal_fast(const char *json, Oid elemtype, StringInfo out)
 	JsonLexContext *lex;
 
 	ls.out = out;
+	ls.bytea_elems = (getBaseType(elemtype) == BYTEAOID);
 	ls.first = true;
 	ls.failed = false;
 	memset(&sem, 0, sizeof(sem));
@@ -381,6 +398,8 @@ lit_scalar(void *state, char *token, JsonTokenType tokentype)
 
 	if (tokentype == JSON_TOKEN_NULL)
 		appendStringInfoString(ls->out, "NULL");
+	else if (tokentype == JSON_TOKEN_STRING && ls->bytea_elems)
+		append_quoted(ls->out, bytea_literal_or_error(token, strlen(token)));
 	else
 		append_quoted(ls->out, token);
 	KFDW_JSON_ACTION_DONE;
@@ -394,6 +413,13 @@ append_literal(StringInfo buf, JsonbValue *v, Oid typid)
 	Oid			elemtype = get_element_type(basetype);
 	JsonbContainer *jc;
 
+	if (v->type == jbvString && basetype == BYTEAOID)
+	{
+		appendStringInfoString(buf,
+							   bytea_literal_or_error(v->val.string.val,
+													  v->val.string.len));
+		return;
+	}
 	if (v->type != jbvBinary)
 	{
 		char	   *s = scalar_text(v);
@@ -436,7 +462,11 @@ append_literal(StringInfo buf, JsonbValue *v, Oid typid)
 
 	if (JsonContainerIsObject(jc) && type_is_rowtype(basetype))
 	{
-		TupleDesc	tupdesc = lookup_rowtype_tupdesc(basetype, -1);
+		/*
+		 * A copy, not a reference: a field's input can fail with an error
+		 * that the junk handling swallows, which would leak a reference.
+		 */
+		TupleDesc	tupdesc = lookup_rowtype_tupdesc_copy(basetype, -1);
 		bool		first = true;
 		int			i;
 
@@ -463,7 +493,7 @@ append_literal(StringInfo buf, JsonbValue *v, Oid typid)
 			}
 		}
 		appendStringInfoChar(buf, ')');
-		ReleaseTupleDesc(tupdesc);
+		FreeTupleDesc(tupdesc);
 		return;
 	}
 
@@ -483,6 +513,49 @@ append_quoted(StringInfo buf, const char *str)
 		appendStringInfoChar(buf, *str);
 	}
 	appendStringInfoChar(buf, '"');
+}
+
+/*
+ * The bytea literal (hex format) of the bytes that base64 text encodes, or
+ * NULL if the text is not valid base64.
+ */
+static char *
+bytea_literal(const char *b64, int len)
+{
+	int			maxlen = pg_b64_dec_len(len);
+	char	   *bytes = palloc(maxlen + 1);
+	char	   *lit;
+	int			n;
+
+	n = pg_b64_decode(b64, len, bytes, maxlen);
+	if (n < 0)
+	{
+		pfree(bytes);
+		return NULL;
+	}
+	lit = palloc(2 * n + 3);
+	lit[0] = '\\';
+	lit[1] = 'x';
+	lit[2 + hex_encode(bytes, n, lit + 2)] = '\0';
+	pfree(bytes);
+	return lit;
+}
+
+/*
+ * As bytea_literal(), for a value inside an array or composite: invalid
+ * base64 is a data exception, which the junk handling of
+ * kfdw_decoder_set() catches when the table tolerates junk.
+ */
+static char *
+bytea_literal_or_error(const char *b64, int len)
+{
+	char	   *lit = bytea_literal(b64, len);
+
+	if (lit == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid base64 data for type bytea")));
+	return lit;
 }
 
 /* The text of a JSON scalar as an input function wants it, NULL for null */
