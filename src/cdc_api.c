@@ -13,7 +13,9 @@
  *
  * kafka_fdw.cdc_drop() stops the worker, drops the slot and forgets the
  * stream.  kafka_fdw.cdc_worker_status() shows the shared-memory status of
- * the workers, for the view kafka_fdw.cdc_status.
+ * the workers, for the view kafka_fdw.cdc_status (last errors only to those
+ * who may read them).  kfdw_cdc_check_owner() is how a worker checks again
+ * that the stream's owner may still stream.
  *
  * IDENTIFICATION
  *		  src/cdc_api.c
