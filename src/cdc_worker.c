@@ -9,7 +9,9 @@
  * row filters and column lists mean exactly what they mean for logical
  * replication, and no replication connection is needed.  Each change
  * becomes a Kafka message in Debezium's envelope (cdc_event.c), sent as
- * soon as it is decoded (cdc_delivery.c); the slot is confirmed only up to
+ * soon as the decoder hands it over, which is when the transaction's commit
+ * is decoded (in-progress transactions are not streamed; the decoder
+ * spills large ones to disk) (cdc_delivery.c); the slot is confirmed only up to
  * a commit whose messages, and every message before them, Kafka has
  * acknowledged.
  *
@@ -138,7 +140,6 @@ static void forget_stream(void);
 static bool stream_exists(void);
 static void server_changed_cb(Datum arg, int cacheid, uint32 hashvalue);
 static void load_config(void);
-static void check_owner(void);
 static void become_owner(Oid *save_userid, int *save_sec_context);
 static void confirm_progress(LogicalDecodingContext *ctx);
 static bool slot_exists(const char *slot_name);
@@ -223,7 +224,6 @@ kfdw_cdc_worker_main(Datum main_arg)
 		load_config();
 		if (config.name == NULL)
 			forget_stream();
-		check_owner();
 
 		pgstat_report_activity(STATE_RUNNING, "starting");
 		CacheRegisterSyscacheCallback(FOREIGNSERVEROID, server_changed_cb, (Datum) 0);
@@ -396,37 +396,6 @@ load_config(void)
 
 	PopActiveSnapshot();
 	SPI_finish();
-	CommitTransactionCommand();
-}
-
-/*
- * The stream's data work runs as its owner: the owner must still exist,
- * and a role that is not superuser must still have REPLICATION (as a
- * replication connection would need it).
- */
-static void
-check_owner(void)
-{
-	HeapTuple	tup;
-	bool		can_stream;
-
-	StartTransactionCommand();
-	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(config.owner));
-	if (!HeapTupleIsValid(tup))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("owner of stream \"%s\" does not exist", config.name),
-				 errhint("Drop the stream with kafka_fdw.cdc_drop() and create it again.")));
-	can_stream = ((Form_pg_authid) GETSTRUCT(tup))->rolsuper ||
-		((Form_pg_authid) GETSTRUCT(tup))->rolreplication;
-	ReleaseSysCache(tup);
-	if (!can_stream)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("owner %s of stream \"%s\" may no longer stream",
-						GetUserNameFromId(config.owner, false), config.name),
-				 errdetail("A stream's owner must be a superuser or have the REPLICATION attribute."),
-				 errhint("Run ALTER ROLE ... REPLICATION as a superuser, or drop the stream.")));
 	CommitTransactionCommand();
 }
 
