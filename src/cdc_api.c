@@ -13,7 +13,9 @@
  *
  * kafka_fdw.cdc_drop() stops the worker, drops the slot and forgets the
  * stream.  kafka_fdw.cdc_worker_status() shows the shared-memory status of
- * the workers, for the view kafka_fdw.cdc_status.
+ * the workers, for the view kafka_fdw.cdc_status (last errors only to those
+ * who may read them).  kfdw_cdc_check_owner() is how a worker checks again
+ * that the stream's owner may still stream.
  *
  * IDENTIFICATION
  *		  src/cdc_api.c
@@ -25,6 +27,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlogutils.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_publication.h"
 #include "catalog/pg_type.h"
@@ -42,6 +45,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/wait_event.h"
 
 /* Longest stream name: the slot name must fit in NAMEDATALEN */
@@ -68,6 +72,8 @@ static void create_slot(const char *slot_name);
 static void run_as_superuser(const char *sql, int nargs, Oid *argtypes,
 							 Datum *values, const char *nulls);
 static void remember(List **list, const char *name);
+static bool is_pending_create(const char *name);
+static bool can_read_error(Oid owner);
 static void cdc_xact_callback(XactEvent event, void *arg);
 static void cdc_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								 SubTransactionId parentSubid, void *arg);
@@ -80,6 +86,53 @@ char *
 kfdw_cdc_slot_name(Oid dboid, const char *name)
 {
 	return psprintf("kafka_fdw_%u_%s", dboid, name);
+}
+
+/*
+ * Check that the owner of stream name may still stream through server
+ * servername: it exists, is superuser or has REPLICATION, and has USAGE on
+ * the server (what cdc_create checked).  ERROR if not.  The stream's worker
+ * calls it when it starts and every few seconds, since a row of
+ * kafka_fdw.cdc_streams is no dependency of the role: DROP ROLE, ALTER ROLE
+ * NOREPLICATION or REVOKE USAGE stop the stream this way.
+ */
+void
+kfdw_cdc_check_owner(const char *name, Oid owner, const char *servername)
+{
+	bool		own_xact = !IsTransactionState();
+	ForeignServer *server;
+
+	if (own_xact)
+		StartTransactionCommand();
+
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("owner role of stream \"%s\" no longer exists", name),
+				 errdetail("The role with OID %u that created the stream was dropped.",
+						   owner),
+				 errhint("Drop the stream with kafka_fdw.cdc_drop() and create it again as another role.")));
+	if (!superuser_arg(owner) && !has_rolreplication(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("owner %s of stream \"%s\" no longer has the REPLICATION attribute",
+						GetUserNameFromId(owner, false), name),
+				 errhint("Run ALTER ROLE ... REPLICATION as a superuser, or drop the stream.")));
+	server = GetForeignServerByName(servername, true);
+	if (server == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("server \"%s\" of stream \"%s\" does not exist",
+						servername, name)));
+	if (pg_foreign_server_aclcheck(server->serverid, owner, ACL_USAGE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("owner %s of stream \"%s\" no longer has USAGE on foreign server %s",
+						GetUserNameFromId(owner, false), name, servername),
+				 errhint("Grant USAGE on the server to the owner again, or drop the stream.")));
+
+	if (own_xact)
+		CommitTransactionCommand();
 }
 
 /*
@@ -251,6 +304,19 @@ kafka_fdw_cdc_drop(PG_FUNCTION_ARGS)
 					 errmsg("permission denied to drop stream \"%s\"", name),
 					 errdetail("Only superusers and the stream's owner, with the REPLICATION attribute, may drop it.")));
 
+		/*
+		 * A stream this transaction created is not in the registry yet, and
+		 * its slot may still be the ephemeral one this backend holds.
+		 */
+		if (is_pending_create(name) ||
+			(own_slot && MyReplicationSlot != NULL &&
+			 strcmp(NameStr(MyReplicationSlot->data.name), slot_name) == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot drop a stream created in the same transaction"),
+					 errhint("Commit the transaction that created stream \"%s\" first, or roll it back.",
+							 name)));
+
 		run_as_superuser("DELETE FROM kafka_fdw.cdc_streams WHERE name = $1",
 						 1, argtypes, values, NULL);
 	}
@@ -330,11 +396,38 @@ Datum
 kafka_fdw_cdc_worker_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *owned = NIL;	/* names of streams whose errors we may read */
+	bool		read_all = can_read_error(InvalidOid);
+	ListCell   *lc;
+	uint64		n;
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (kfdw_cdc_shared == NULL)
 		return (Datum) 0;
+
+	/* the owners of this database's streams */
+	SPI_connect();
+	if (SPI_execute("SELECT name, owner::pg_catalog.oid FROM kafka_fdw.cdc_streams",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kafka_fdw.cdc_streams");
+	for (n = 0; n < SPI_processed; n++)
+	{
+		bool		isnull;
+		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[n],
+														   SPI_tuptable->tupdesc,
+														   2, &isnull));
+
+		if (!read_all && can_read_error(owner))
+		{
+			MemoryContext oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+
+			owned = lappend(owned, pstrdup(SPI_getvalue(SPI_tuptable->vals[n],
+													   SPI_tuptable->tupdesc, 1)));
+			MemoryContextSwitchTo(oldcxt);
+		}
+	}
+	SPI_finish();
 
 	LWLockAcquire(kfdw_cdc_shared->lock, LW_SHARED);
 	for (i = 0; i < KFDW_CDC_MAX_STREAMS; i++)
@@ -342,9 +435,15 @@ kafka_fdw_cdc_worker_status(PG_FUNCTION_ARGS)
 		KafkaCdcStream *s = &kfdw_cdc_shared->streams[i];
 		Datum		values[6];
 		bool		nulls[6] = {false};
+		bool		may_read = read_all;
 
 		if (!s->in_use || s->dboid != MyDatabaseId)
 			continue;
+		foreach(lc, owned)
+		{
+			if (strcmp((char *) lfirst(lc), NameStr(s->name)) == 0)
+				may_read = true;
+		}
 		values[0] = CStringGetTextDatum(NameStr(s->name));
 		values[1] = CStringGetTextDatum(kfdw_cdc_state_name(s->pid != 0 ||
 															s->state == KFDW_CDC_RETRYING
@@ -352,9 +451,9 @@ kafka_fdw_cdc_worker_status(PG_FUNCTION_ARGS)
 															: KFDW_CDC_STOPPED));
 		values[2] = Int32GetDatum(s->pid);
 		nulls[2] = (s->pid == 0);
-		values[3] = Int64GetDatum((int64) s->messages_sent);
+		values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&s->messages_sent));
 		values[4] = CStringGetTextDatum(s->last_error);
-		nulls[4] = (s->last_error[0] == '\0');
+		nulls[4] = (s->last_error[0] == '\0' || !may_read);
 		values[5] = TimestampTzGetDatum(s->last_error_at);
 		nulls[5] = (s->last_error_at == 0);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -372,12 +471,27 @@ Datum
 kafka_fdw_cdc_streams_inserted(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Oid			nspoid = get_namespace_oid("kafka_fdw", true);
+	Oid			streams_relid = InvalidOid;
 	char	   *name;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("function \"cdc_streams_inserted\" must be fired as a trigger")));
+
+	/*
+	 * Only kafka_fdw's own table may fire it: a row of another table would
+	 * take a place in the shared registry and start a worker.  The
+	 * extension is not relocatable: its schema is kafka_fdw.
+	 */
+	if (OidIsValid(nspoid))
+		streams_relid = get_relname_relid("cdc_streams", nspoid);
+	if (!OidIsValid(streams_relid) ||
+		RelationGetRelid(trigdata->tg_relation) != streams_relid)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"cdc_streams_inserted\" may only be fired by table kafka_fdw.cdc_streams")));
 
 	name = SPI_getvalue(trigdata->tg_trigtuple, trigdata->tg_relation->rd_att, 1);
 	if (name != NULL)
@@ -634,6 +748,35 @@ remember(List **list, const char *name)
 		RegisterSubXactCallback(cdc_subxact_callback, NULL);
 		xact_callback_registered = true;
 	}
+}
+
+/* Did this transaction create stream name? */
+static bool
+is_pending_create(const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending_creates)
+	{
+		if (strcmp((char *) lfirst(lc), name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * May the current user read the last error of a stream owned by owner?  It
+ * can quote row values and broker text: the owner's roles, superusers and
+ * pg_read_all_stats may (as for other sessions' pg_stat_activity.query).
+ */
+static bool
+can_read_error(Oid owner)
+{
+	Oid			userid = GetUserId();
+
+	return superuser() ||
+		(OidIsValid(owner) && has_privs_of_role(userid, owner)) ||
+		has_privs_of_role(userid, ROLE_PG_READ_ALL_STATS);
 }
 
 /*

@@ -255,7 +255,7 @@ dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 
 	if (txn)
 		txn->pending--;
-	me->messages_sent++;
+	pg_atomic_fetch_add_u64(&me->messages_sent, 1);
 	if (me->failures != 0 || me->state == KFDW_CDC_RETRYING)
 	{
 		LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);

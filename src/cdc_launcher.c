@@ -178,6 +178,8 @@ kfdw_cdc_register_stream(Oid dboid, const char *name)
 			s->dboid = dboid;
 			namestrcpy(&s->name, name);
 			s->state = KFDW_CDC_STOPPED;
+			pg_atomic_init_u64(&s->confirmed_lsn, InvalidXLogRecPtr);
+			pg_atomic_init_u64(&s->messages_sent, 0);
 			return i;
 		}
 	}

@@ -20,6 +20,14 @@
  * launcher starts it again after a backoff, and it decodes again from the
  * last confirmed commit (at least once, never less).
  *
+ * The worker connects as the bootstrap superuser, which kafka_fdw's own
+ * catalog and the replication slot need; but whatever may run code of the
+ * stream's tables (reading them for the snapshot, decoding with their
+ * types' output and input functions, a domain's CHECK, encoding) runs as
+ * the stream's owner, in a security-restricted operation, as PostgreSQL
+ * runs maintenance commands as a table's owner: a role that owns the
+ * published tables cannot have its functions run as superuser.
+ *
  * IDENTIFICATION
  *		  src/cdc_worker.c
  *
@@ -33,6 +41,7 @@
 #include "access/xlogreader.h"
 #include "access/xlogutils.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_publication.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
@@ -90,7 +99,7 @@ typedef struct StreamConfig
 	bool		snapshot;
 	bool		snapshot_done;
 	bool		tombstones;
-	Oid			owner;
+	Oid			owner;			/* the stream's data work runs as this role */
 } StreamConfig;
 
 /* A relation of the pgoutput stream, by its OID */
@@ -129,6 +138,8 @@ static void forget_stream(void);
 static bool stream_exists(void);
 static void server_changed_cb(Datum arg, int cacheid, uint32 hashvalue);
 static void load_config(void);
+static void check_owner(void);
+static void become_owner(Oid *save_userid, int *save_sec_context);
 static void confirm_progress(LogicalDecodingContext *ctx);
 static bool slot_exists(const char *slot_name);
 static void create_slot_with_snapshot(void);
@@ -190,8 +201,15 @@ kfdw_cdc_worker_main(Datum main_arg)
 	before_shmem_exit(worker_on_exit, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
-	/* the worker is superuser: objects of other roles must not stand in */
-	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
+	 * Objects of other roles must not stand in for built-in ones.  This is
+	 * the session's value, so that a function's own SET search_path still
+	 * works; what the owner's code changes is undone (see become_owner).
+	 */
+	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_SESSION);
+	/* the snapshot fails rather than miss rows that a policy hides */
+	SetConfigOption("row_security", "off", PGC_SUSET, PGC_S_SESSION);
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "kafka_fdw cdc worker",
 									   ALLOCSET_DEFAULT_SIZES);
@@ -205,6 +223,7 @@ kfdw_cdc_worker_main(Datum main_arg)
 		load_config();
 		if (config.name == NULL)
 			forget_stream();
+		check_owner();
 
 		pgstat_report_activity(STATE_RUNNING, "starting");
 		CacheRegisterSyscacheCallback(FOREIGNSERVEROID, server_changed_cb, (Datum) 0);
@@ -371,6 +390,7 @@ load_config(void)
 			config.owner = DatumGetObjectId(SPI_getbinval(tup, desc, 9, &isnull));
 			dbname = pstrdup(get_database_name(MyDatabaseId));
 			MemoryContextSwitchTo(oldcxt);
+			kfdw_cdc_check_owner(config.name, config.owner, config.server);
 		}
 	}
 
@@ -379,17 +399,57 @@ load_config(void)
 	CommitTransactionCommand();
 }
 
+/*
+ * The stream's data work runs as its owner: the owner must still exist,
+ * and a role that is not superuser must still have REPLICATION (as a
+ * replication connection would need it).
+ */
+static void
+check_owner(void)
+{
+	HeapTuple	tup;
+	bool		can_stream;
 
+	StartTransactionCommand();
+	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(config.owner));
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("owner of stream \"%s\" does not exist", config.name),
+				 errhint("Drop the stream with kafka_fdw.cdc_drop() and create it again.")));
+	can_stream = ((Form_pg_authid) GETSTRUCT(tup))->rolsuper ||
+		((Form_pg_authid) GETSTRUCT(tup))->rolreplication;
+	ReleaseSysCache(tup);
+	if (!can_stream)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("owner %s of stream \"%s\" may no longer stream",
+						GetUserNameFromId(config.owner, false), config.name),
+				 errdetail("A stream's owner must be a superuser or have the REPLICATION attribute."),
+				 errhint("Run ALTER ROLE ... REPLICATION as a superuser, or drop the stream.")));
+	CommitTransactionCommand();
+}
 
-
-
-
-
-
-
-
-
-
+/*
+ * Act as the stream's owner, in a security-restricted operation, until
+ * SetUserIdAndSecContext(*save_userid, *save_sec_context).  Whatever may
+ * run code that the owner of a table or a type controls is done so:
+ * functions of a domain's CHECK, of a type's input and output, reached
+ * while reading the snapshot, decoding or encoding.  A restricted
+ * operation cannot SET ROLE or leave anything behind in the session; the
+ * settings it changes are undone at the end of the transaction (decoding
+ * always aborts its transaction; the snapshot's undoes them by its own
+ * GUC nest level).  For a superuser-owned stream nothing changes but the
+ * restriction.
+ */
+static void
+become_owner(Oid *save_userid, int *save_sec_context)
+{
+	GetUserIdAndSecContext(save_userid, save_sec_context);
+	SetUserIdAndSecContext(config.owner,
+						   *save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
 
 /*
  * Confirm the slot up to the last commit whose messages, and all before,
@@ -410,7 +470,7 @@ confirm_progress(LogicalDecodingContext *ctx)
 		LogicalConfirmReceivedLocation(lsn);
 		ReplicationSlotMarkDirty();
 		last_confirmed = lsn;
-		me->confirmed_lsn = lsn;
+		pg_atomic_write_u64(&me->confirmed_lsn, lsn);
 	}
 
 	/*
@@ -494,6 +554,9 @@ create_slot_with_snapshot(void)
 	uint64		ntables;
 	uint64		i;
 	SPITupleTable *tables;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
 
 	kfdw_cdc_set_state(KFDW_CDC_SNAPSHOT);
 	drop_old_slot();
@@ -524,6 +587,9 @@ create_slot_with_snapshot(void)
 	initStringInfo(&held_key);
 	initStringInfo(&held_value);
 
+	/* the tables are read, and their rows encoded, as the stream's owner */
+	become_owner(&save_userid, &save_sec_context);
+	save_nestlevel = NewGUCNestLevel();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
 	values[0] = CStringGetTextDatum(config.publication);
@@ -577,6 +643,8 @@ create_slot_with_snapshot(void)
 	}
 	SPI_finish();
 	PopActiveSnapshot();
+	AtEOXact_GUC(false, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 	CommitTransactionCommand();
 
 	kfdw_cdc_txn_end(txn_id, MyReplicationSlot->data.confirmed_flush);
@@ -837,7 +905,7 @@ stream_changes(void)
 								prepare_write, do_write, NULL);
 	XLogBeginRead(ctx->reader, MyReplicationSlot->data.restart_lsn);
 	last_confirmed = MyReplicationSlot->data.confirmed_flush;
-	me->confirmed_lsn = last_confirmed;
+	pg_atomic_write_u64(&me->confirmed_lsn, last_confirmed);
 
 	kfdw_cdc_set_state(KFDW_CDC_STREAMING);
 
@@ -875,6 +943,7 @@ stream_changes(void)
 		{
 			if (!stream_exists())
 				forget_stream();
+			kfdw_cdc_check_owner(config.name, config.owner, config.server);
 			last_exists_check = GetCurrentTimestamp();
 		}
 
@@ -891,7 +960,19 @@ stream_changes(void)
 				elog(ERROR, "could not read WAL of stream \"%s\": %s",
 					 config.name, errm);
 			if (record != NULL)
+			{
+				Oid			save_userid;
+				int			save_sec_context;
+
+				/*
+				 * pgoutput's output functions and ours (do_write) run as
+				 * the stream's owner, as they would in a walsender
+				 * connected as that role
+				 */
+				become_owner(&save_userid, &save_sec_context);
 				LogicalDecodingProcessRecord(ctx, ctx->reader);
+				SetUserIdAndSecContext(save_userid, save_sec_context);
+			}
 			kfdw_cdc_serve(0);
 			confirm_progress(ctx);
 			CHECK_FOR_INTERRUPTS();
@@ -931,6 +1012,13 @@ do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 
 	MemoryContextReset(change_cxt);
 	oldcxt = MemoryContextSwitchTo(change_cxt);
+
+	/*
+	 * Input functions may run SQL (a domain's CHECK in PL/pgSQL): give them
+	 * the decoding's historic snapshot, as pg_logical_slot_get_changes()
+	 * has its query's.
+	 */
+	PushActiveSnapshot(GetTransactionSnapshot());
 
 	in.data = ctx->out->data;
 	in.len = ctx->out->len;
@@ -1048,6 +1136,7 @@ do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 			break;
 	}
 
+	PopActiveSnapshot();
 	MemoryContextSwitchTo(oldcxt);
 }
 

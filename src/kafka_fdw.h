@@ -360,8 +360,9 @@ typedef enum KafkaCdcState
 
 /*
  * One stream in shared memory: where it lives, its worker and its status.
- * Protected by KafkaCdcShared.lock; confirmed_lsn and messages_sent have a
- * single writer, the stream's worker, which updates them without the lock.
+ * Protected by KafkaCdcShared.lock, except confirmed_lsn and messages_sent:
+ * atomics that the stream's worker writes without the lock (set up by
+ * kfdw_cdc_register_stream).
  */
 typedef struct KafkaCdcStream
 {
@@ -371,8 +372,8 @@ typedef struct KafkaCdcStream
 	NameData	name;
 	pid_t		pid;			/* worker, or 0 */
 	KafkaCdcState state;
-	XLogRecPtr	confirmed_lsn;
-	uint64		messages_sent;
+	pg_atomic_uint64 confirmed_lsn;
+	pg_atomic_uint64 messages_sent;
 	int			failures;		/* consecutive failed runs, for backoff */
 	char		last_error[KFDW_CDC_ERROR_LEN];
 	TimestampTz last_error_at;
@@ -472,6 +473,8 @@ extern void kfdw_cdc_encode_value(StringInfo buf, char op,
 
 /* in cdc_api.c */
 extern char *kfdw_cdc_slot_name(Oid dboid, const char *name);
+extern void kfdw_cdc_check_owner(const char *name, Oid owner,
+								 const char *servername);
 
 /* in functions.c */
 extern PGDLLEXPORT Datum kafka_fdw_watermarks(PG_FUNCTION_ARGS);

@@ -25,6 +25,9 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'kafka_fdw_cdc_streams_inserted'
 LANGUAGE C;
 
+/* only kafka_fdw.cdc_streams may fire it (checked); no one else attaches it */
+REVOKE EXECUTE ON FUNCTION kafka_fdw.cdc_streams_inserted() FROM PUBLIC;
+
 CREATE TRIGGER cdc_streams_inserted AFTER INSERT ON kafka_fdw.cdc_streams
   FOR EACH ROW EXECUTE FUNCTION kafka_fdw.cdc_streams_inserted();
 
