@@ -168,6 +168,24 @@ FETCH 2 FROM c;
 CLOSE c;
 COMMIT;
 
+-- a cursor opened in a released savepoint belongs to the enclosing one: when
+-- that one is rolled back, the scan's messages and consumer go with it, and
+-- the next scan of the topic starts afresh
+BEGIN;
+SAVEPOINT s1;
+SAVEPOINT s2;
+DECLARE c CURSOR FOR SELECT p, o, n FROM scan_multi ORDER BY p, o;
+FETCH 1 FROM c;
+RELEASE s2;
+ROLLBACK TO s1;
+FETCH 1 FROM c;  -- ERROR
+ROLLBACK TO s1;
+SELECT p, count(*), min(n), max(n) FROM scan_multi GROUP BY p ORDER BY p;
+DECLARE c CURSOR FOR SELECT p, o, n FROM scan_multi WHERE p = 3 ORDER BY o;
+FETCH 2 FROM c;
+COMMIT;
+SELECT count(*) FROM scan_multi;
+
 -- messages appended while a scan runs are not returned by it
 BEGIN;
 DECLARE c CURSOR FOR SELECT o, n FROM scan_multi WHERE p = 0;

@@ -117,6 +117,74 @@ ALTER FOREIGN TABLE scan_junk OPTIONS (ADD strict 'true');
 SELECT o, id, name, why FROM scan_junk WHERE o IN (0, 4);
 
 --
+-- Junk from a domain whose CHECK calls PL/pgSQL, which runs a query (SPI, a
+-- snapshot) before it fails: such a column's input runs in a subtransaction,
+-- so the failure leaves nothing behind and the session stays healthy
+--
+CREATE TABLE scan_banned (v int);
+INSERT INTO scan_banned VALUES (13);
+CREATE FUNCTION scan_allowed(v int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM scan_banned b WHERE b.v = scan_allowed.v) THEN
+    RAISE EXCEPTION 'value % is banned', v
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN true;
+END $$;
+CREATE DOMAIN scan_checked AS int CHECK (VALUE > 0 AND scan_allowed(VALUE));
+CREATE TYPE scan_checked_pair AS (a scan_checked, b text);
+\! printf '%s\n' '{"id": 1, "name": "good", "ids": [1, 2], "pair": {"a": 1}}' '{"id": 13, "name": "banned"}' '{"id": -1, "name": "negative"}' '{"id": 2, "name": "good too", "ids": [3, 13]}' '{"id": 3, "pair": {"a": 13, "b": "x"}}' '{"id": 4, "name": "last", "ids": [4], "pair": {"a": 4, "b": "y"}}' | kcat -P -b "$KAFKA_BROKERS" -t scan_junk_domain -p 0
+\! printf '%s\n' '{"id": 5, "name": "partition 1"}' | kcat -P -b "$KAFKA_BROKERS" -t scan_junk_domain -p 1
+CREATE FOREIGN TABLE scan_junk_domain (
+  p int OPTIONS (partition 'true'),
+  o bigint OPTIONS (offset 'true'),
+  id scan_checked,
+  name text,
+  ids scan_checked[],
+  pair scan_checked_pair
+) SERVER fmt_srv OPTIONS (topic 'scan_junk_domain');
+-- by default an ERROR that names the message and the column
+SELECT o, id, name FROM scan_junk_domain WHERE p = 0;  -- ERROR
+SELECT o, id FROM scan_junk_domain WHERE p = 0 AND o >= 2;  -- ERROR
+SELECT o, ids FROM scan_junk_domain WHERE p = 0 AND o = 3;  -- ERROR
+SELECT p, o, name FROM scan_junk_domain ORDER BY p, o;
+ALTER FOREIGN TABLE scan_junk_domain OPTIONS (ADD ignore_junk 'true');
+-- the function failed after its query: nothing of it is left (no WARNING)
+SELECT o, id FROM scan_junk_domain WHERE p = 0 AND o <= 1;
+SELECT * FROM scan_junk_domain ORDER BY p, o;
+ALTER FOREIGN TABLE scan_junk_domain ADD COLUMN junk text OPTIONS (junk 'true');
+ALTER FOREIGN TABLE scan_junk_domain ADD COLUMN why text OPTIONS (junk_error 'true');
+ALTER FOREIGN TABLE scan_junk_domain OPTIONS (DROP ignore_junk);
+SELECT p, o, id, ids, pair, junk, why FROM scan_junk_domain ORDER BY p, o;
+-- in a transaction and a cursor too, each value checked when its row is
+-- fetched; then the session goes on as usual
+BEGIN;
+DECLARE c CURSOR FOR SELECT o, id, why FROM scan_junk_domain WHERE p = 0;
+FETCH 3 FROM c;
+INSERT INTO scan_banned VALUES (4);
+FETCH ALL FROM c;
+CLOSE c;
+SELECT count(*) FILTER (WHERE junk IS NULL) AS good,
+       count(*) FILTER (WHERE junk IS NOT NULL) AS junk
+  FROM scan_junk_domain;
+COMMIT;
+SELECT v FROM scan_banned ORDER BY v;
+SELECT scan_allowed(5), 5::scan_checked;
+SELECT 13::scan_checked;  -- ERROR
+-- columns of such types are not read by parallel workers in junk mode
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET cpu_tuple_cost = 100;  -- a few messages are worth sharing out
+EXPLAIN (COSTS OFF) SELECT id FROM scan_junk_domain;
+ALTER FOREIGN TABLE scan_junk_domain DROP COLUMN junk, DROP COLUMN why;
+EXPLAIN (COSTS OFF) SELECT id FROM scan_junk_domain;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET cpu_tuple_cost;
+
+--
 -- bytea in JSON is base64, both ways: what INSERT publishes (a column, array
 -- elements, a composite's field) reads back equal, bytes 0x00 and 0xff too
 --
@@ -235,3 +303,7 @@ DROP TABLE scan_bytea_src;
 DROP TYPE scan_blob;
 DROP DOMAIN scan_short_bytes;
 DROP FUNCTION scan_explain(text);
+DROP TYPE scan_checked_pair;
+DROP DOMAIN scan_checked;
+DROP FUNCTION scan_allowed(int);
+DROP TABLE scan_banned;

@@ -255,6 +255,8 @@ typedef struct KafkaColumnDecoder
 	Oid			basetype;		/* type with domains looked through */
 	char		category;		/* 'j' json, 'b' jsonb, 'x' bytea, 'a' array,
 								 * 'c' composite, 's' anything else */
+	bool		isolate;		/* input may hold resources when it fails: a
+								 * junk error is caught in a subtransaction */
 } KafkaColumnDecoder;
 
 typedef struct KafkaDecoder

@@ -33,6 +33,8 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/explain.h"
 #include "commands/vacuum.h"
@@ -45,11 +47,14 @@
 #include "port/atomics.h"
 #include "portability/instr_time.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
@@ -164,6 +169,13 @@ static void free_messages(KafkaScanResources *res);
 static void make_row(KafkaScanState *st, rd_kafka_message_t *msg,
 					 TupleTableSlot *slot);
 static void init_decoder(KafkaScanState *st, MemoryContext cxt);
+static bool input_is_self_contained(Oid typid);
+static bool is_builtin_function(Oid funcid);
+static bool is_junk_error(int sqlerrcode);
+static void input_value(KafkaDecoder *dec, KafkaColumnDecoder *cd,
+						const char *str, bool json_text);
+static void input_value_isolated(KafkaDecoder *dec, KafkaColumnDecoder *cd,
+								 const char *str, bool json_text);
 static void open_resources(KafkaScanState *st);
 static void close_resources(KafkaScanState *st);
 static Datum headers_to_jsonb(KafkaScanState *st, rd_kafka_message_t *msg,
@@ -325,6 +337,7 @@ init_decoder(KafkaScanState *st, MemoryContext cxt)
 			continue;
 		cd->needed = st->attr_needed[i];
 		cd->basetype = getBaseType(col->typid);
+		cd->isolate = !input_is_self_contained(col->typid);
 		getTypeInputInfo(col->typid, &infunc, &cd->ioparam);
 		fmgr_info_cxt(infunc, &cd->infunc, cxt);
 		if (cd->basetype == JSONOID)
@@ -361,41 +374,143 @@ init_decoder(KafkaScanState *st, MemoryContext cxt)
 }
 
 /*
+ * Whether a failure of the input of type typid can be caught without a
+ * subtransaction.  That holds when its input function, and those of the
+ * types it is made of (array elements, composite fields, the subtype of a
+ * range), are built-in C functions, which raise their data exceptions
+ * before they hold any resource, and no domain on the way has constraints:
+ * a CHECK may call any SQL or PL function, which takes snapshots, locks or
+ * an SPI connection before it fails.  Decided once per column at scan
+ * start.
+ */
+static bool
+input_is_self_contained(Oid typid)
+{
+	HeapTuple	tup;
+	Form_pg_type typ;
+	Oid			typinput;
+	char		typtype;
+	Oid			typbasetype;
+	Oid			typelem;
+	bool		result;
+
+	check_stack_depth();
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", typid);
+	typ = (Form_pg_type) GETSTRUCT(tup);
+	typinput = typ->typinput;
+	typtype = typ->typtype;
+	typbasetype = typ->typbasetype;
+	typelem = typ->typelem;
+	ReleaseSysCache(tup);
+
+	if (!is_builtin_function(typinput))
+		return false;
+
+	switch (typtype)
+	{
+		case TYPTYPE_DOMAIN:
+			result = !DomainHasConstraints(typid) &&
+				input_is_self_contained(typbasetype);
+			break;
+		case TYPTYPE_COMPOSITE:
+			{
+				TupleDesc	tupdesc = lookup_rowtype_tupdesc_copy(typid, -1);
+				int			i;
+
+				result = true;
+				for (i = 0; i < tupdesc->natts && result; i++)
+				{
+					Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+					if (!att->attisdropped)
+						result = input_is_self_contained(att->atttypid);
+				}
+				FreeTupleDesc(tupdesc);
+			}
+			break;
+		case TYPTYPE_RANGE:
+			{
+				TypeCacheEntry *tc = lookup_type_cache(typid,
+													   TYPECACHE_RANGE_INFO);
+
+				/* range_in also compares bounds and canonicalizes */
+				result = is_builtin_function(tc->rng_cmp_proc_finfo.fn_oid) &&
+					(!OidIsValid(tc->rng_canonical_finfo.fn_oid) ||
+					 is_builtin_function(tc->rng_canonical_finfo.fn_oid)) &&
+					input_is_self_contained(tc->rngelemtype->type_id);
+			}
+			break;
+		case TYPTYPE_MULTIRANGE:
+			result = input_is_self_contained(get_multirange_range(typid));
+			break;
+		default:
+			result = typinput != F_ARRAY_IN ||
+				input_is_self_contained(typelem);
+			break;
+	}
+	return result;
+}
+
+/* A C function of PostgreSQL itself (not of an extension) */
+static bool
+is_builtin_function(Oid funcid)
+{
+	HeapTuple	tup;
+	bool		result;
+
+	if (!OidIsValid(funcid) || funcid >= FirstGenbkiObjectId)
+		return false;
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u", funcid);
+	result = ((Form_pg_proc) GETSTRUCT(tup))->prolang == INTERNALlanguageId;
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * The errors that make a value junk: data exceptions (class 22), and
+ * integrity constraint violations (class 23), which domain constraints
+ * raise.  Every other error (out of memory, cancel, ...) goes on.
+ */
+static bool
+is_junk_error(int sqlerrcode)
+{
+	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_DATA_EXCEPTION ||
+		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION;
+}
+
+/*
  * Store a text value in a column through the type's input function.
  * json_text says str is the JSON text of an array or object, which array
  * and composite columns take as their own literal.
  *
- * When the table tolerates junk, a data exception of the input function
- * leaves the column NULL and marks the message as junk.  Only errors of
- * class 22 (data exception) are caught, and only around input functions,
- * which raise them before they hold any resource; every other error (out
- * of memory, cancel, ...) goes on.
+ * When the table tolerates junk, a junk error (is_junk_error) leaves the
+ * column NULL and marks the message as junk.  For a column whose input is
+ * self-contained (input_is_self_contained) the error is caught as it is;
+ * any other column's input runs in a subtransaction, rolled back on error,
+ * which releases whatever the failed input held.  Subtransactions cannot
+ * be started in parallel mode: there (only under force_parallel_mode, as
+ * such scans are not parallel safe) those columns' errors are errors.
  */
 void
 kfdw_decoder_set(KafkaDecoder *dec, KafkaColumnDecoder *cd, const char *str,
 				 bool json_text)
 {
-	int			idx = cd->col->attnum - 1;
 	MemoryContext cxt = CurrentMemoryContext;
 
 	dec->cur_column = cd->col->attname;
-	if (!dec->tolerate_junk)
-	{
-		if (json_text && (cd->category == 'a' || cd->category == 'c'))
-			str = kfdw_json_to_literal(str, cd->basetype);
-		dec->values[idx] = InputFunctionCall(&cd->infunc, (char *) str,
-											 cd->ioparam, cd->col->typmod);
-		dec->nulls[idx] = false;
-	}
+	if (!dec->tolerate_junk || (cd->isolate && IsInParallelMode()))
+		input_value(dec, cd, str, json_text);
+	else if (cd->isolate)
+		input_value_isolated(dec, cd, str, json_text);
 	else
 	{
 		PG_TRY();
 		{
-			if (json_text && (cd->category == 'a' || cd->category == 'c'))
-				str = kfdw_json_to_literal(str, cd->basetype);
-			dec->values[idx] = InputFunctionCall(&cd->infunc, (char *) str,
-												 cd->ioparam, cd->col->typmod);
-			dec->nulls[idx] = false;
+			input_value(dec, cd, str, json_text);
 		}
 		PG_CATCH();
 		{
@@ -403,7 +518,7 @@ kfdw_decoder_set(KafkaDecoder *dec, KafkaColumnDecoder *cd, const char *str,
 
 			MemoryContextSwitchTo(cxt);
 			edata = CopyErrorData();
-			if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			if (!is_junk_error(edata->sqlerrcode))
 				PG_RE_THROW();
 			FlushErrorState();
 			dec->cur_column = NULL;
@@ -412,6 +527,65 @@ kfdw_decoder_set(KafkaDecoder *dec, KafkaColumnDecoder *cd, const char *str,
 		PG_END_TRY();
 	}
 	dec->cur_column = NULL;
+}
+
+/* Run the input function of the column: the value or an ERROR */
+static void
+input_value(KafkaDecoder *dec, KafkaColumnDecoder *cd, const char *str,
+			bool json_text)
+{
+	int			idx = cd->col->attnum - 1;
+
+	if (json_text && (cd->category == 'a' || cd->category == 'c'))
+		str = kfdw_json_to_literal(str, cd->basetype);
+	dec->values[idx] = InputFunctionCall(&cd->infunc, (char *) str,
+										 cd->ioparam, cd->col->typmod);
+	dec->nulls[idx] = false;
+}
+
+/*
+ * input_value() in a subtransaction, as PL/pgSQL runs a block with an
+ * exception handler: on error, the subtransaction is rolled back (which
+ * releases the snapshots, locks, SPI connections and buffer pins the
+ * failed input held), the memory context and resource owner are restored,
+ * and a junk error makes the column junk; any other error is thrown again.
+ */
+static void
+input_value_isolated(KafkaDecoder *dec, KafkaColumnDecoder *cd,
+					 const char *str, bool json_text)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	/* the value is made in the caller's (per-row) context */
+	MemoryContextSwitchTo(cxt);
+
+	PG_TRY();
+	{
+		input_value(dec, cd, str, json_text);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+
+		if (!is_junk_error(edata->sqlerrcode))
+			ReThrowError(edata);
+		dec->cur_column = NULL;
+		kfdw_decoder_fail(dec, cd, edata->message);
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -1084,8 +1258,21 @@ static void
 scan_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					  SubTransactionId parentSubid, void *arg)
 {
+	ListCell   *lc;
+
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 		cleanup_resources(mySubid);
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		/* what the subtransaction opened now belongs to its parent */
+		foreach(lc, active_resources)
+		{
+			KafkaScanResources *res = (KafkaScanResources *) lfirst(lc);
+
+			if (res->subid == mySubid)
+				res->subid = parentSubid;
+		}
+	}
 }
 
 /*
@@ -1128,10 +1315,31 @@ kafkaExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	}
 }
 
+/*
+ * Parallel safe, unless the table tolerates junk and a column's input
+ * needs a subtransaction to catch its errors (see kfdw_decoder_set), which
+ * parallel mode forbids.
+ */
 static bool
 kafkaIsForeignScanParallelSafe(PlannerInfo *root, RelOptInfo *rel,
 							   RangeTblEntry *rte)
 {
+	KafkaTableOptions opts;
+	int			i;
+
+	kfdw_get_table_options(rte->relid, &opts);
+	if (!opts.ignore_junk && opts.junk_attnum == InvalidAttrNumber &&
+		opts.junk_error_attnum == InvalidAttrNumber)
+		return true;
+	for (i = 0; i < opts.natts; i++)
+	{
+		KafkaColumn *col = &opts.columns[i];
+
+		if (!col->dropped &&
+			(col->kind == KAFKA_COL_DATA || col->kind == KAFKA_COL_KEY) &&
+			!input_is_self_contained(col->typid))
+			return false;
+	}
 	return true;
 }
 
