@@ -89,6 +89,29 @@ kfdw_cdc_slot_name(Oid dboid, const char *name)
 }
 
 /*
+ * Create the ephemeral pgoutput slot slot_name, acquired by this process,
+ * and find its consistent point (which waits for the transactions in
+ * progress to end).  need_snapshot: the caller takes the slot's initial
+ * snapshot from the context's snapshot builder.  The caller frees the
+ * context, then persists the slot or lets it go.
+ */
+LogicalDecodingContext *
+kfdw_cdc_new_slot(const char *slot_name, bool need_snapshot)
+{
+	LogicalDecodingContext *ctx;
+
+	ReplicationSlotCreate(slot_name, true, RS_EPHEMERAL, false);
+	ctx = CreateInitDecodingContext("pgoutput", NIL, need_snapshot,
+									InvalidXLogRecPtr,
+									XL_ROUTINE(.page_read = read_local_xlog_page,
+											   .segment_open = wal_segment_open,
+											   .segment_close = wal_segment_close),
+									NULL, NULL, NULL);
+	DecodingContextFindStartpoint(ctx);
+	return ctx;
+}
+
+/*
  * Check that the owner of stream name may still stream through server
  * servername: it exists, is superuser or has REPLICATION, and has USAGE on
  * the server (what cdc_create checked).  ERROR if not.  The stream's worker
@@ -690,16 +713,9 @@ create_slot(const char *slot_name)
 		xact_callback_registered = true;
 	}
 
-	ReplicationSlotCreate(slot_name, true, RS_EPHEMERAL, false);
+	ctx = kfdw_cdc_new_slot(slot_name, false);
 	own_slot = true;
 	slot_subid = GetCurrentSubTransactionId();
-	ctx = CreateInitDecodingContext("pgoutput", NIL, false, InvalidXLogRecPtr,
-									XL_ROUTINE(.page_read = read_local_xlog_page,
-											   .segment_open = wal_segment_open,
-											   .segment_close = wal_segment_close),
-									NULL, NULL, NULL);
-	/* waits for the transactions in progress to end */
-	DecodingContextFindStartpoint(ctx);
 	FreeDecodingContext(ctx);
 }
 

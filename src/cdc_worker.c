@@ -487,13 +487,7 @@ create_slot_without_snapshot(void)
 						config.slot_name, config.name),
 				 errdetail("Changes made while the stream had no slot are not captured.")));
 	drop_old_slot();
-	ReplicationSlotCreate(config.slot_name, true, RS_EPHEMERAL, false);
-	ctx = CreateInitDecodingContext("pgoutput", NIL, false, InvalidXLogRecPtr,
-									XL_ROUTINE(.page_read = read_local_xlog_page,
-											   .segment_open = wal_segment_open,
-											   .segment_close = wal_segment_close),
-									NULL, NULL, NULL);
-	DecodingContextFindStartpoint(ctx);
+	ctx = kfdw_cdc_new_slot(config.slot_name, false);
 	FreeDecodingContext(ctx);
 	ReplicationSlotPersist();
 	ReplicationSlotRelease();
@@ -532,13 +526,7 @@ create_slot_with_snapshot(void)
 
 	StartTransactionCommand();
 	XactIsoLevel = XACT_REPEATABLE_READ;
-	ReplicationSlotCreate(config.slot_name, true, RS_EPHEMERAL, false);
-	ctx = CreateInitDecodingContext("pgoutput", NIL, true, InvalidXLogRecPtr,
-									XL_ROUTINE(.page_read = read_local_xlog_page,
-											   .segment_open = wal_segment_open,
-											   .segment_close = wal_segment_close),
-									NULL, NULL, NULL);
-	DecodingContextFindStartpoint(ctx);
+	ctx = kfdw_cdc_new_slot(config.slot_name, true);
 	snap = SnapBuildInitialSnapshot(ctx->snapshot_builder);
 	RestoreTransactionSnapshot(snap, MyProc);
 	FreeDecodingContext(ctx);

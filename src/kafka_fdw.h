@@ -472,6 +472,9 @@ extern void kfdw_cdc_encode_value(StringInfo buf, char op,
 								  KafkaCdcSource *source);
 
 /* in cdc_api.c */
+struct LogicalDecodingContext;
+extern struct LogicalDecodingContext *kfdw_cdc_new_slot(const char *slot_name,
+													  bool need_snapshot);
 extern char *kfdw_cdc_slot_name(Oid dboid, const char *name);
 extern void kfdw_cdc_check_owner(const char *name, Oid owner,
 								 const char *servername);
