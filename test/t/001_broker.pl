@@ -13,23 +13,11 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 
 use KafkaTestBroker;
+use KafkaFdwTest;
 
 my $broker = KafkaTestBroker->new(topics => { t1 => 1, t4 => 4 }, brokers => 2);
 like($broker->bootstrap, qr/^127\.0\.0\.1:\d+,127\.0\.0\.1:\d+$/,
 	'two brokers on loopback');
-
-# Poll CHECK until it returns true or the deadline passes.
-sub poll_until
-{
-	my ($check, $seconds) = @_;
-	my $deadline = time + ($seconds // 60);
-	while (time < $deadline)
-	{
-		return 1 if $check->();
-		usleep(100_000);
-	}
-	return 0;
-}
 
 # metadata: the pre-created topics, and no auto-creation for a consumer
 my $md = $broker->metadata('t4');

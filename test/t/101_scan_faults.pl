@@ -17,26 +17,26 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 
 use KafkaTestBroker;
+use KafkaFdwTest;
 
 my $broker = KafkaTestBroker->new(topics => { f1 => 2, f2 => 1, big => 1, e8 => 8 }, brokers => 1);
 my $bootstrap = $broker->bootstrap;
 
-my $node = PostgreSQL::Test::Cluster->new('scan_faults');
-$node->init;
-$node->start;
+my $node = kafka_fdw_node('scan_faults');
+create_kafka_server($node, $broker, 'k',
+	options => { connect_timeout_ms => '2000' }, user_mapping => 1);
+create_kafka_server($node, $broker, 'kpatient',
+	options => { connect_timeout_ms => '600000' }, user_mapping => 1);
+create_kafka_server(
+	$node, $broker, 'ksmall',
+	options => {
+		connect_timeout_ms => '600000',
+		'queued.max.messages.kbytes' => '1024',
+		'fetch.max.bytes' => '1048576'
+	},
+	user_mapping => 1);
 $node->safe_psql(
 	'postgres', qq{
-CREATE EXTENSION kafka_fdw;
-CREATE SERVER k FOREIGN DATA WRAPPER kafka_fdw
-  OPTIONS (brokers '$bootstrap', connect_timeout_ms '2000');
-CREATE SERVER kpatient FOREIGN DATA WRAPPER kafka_fdw
-  OPTIONS (brokers '$bootstrap', connect_timeout_ms '600000');
-CREATE SERVER ksmall FOREIGN DATA WRAPPER kafka_fdw
-  OPTIONS (brokers '$bootstrap', connect_timeout_ms '600000',
-           "queued.max.messages.kbytes" '1024', "fetch.max.bytes" '1048576');
-CREATE USER MAPPING FOR PUBLIC SERVER k;
-CREATE USER MAPPING FOR PUBLIC SERVER kpatient;
-CREATE USER MAPPING FOR PUBLIC SERVER ksmall;
 CREATE FOREIGN TABLE f1 (p int OPTIONS (partition 'true'),
   o bigint OPTIONS (offset 'true'), k text OPTIONS (key 'true'), v text)
   SERVER k OPTIONS (format 'raw');

@@ -15,25 +15,24 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 
 use KafkaTestBroker;
+use KafkaFdwTest;
 
 my $broker = KafkaTestBroker->new(topics => { ret => 1, ret2 => 1, big8 => 8 },
 	brokers => 1);
-my $bootstrap = $broker->bootstrap;
 
-my $node = PostgreSQL::Test::Cluster->new('scan_large');
-$node->init;
-$node->start;
+my $node = kafka_fdw_node('scan_large');
+create_kafka_server($node, $broker, 'k', user_mapping => 1);
+create_kafka_server(
+	$node, $broker, 'ksmall',
+	options => {
+		'queued.max.messages.kbytes' => '1024',
+		'fetch.max.bytes' => '1048576'
+	},
+	user_mapping => 1);
 $node->safe_psql(
 	'postgres', qq{
-CREATE EXTENSION kafka_fdw;
-CREATE SERVER k FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$bootstrap');
-CREATE USER MAPPING FOR PUBLIC SERVER k;
 CREATE FOREIGN TABLE ret (o bigint OPTIONS (offset 'true'), v text)
   SERVER k OPTIONS (format 'raw');
-CREATE SERVER ksmall FOREIGN DATA WRAPPER kafka_fdw
-  OPTIONS (brokers '$bootstrap', "queued.max.messages.kbytes" '1024',
-           "fetch.max.bytes" '1048576');
-CREATE USER MAPPING FOR PUBLIC SERVER ksmall;
 CREATE FOREIGN TABLE ret2 (o bigint OPTIONS (offset 'true'), v text)
   SERVER ksmall OPTIONS (format 'raw');
 CREATE FOREIGN TABLE big8 (p int OPTIONS (partition 'true'),

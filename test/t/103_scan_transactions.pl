@@ -17,6 +17,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 use KafkaTestBroker;
+use KafkaFdwTest;
 
 my $broker = KafkaTestBroker->new(topics => { tx => 2 }, brokers => 1);
 my $bootstrap = $broker->bootstrap;
@@ -43,14 +44,10 @@ IPC::Run::run([ '/usr/bin/python3', '-c', $script, $bootstrap ],
   or die "transactional producer failed: $err";
 is($out, "10\n", 'three committed transactions, 10 messages');
 
-my $node = PostgreSQL::Test::Cluster->new('scan_tx');
-$node->init;
-$node->start;
+my $node = kafka_fdw_node('scan_tx');
+create_kafka_server($node, $broker, 'k', user_mapping => 1);
 $node->safe_psql(
 	'postgres', qq{
-CREATE EXTENSION kafka_fdw;
-CREATE SERVER k FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$bootstrap');
-CREATE USER MAPPING FOR PUBLIC SERVER k;
 CREATE FOREIGN TABLE tx (p int OPTIONS (partition 'true'),
   o bigint OPTIONS (offset 'true'), v text) SERVER k OPTIONS (format 'raw');
 });

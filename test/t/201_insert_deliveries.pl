@@ -15,6 +15,7 @@ use Test::More;
 use JSON::PP;
 
 use KafkaTestBroker;
+use KafkaFdwTest;
 
 # The Java client's murmur2 (org.apache.kafka.common.utils.Utils.murmur2),
 # as a signed 32-bit integer.
@@ -70,16 +71,11 @@ is(murmur2($_), $known{$_}, "murmur2(\"$_\") as the Java client computes it")
 
 my $broker = KafkaTestBroker->new(
 	topics => { keyed => 6, copied => 1, meta => 3 });
-my $brokers = $broker->bootstrap;
 
-my $node = PostgreSQL::Test::Cluster->new('deliveries');
-$node->init;
-$node->start;
+my $node = kafka_fdw_node('deliveries');
+create_kafka_server($node, $broker, 'kafka', user_mapping => 1);
 $node->safe_psql(
 	'postgres', qq{
-CREATE EXTENSION kafka_fdw;
-CREATE SERVER kafka FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$brokers');
-CREATE USER MAPPING FOR PUBLIC SERVER kafka;
 CREATE FOREIGN TABLE keyed (k text OPTIONS (key 'true'), id int, name text)
   SERVER kafka OPTIONS (topic 'keyed');
 CREATE FOREIGN TABLE copied (k text OPTIONS (key 'true'), id int, note text)

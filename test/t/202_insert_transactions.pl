@@ -15,25 +15,22 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 use KafkaTestBroker;
+use KafkaFdwTest;
 
 my $broker = KafkaTestBroker->new(topics => { orders => 3, audit => 1 });
-my $brokers = $broker->bootstrap;
 
-my $node = PostgreSQL::Test::Cluster->new('transactions');
-$node->init;
-$node->start;
+my $node = kafka_fdw_node('transactions');
+create_kafka_server(
+	$node, $broker, 'ktx',
+	options => { transactional => 'true', 'message.timeout.ms' => '3000' },
+	user_mapping => 1);
+create_kafka_server($node, $broker, 'ktx2',
+	options => { transactional => 'true' }, user_mapping => 1);
 $node->safe_psql(
 	'postgres', qq{
-CREATE EXTENSION kafka_fdw;
-CREATE SERVER ktx FOREIGN DATA WRAPPER kafka_fdw
-  OPTIONS (brokers '$brokers', transactional 'true', "message.timeout.ms" '3000');
-CREATE USER MAPPING FOR PUBLIC SERVER ktx;
 CREATE FOREIGN TABLE orders (k text OPTIONS (key 'true'), id int, tag text)
   SERVER ktx OPTIONS (topic 'orders');
 CREATE FOREIGN TABLE audit (id int, tag text) SERVER ktx OPTIONS (topic 'audit');
-CREATE SERVER ktx2 FOREIGN DATA WRAPPER kafka_fdw
-  OPTIONS (brokers '$brokers', transactional 'true');
-CREATE USER MAPPING FOR PUBLIC SERVER ktx2;
 CREATE FOREIGN TABLE audit2 (id int, tag text) SERVER ktx2 OPTIONS (topic 'audit');
 });
 

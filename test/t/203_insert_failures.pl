@@ -15,26 +15,24 @@ use Test::More;
 use Time::HiRes qw(time);
 
 use KafkaTestBroker;
+use KafkaFdwTest;
 
 my $broker = KafkaTestBroker->new(topics => { events => 1, waits => 1, stuck => 1 });
-my $brokers = $broker->bootstrap;
 
-my $node = PostgreSQL::Test::Cluster->new('failures');
-$node->init;
-$node->start;
+my $node = kafka_fdw_node('failures');
+create_kafka_server($node, $broker, 'short',
+	options => { 'message.timeout.ms' => '2000' }, user_mapping => 1);
+create_kafka_server($node, $broker, 'long',
+	options => { 'message.timeout.ms' => '120000' }, user_mapping => 1);
+create_kafka_server(
+	$node, $broker, 'tiny',
+	options => {
+		'message.timeout.ms' => '120000',
+		'queue.buffering.max.messages' => '3'
+	},
+	user_mapping => 1);
 $node->safe_psql(
 	'postgres', qq{
-CREATE EXTENSION kafka_fdw;
-CREATE SERVER short FOREIGN DATA WRAPPER kafka_fdw
-  OPTIONS (brokers '$brokers', "message.timeout.ms" '2000');
-CREATE SERVER long FOREIGN DATA WRAPPER kafka_fdw
-  OPTIONS (brokers '$brokers', "message.timeout.ms" '120000');
-CREATE SERVER tiny FOREIGN DATA WRAPPER kafka_fdw
-  OPTIONS (brokers '$brokers', "message.timeout.ms" '120000',
-           "queue.buffering.max.messages" '3');
-CREATE USER MAPPING FOR PUBLIC SERVER short;
-CREATE USER MAPPING FOR PUBLIC SERVER long;
-CREATE USER MAPPING FOR PUBLIC SERVER tiny;
 CREATE FOREIGN TABLE stuck (id int, note text) SERVER tiny OPTIONS (topic 'stuck');
 CREATE FOREIGN TABLE events (id int, note text)
   SERVER short OPTIONS (topic 'events', batch_size '10');

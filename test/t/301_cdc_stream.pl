@@ -16,6 +16,7 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 
 use KafkaTestBroker;
+use KafkaFdwTest;
 
 my $json = JSON::PP->new->utf8->allow_bignum;
 
@@ -33,26 +34,7 @@ my $broker = KafkaTestBroker->new(
 		'x6.public.events2' => 1,
 	});
 
-my $node = PostgreSQL::Test::Cluster->new('cdc');
-$node->init(allows_streaming => 'logical');
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'kafka_fdw'
-max_worker_processes = 16
-});
-$node->start;
-
-# Poll CHECK until it returns true or the deadline passes.
-sub poll_until
-{
-	my ($check, $seconds) = @_;
-	my $deadline = time + ($seconds // 60);
-	while (time < $deadline)
-	{
-		return 1 if $check->();
-		usleep(100_000);
-	}
-	return 0;
-}
+my $node = kafka_fdw_node('cdc', cdc => 1);
 
 # Every message of a topic, values decoded (undef for a tombstone)
 sub events
@@ -77,10 +59,8 @@ sub wait_events
 	return @msgs;
 }
 
-my $bootstrap = $broker->bootstrap;
+create_kafka_server($node, $broker, 'k');
 $node->safe_psql('postgres', qq{
-CREATE EXTENSION kafka_fdw;
-CREATE SERVER k FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$bootstrap');
 CREATE TABLE items (id int PRIMARY KEY, name text, price numeric,
                     doc jsonb, tags text[], at timestamptz, raw bytea);
 CREATE TABLE events (what text);
@@ -369,12 +349,9 @@ ok( $node->poll_query_until('postgres',
 	'worker of the dropped stream stopped');
 
 # --- without preloading, or without wal_level logical --------------------
-my $plain = PostgreSQL::Test::Cluster->new('plain');
-$plain->init;
-$plain->start;
+my $plain = kafka_fdw_node('plain');
+create_kafka_server($plain, $broker, 'k');
 $plain->safe_psql('postgres', qq{
-CREATE EXTENSION kafka_fdw;
-CREATE SERVER k FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$bootstrap');
 CREATE TABLE t (id int PRIMARY KEY);
 CREATE PUBLICATION p FOR TABLE t;
 });

@@ -17,34 +17,16 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 
 use KafkaTestBroker;
+use KafkaFdwTest;
 
 my $json = JSON::PP->new->utf8;
 
 my $broker = KafkaTestBroker->new(
 	topics => { 'f.public.acct' => 2, 'g.public.acct' => 1 });
 
-my $node = PostgreSQL::Test::Cluster->new('cdcfail');
-$node->init(allows_streaming => 'logical');
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'kafka_fdw'
-max_worker_processes = 16
-restart_after_crash = on
-logical_decoding_work_mem = '64kB'
-});
-$node->start;
-
-# Poll CHECK until it returns true or the deadline passes.
-sub poll_until
-{
-	my ($check, $seconds) = @_;
-	my $deadline = time + ($seconds // 60);
-	while (time < $deadline)
-	{
-		return 1 if $check->();
-		usleep(200_000);
-	}
-	return 0;
-}
+my $node = kafka_fdw_node('cdcfail', cdc => 1,
+	conf => [ 'restart_after_crash = on',
+		"logical_decoding_work_mem = '64kB'" ]);
 
 # The "after" rows of the topic's create events, per key in partition order
 sub creates
@@ -75,10 +57,8 @@ sub ids_up_to_date
 	return \%ids;
 }
 
-my $bootstrap = $broker->bootstrap;
+create_kafka_server($node, $broker, 'k');
 $node->safe_psql('postgres', qq{
-CREATE EXTENSION kafka_fdw;
-CREATE SERVER k FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$bootstrap');
 CREATE TABLE acct (id int PRIMARY KEY, balance int);
 CREATE TABLE unrelated (id serial, filler text);
 CREATE PUBLICATION pf FOR TABLE acct;

@@ -20,32 +20,15 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 
 use KafkaTestBroker;
+use KafkaFdwTest;
 
 my $json = JSON::PP->new->utf8;
 
 my $broker = KafkaTestBroker->new(
 	topics => { 'sec.app.t' => 1, 'sec.app.a_rls' => 1 });
 
-my $node = PostgreSQL::Test::Cluster->new('cdc_security');
-$node->init(allows_streaming => 'logical');
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'kafka_fdw'
-max_worker_processes = 16
-log_line_prefix = '%m [%p] %b: '
-});
-$node->start;
-
-sub poll_until
-{
-	my ($check, $seconds) = @_;
-	my $deadline = time + ($seconds // 60);
-	while (time < $deadline)
-	{
-		return 1 if $check->();
-		usleep(100_000);
-	}
-	return 0;
-}
+my $node = kafka_fdw_node('cdc_security', cdc => 1,
+	conf => [ "log_line_prefix = '%m [%p] %b: '" ]);
 
 # Every message of a topic, values decoded
 sub events
@@ -73,10 +56,8 @@ sub worker_probes
 	return [ $log =~ /kafka_fdw cdc worker: LOG:  kfdw_probe: v=(\d+) current_user=(\S+)/g ];
 }
 
-my $bootstrap = $broker->bootstrap;
+create_kafka_server($node, $broker, 'k');
 $node->safe_psql('postgres', qq{
-CREATE EXTENSION kafka_fdw;
-CREATE SERVER k FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$bootstrap');
 CREATE ROLE regress_cdc_owner LOGIN REPLICATION;
 GRANT USAGE ON FOREIGN SERVER k TO regress_cdc_owner;
 GRANT CREATE ON DATABASE postgres TO regress_cdc_owner;

@@ -18,31 +18,13 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 
 use KafkaTestBroker;
+use KafkaFdwTest;
 
 my $json = JSON::PP->new->utf8;
 
 my $broker = KafkaTestBroker->new(topics => { 'o.public.t1' => 1 });
 
-my $node = PostgreSQL::Test::Cluster->new('cdcpriv');
-$node->init(allows_streaming => 'logical');
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'kafka_fdw'
-max_worker_processes = 16
-});
-$node->start;
-
-# Poll CHECK until it returns true or the deadline passes.
-sub poll_until
-{
-	my ($check, $seconds) = @_;
-	my $deadline = time + ($seconds // 120);
-	while (time < $deadline)
-	{
-		return 1 if $check->();
-		usleep(200_000);
-	}
-	return 0;
-}
+my $node = kafka_fdw_node('cdcpriv', cdc => 1);
 
 # The ids of the create events in topic o.public.t1, in Kafka's order
 sub ids
@@ -61,7 +43,7 @@ sub wait_ids
 {
 	my ($want, $name) = @_;
 	my $got;
-	poll_until(sub { $got = ids(); $got eq $want });
+	poll_until(sub { $got = ids(); $got eq $want }, 120);
 	is($got, $want, $name);
 }
 
@@ -73,10 +55,8 @@ sub error_seen_by
 		"SET ROLE $role; SELECT coalesce(last_error, '<null>') FROM kafka_fdw.cdc_status WHERE name = 'o'");
 }
 
-my $bootstrap = $broker->bootstrap;
+create_kafka_server($node, $broker, 'k');
 $node->safe_psql('postgres', qq{
-CREATE EXTENSION kafka_fdw;
-CREATE SERVER k FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$bootstrap');
 CREATE ROLE regress_owner LOGIN REPLICATION;
 CREATE ROLE regress_other LOGIN;
 CREATE ROLE regress_stats LOGIN;

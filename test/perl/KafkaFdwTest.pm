@@ -1,0 +1,137 @@
+
+# Copyright (c) kafka_fdw contributors
+
+=pod
+
+=head1 NAME
+
+KafkaFdwTest - the setup that kafka_fdw's TAP tests share
+
+=head1 SYNOPSIS
+
+  use KafkaTestBroker;
+  use KafkaFdwTest;
+
+  my $broker = KafkaTestBroker->new(topics => { t1 => 1 });
+
+  # a started node with CREATE EXTENSION kafka_fdw done
+  my $node = kafka_fdw_node('scan');
+  # wal_level logical, kafka_fdw preloaded, room for CDC workers
+  my $cdc = kafka_fdw_node('cdc', cdc => 1,
+                           conf => [ "restart_after_crash = on" ]);
+
+  # CREATE SERVER k ... OPTIONS (brokers '<the broker>', ...)
+  create_kafka_server($node, $broker, 'k',
+                      options => { connect_timeout_ms => 2000 },
+                      user_mapping => 1);
+
+  ok(poll_until(sub { $broker->consume('t1') == 3 }, 120), 'three messages');
+
+=head1 DESCRIPTION
+
+Every TAP test starts its own node and broker; these functions only spare
+each test from spelling out the same setup.  Each test stays independent.
+
+=cut
+
+package KafkaFdwTest;
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use PostgreSQL::Test::Cluster;
+use Time::HiRes qw(time usleep);
+
+our @EXPORT = qw(kafka_fdw_node create_kafka_server poll_until);
+
+=pod
+
+=head1 FUNCTIONS
+
+=over
+
+=item kafka_fdw_node(NAME, cdc => BOOL, conf => [ LINES ])
+
+Initialises and starts a PostgreSQL::Test::Cluster node named NAME and
+creates the extension kafka_fdw in database postgres.  With C<cdc>, the node
+has wal_level logical, kafka_fdw in shared_preload_libraries and
+max_worker_processes 16.  C<conf> lines are appended to postgresql.conf.
+
+=cut
+
+sub kafka_fdw_node
+{
+	my ($name, %opts) = @_;
+	my @conf = @{ $opts{conf} // [] };
+
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	if ($opts{cdc})
+	{
+		$node->init(allows_streaming => 'logical');
+		unshift @conf, "shared_preload_libraries = 'kafka_fdw'",
+		  'max_worker_processes = 16';
+	}
+	else
+	{
+		$node->init;
+	}
+	$node->append_conf('postgresql.conf', join('', map { "$_\n" } @conf))
+	  if @conf;
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION kafka_fdw');
+	return $node;
+}
+
+=pod
+
+=item create_kafka_server(NODE, BROKER, NAME, options => { ... }, user_mapping => BOOL)
+
+Creates the foreign server NAME for the KafkaTestBroker BROKER (option
+brokers is its bootstrap address) with the further server C<options>, and
+with C<user_mapping> a user mapping for PUBLIC.
+
+=cut
+
+sub create_kafka_server
+{
+	my ($node, $broker, $name, %args) = @_;
+	my %options = (%{ $args{options} // {} }, brokers => $broker->bootstrap);
+	my $quote = sub { my $s = shift; $s =~ s/'/''/g; return "'$s'" };
+
+	# brokers first, the others in name order
+	my @names = ('brokers', sort grep { $_ ne 'brokers' } keys %options);
+	my $sql = sprintf("CREATE SERVER \"%s\" FOREIGN DATA WRAPPER kafka_fdw OPTIONS (%s);\n",
+		$name,
+		join(', ', map { qq{"$_" } . $quote->($options{$_}) } @names));
+	$sql .= qq{CREATE USER MAPPING FOR PUBLIC SERVER "$name";\n}
+	  if $args{user_mapping};
+	$node->safe_psql('postgres', $sql);
+	return;
+}
+
+=pod
+
+=item poll_until(CHECK, SECONDS)
+
+Calls CHECK every 100 ms until it returns true (then returns 1) or SECONDS
+(default 60) have passed (then returns 0).  For conditions outside
+PostgreSQL; use poll_query_until for a query.
+
+=back
+
+=cut
+
+sub poll_until
+{
+	my ($check, $seconds) = @_;
+	my $deadline = time + ($seconds // 60);
+	while (time < $deadline)
+	{
+		return 1 if $check->();
+		usleep(100_000);
+	}
+	return 0;
+}
+
+1;
