@@ -7,6 +7,9 @@ Runs with Debian's python3-confluent-kafka, through Kafka's admin API:
       wait until the cluster shows BROKERS brokers and can create topics
   admin.py BOOTSTRAP topic NAME PARTITIONS RF [CONFIG=VALUE ...]
       create a topic and wait until every partition has a leader
+      (RF 0: min(3, number of brokers))
+  admin.py BOOTSTRAP drop NAME
+      delete a topic if it exists and wait until it is gone
 
 Exits non-zero with a message on stderr when a request fails.
 """
@@ -63,6 +66,22 @@ def create_topic(admin, name, partitions, rf, configs):
 
 
 
+def drop_topic(admin, name, timeout=60):
+    if name not in admin.list_topics(timeout=10).topics:
+        return
+    for _, f in admin.delete_topics([name], operation_timeout=30).items():
+        try:
+            f.result()
+        except Exception as e:
+            fail("could not delete topic %s: %s" % (name, e))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if name not in admin.list_topics(timeout=5).topics:
+            return
+        time.sleep(0.2)
+    fail("topic %s is still there after %d s" % (name, timeout))
+
+
 def main():
     if len(sys.argv) < 3:
         fail("usage: admin.py BOOTSTRAP COMMAND ARGS...")
@@ -73,7 +92,12 @@ def main():
         wait_brokers(admin, int(args[0]), int(args[1]))
     elif cmd == "topic":
         configs = dict(a.split("=", 1) for a in args[3:])
-        create_topic(admin, args[0], int(args[1]), int(args[2]), configs)
+        rf = int(args[2])
+        if rf == 0:
+            rf = min(3, len(admin.list_topics(timeout=10).brokers))
+        create_topic(admin, args[0], int(args[1]), rf, configs)
+    elif cmd == "drop":
+        drop_topic(admin, args[0])
     else:
         fail("unknown command %s" % cmd)
 
