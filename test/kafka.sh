@@ -114,8 +114,10 @@ start_broker()
 {
 	local dir=$1 id=$2 lib
 	lib=$(cat "$dir/libdir")
+	# A session of its own, and none of our descriptors but 0-2 (a lock
+	# that flock(1) holds for the caller must not outlive the caller).
 	# shellcheck disable=SC2016  # $$ and $0 belong to the inner shell
-	setsid -f sh -c 'echo $$ >"$0"; exec "$@"' "$dir/broker-$id/pid" \
+	setsid -f bash -c 'for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done; echo $$ >"$0"; exec "$@"' "$dir/broker-$id/pid" \
 		java ${KFDW_KAFKA_HEAP:--Xms64m -Xmx512m} -XX:+UseSerialGC \
 		-Djava.awt.headless=true \
 		-Dlog4j2.configurationFile="$dir/log4j2.properties" \
