@@ -163,6 +163,9 @@ extern void kfdw_report_error(int elevel, KafkaHandle *handle,
 extern void kfdw_wait(KafkaHandle *handle, int timeout_ms);
 extern const rd_kafka_metadata_t *kfdw_get_metadata(KafkaHandle *handle,
 													const char *topic);
+extern rd_kafka_resp_err_t kfdw_offsets_for_times(KafkaHandle *handle,
+												  rd_kafka_topic_partition_list_t *list,
+												  int timeout_ms);
 
 /* in kafka_fdw.c */
 extern PGDLLEXPORT Datum kafka_fdw_handler(PG_FUNCTION_ARGS);
