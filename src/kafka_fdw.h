@@ -344,6 +344,9 @@ extern void kfdw_decoder_set_bytes(KafkaDecoder *dec, KafkaColumnDecoder *cd,
 extern void kfdw_json_append_datum(StringInfo buf, Datum value, bool isnull,
 								   Oid typid);
 extern void kfdw_json_append_string(StringInfo buf, const char *str);
+extern int	kfdw_set_encoding_gucs(void);
+extern void kfdw_reset_encoding_gucs(int nestlevel);
+extern void kfdw_set_encoding_session_gucs(void);
 
 /* in cdc_launcher.c */
 
