@@ -21,7 +21,10 @@ use KafkaTestBroker;
 use KafkaFdwTest;
 
 my $broker = KafkaTestBroker->new(
-	topics => { enc_json => 1, enc_csv => 1, enc_q1 => 1, enc_q2 => 1, enc_q3 => 1 });
+	topics => {
+		enc_json => 1, enc_csv => 1,
+		enc_q1 => 1, enc_q2 => 1, enc_q3 => 1, enc_q4 => 1
+	});
 
 my $node = kafka_fdw_node('insert_encoding');
 create_kafka_server($node, $broker, 'k', user_mapping => 1);
@@ -171,6 +174,28 @@ foreach my $t (sort keys %copy_opts)
 	# a record per message: COPY's lines, where a quoted line end splits none
 	is(join("\n", map { $_->{payload} } $broker->consume($t)),
 		$copy, "$t: the messages are COPY's lines");
+}
+
+# quote '''' and the default escape: COPY's escape defaults to the quote,
+# so a quote inside a quoted field is doubled.  The default comes from
+# option.c (issue 9, item 8, on another branch): until it is merged, this
+# is a TODO.
+$node->safe_psql(
+	'postgres', q{
+CREATE FOREIGN TABLE enc_q4 (id int, a text, b text)
+  SERVER k OPTIONS (topic 'enc_q4', format 'csv', quote '''');
+INSERT INTO enc_q4 SELECT * FROM vals;
+});
+is( $node->safe_psql('postgres',
+		"SELECT id, a IS NULL, b IS NULL, quote_literal(a), quote_literal(b) FROM enc_q4 ORDER BY id"),
+	$vals, "enc_q4: every value reads back as inserted");
+TODO:
+{
+	local $TODO = 'escape defaults to quote in option.c (another branch)';
+	is(join("\n", map { $_->{payload} } $broker->consume('enc_q4')),
+		$node->safe_psql('postgres',
+			"COPY (SELECT * FROM vals ORDER BY id) TO STDOUT (FORMAT csv, QUOTE '''')"),
+		"enc_q4: the messages are COPY's lines");
 }
 
 $node->stop;
