@@ -214,6 +214,8 @@ kfdw_cdc_worker_main(Datum main_arg)
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 	/* the snapshot fails rather than miss rows that a policy hides */
 	SetConfigOption("row_security", "off", PGC_SUSET, PGC_S_SESSION);
+	/* events read back the same in any session (json_encode.c) */
+	kfdw_set_encoding_session_gucs();
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "kafka_fdw cdc worker",
 									   ALLOCSET_DEFAULT_SIZES);
