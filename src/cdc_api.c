@@ -222,7 +222,8 @@ kafka_fdw_cdc_create(PG_FUNCTION_ARGS)
 		Oid			argtypes[1] = {TEXTOID};
 		Datum		values[1] = {CStringGetTextDatum(name)};
 
-		if (SPI_execute_with_args("SELECT 1 FROM kafka_fdw.cdc_streams WHERE name = $1",
+		if (SPI_execute_with_args("SELECT 1 FROM kafka_fdw.cdc_streams "
+								  "WHERE name OPERATOR(pg_catalog.=) $1",
 								  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not look up stream \"%s\"", name);
 		if (SPI_processed > 0)
@@ -305,8 +306,9 @@ kafka_fdw_cdc_drop(PG_FUNCTION_ARGS)
 		Datum		values[1] = {CStringGetTextDatum(name)};
 		bool		isnull;
 
-		if (SPI_execute_with_args("SELECT slot_name, owner::oid FROM kafka_fdw.cdc_streams "
-								  "WHERE name = $1",
+		if (SPI_execute_with_args("SELECT slot_name, owner::pg_catalog.oid "
+								  "FROM kafka_fdw.cdc_streams "
+								  "WHERE name OPERATOR(pg_catalog.=) $1",
 								  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not look up stream \"%s\"", name);
 		if (SPI_processed == 0)
@@ -340,7 +342,8 @@ kafka_fdw_cdc_drop(PG_FUNCTION_ARGS)
 					 errhint("Commit the transaction that created stream \"%s\" first, or roll it back.",
 							 name)));
 
-		run_as_superuser("DELETE FROM kafka_fdw.cdc_streams WHERE name = $1",
+		run_as_superuser("DELETE FROM kafka_fdw.cdc_streams "
+						 "WHERE name OPERATOR(pg_catalog.=) $1",
 						 1, argtypes, values, NULL);
 	}
 	SPI_finish();
@@ -614,12 +617,15 @@ check_publication(const char *pubname)
 
 	values[0] = CStringGetTextDatum(pubname);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT c.oid, format('%I.%I', t.schemaname, t.tablename) "
+	if (SPI_execute_with_args("SELECT c.oid, "
+							  "pg_catalog.format('%I.%I', t.schemaname, t.tablename) "
 							  "FROM pg_catalog.pg_publication_tables t "
-							  "JOIN pg_catalog.pg_namespace n ON n.nspname = t.schemaname "
-							  "JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid "
-							  " AND c.relname = t.tablename "
-							  "WHERE t.pubname = $1",
+							  "JOIN pg_catalog.pg_namespace n "
+							  "ON n.nspname OPERATOR(pg_catalog.=) t.schemaname "
+							  "JOIN pg_catalog.pg_class c "
+							  "ON c.relnamespace OPERATOR(pg_catalog.=) n.oid "
+							  "AND c.relname OPERATOR(pg_catalog.=) t.tablename "
+							  "WHERE t.pubname OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list the tables of publication \"%s\"", pubname);
 	for (i = 0; i < SPI_processed; i++)
@@ -723,8 +729,9 @@ create_slot(const char *slot_name)
  * Run a statement on kafka_fdw's own tables as the bootstrap superuser:
  * the caller's rights were checked, and the tables are not writable by
  * roles that merely hold REPLICATION.  As for any security-restricted
- * operation, search_path is pg_catalog only, so that no object of the
- * caller's can stand in for a built-in one.
+ * operation, search_path is pg_catalog then pg_temp (which is otherwise
+ * searched first), so that no object of the caller's can stand in for a
+ * built-in one.
  */
 static void
 run_as_superuser(const char *sql, int nargs, Oid *argtypes, Datum *values,
@@ -740,7 +747,7 @@ run_as_superuser(const char *sql, int nargs, Oid *argtypes, Datum *values,
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog",
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	ret = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);

@@ -204,13 +204,18 @@ kfdw_cdc_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 
 	/*
-	 * Objects of other roles must not stand in for built-in ones.  This is
-	 * the session's value, so that a function's own SET search_path still
-	 * works; what the owner's code changes is undone (see become_owner).
+	 * Objects of other roles must not stand in for built-in ones, whatever
+	 * ALTER DATABASE or ALTER ROLE set: pg_catalog, then pg_temp (otherwise
+	 * searched first).  This is the session's value, so that a function's
+	 * own SET search_path still works; what the owner's code changes is
+	 * undone (see become_owner).  The row filters read from
+	 * pg_publication_tables are deparsed and run with this same value.
 	 */
-	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 	/* the snapshot fails rather than miss rows that a policy hides */
 	SetConfigOption("row_security", "off", PGC_SUSET, PGC_S_SESSION);
+	/* events read back the same in any session (json_encode.c) */
+	kfdw_set_encoding_session_gucs();
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "kafka_fdw cdc worker",
 									   ALLOCSET_DEFAULT_SIZES);
@@ -324,7 +329,8 @@ stream_exists(void)
 					true, 0) == SPI_OK_SELECT &&
 		strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
 			   "t") == 0 &&
-		SPI_execute_with_args("SELECT 1 FROM kafka_fdw.cdc_streams WHERE name = $1",
+		SPI_execute_with_args("SELECT 1 FROM kafka_fdw.cdc_streams "
+							  "WHERE name OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, values, NULL, true, 1) == SPI_OK_SELECT)
 		exists = (SPI_processed == 1);
 	PopActiveSnapshot();
@@ -364,9 +370,11 @@ load_config(void)
 		values[0] = CStringGetTextDatum(NameStr(me->name));
 		if (SPI_execute_with_args("SELECT name, server, publication, slot_name, "
 								  "topic_prefix, snapshot, snapshot_done, "
-								  "coalesce((options->>'tombstones')::boolean, true), "
-								  "owner::oid "
-								  "FROM kafka_fdw.cdc_streams WHERE name = $1",
+								  "coalesce((options OPERATOR(pg_catalog.->>) 'tombstones')"
+								  "::pg_catalog.bool, true), "
+								  "owner::pg_catalog.oid "
+								  "FROM kafka_fdw.cdc_streams "
+								  "WHERE name OPERATOR(pg_catalog.=) $1",
 								  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read stream \"%s\"", NameStr(me->name));
 		if (SPI_processed == 1)
@@ -550,10 +558,12 @@ create_slot_with_snapshot(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
 	values[0] = CStringGetTextDatum(config.publication);
-	if (SPI_execute_with_args("SELECT schemaname::text, tablename::text, "
-							  "attnames::text[], rowfilter "
+	if (SPI_execute_with_args("SELECT schemaname::pg_catalog.text, "
+							  "tablename::pg_catalog.text, "
+							  "attnames::pg_catalog.text[], rowfilter "
 							  "FROM pg_catalog.pg_publication_tables "
-							  "WHERE pubname = $1 AND schemaname <> 'kafka_fdw' "
+							  "WHERE pubname OPERATOR(pg_catalog.=) $1 "
+							  "AND schemaname OPERATOR(pg_catalog.<>) 'kafka_fdw' "
 							  "ORDER BY 1, 2",
 							  1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list the tables of publication \"%s\"",
@@ -820,7 +830,7 @@ mark_snapshot_done(void)
 	values[1] = CStringGetTextDatum(config.slot_name);
 	if (SPI_execute_with_args("UPDATE kafka_fdw.cdc_streams "
 							  "SET snapshot_done = true, slot_name = $2 "
-							  "WHERE name = $1",
+							  "WHERE name OPERATOR(pg_catalog.=) $1",
 							  2, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update stream \"%s\"", config.name);
 	PopActiveSnapshot();

@@ -12,6 +12,14 @@
  * librdkafka's threads never call into PostgreSQL: logs and errors are
  * queued and served here, from the backend, by kfdw_serve_events().
  *
+ * librdkafka's metadata and offsets requests block their caller until the
+ * answer or the timeout.  A slow broker (cross-region round trips of a
+ * second) needs the whole of the user's connect_timeout_ms for them, but a
+ * cancel must not wait that long: such a call runs in a helper thread, which
+ * calls only librdkafka, while the backend serves events and interrupts.
+ * A call cut short by an ERROR goes on in its thread; its handle is then
+ * destroyed only once the call returned.
+ *
  * IDENTIFICATION
  *		  src/connection.c
  *
@@ -19,14 +27,40 @@
  */
 #include "kafka_fdw.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_user_mapping.h"
 #include "miscadmin.h"
+#include "port/atomics.h"
 #include "portability/instr_time.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
+
+/* How often a backend waiting for a blocking call serves interrupts */
+#define KFDW_CALL_SLICE_MS 50
+
+/*
+ * A blocking librdkafka call run in a helper thread: metadata (list is NULL)
+ * or offsets for times (list is the call's own copy of the caller's list).
+ * The thread reads and writes only this struct and calls only librdkafka;
+ * the backend allocated it, and frees it once the thread is joined.
+ */
+typedef struct BlockingCall
+{
+	pthread_t	thread;
+	rd_kafka_t *rk;
+	int			timeout_ms;
+	char	   *topic;			/* metadata of this topic, or of all */
+	const rd_kafka_metadata_t *md;	/* metadata answer */
+	rd_kafka_topic_partition_list_t *list;	/* offsets request and answer */
+	rd_kafka_resp_err_t err;
+	bool		started;		/* thread created, not joined yet */
+	pg_atomic_uint32 done;		/* set by the thread when it returns */
+} BlockingCall;
 
 /* Bookkeeping of one cached handle, beside the public part */
 typedef struct HandleEntry
@@ -35,15 +69,25 @@ typedef struct HandleEntry
 	uint32		server_hashvalue;	/* hash of the server's syscache entry */
 	uint32		mapping_hashvalue;	/* hash of the user mapping's, or 0 */
 	SubTransactionId acquired_subid;	/* when checked out, or 0 */
+	List	   *calls;			/* BlockingCall * cut short by an ERROR */
 } HandleEntry;
 
 /* All handles of this backend, in TopMemoryContext */
 static List *handle_entries = NIL;
+/* Destroyed handles whose blocking call is still out */
+static List *zombie_entries = NIL;
 static bool callbacks_registered = false;
 
 static HandleEntry *create_handle(Oid serverid, Oid userid,
 								  KafkaHandleKind kind);
 static void destroy_handle(HandleEntry *entry);
+static void free_handle(HandleEntry *entry);
+static void reap_zombies(void);
+static rd_kafka_resp_err_t run_blocking_call(KafkaHandle *handle,
+											 BlockingCall *call);
+static void *blocking_call_main(void *arg);
+static void free_blocking_call(BlockingCall *call);
+static bool calls_returned(HandleEntry *entry);
 static HeapTuple lookup_user_mapping(Oid userid, Oid serverid);
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
 				   const char *buf);
@@ -73,6 +117,8 @@ kfdw_acquire_handle(Oid serverid, Oid userid, KafkaHandleKind kind)
 		RegisterSubXactCallback(subxact_callback, NULL);
 		callbacks_registered = true;
 	}
+
+	reap_zombies();
 
 	/* drop stale handles that nobody uses, reuse a fitting one */
 	foreach(lc, handle_entries)
@@ -257,27 +303,64 @@ create_handle(Oid serverid, Oid userid, KafkaHandleKind kind)
 static void
 destroy_handle(HandleEntry *entry)
 {
-	if (entry->handle.rk)
+	if (entry->handle.rk && entry->handle.kind != KFDW_HANDLE_CONSUMER)
 	{
-		if (entry->handle.kind != KFDW_HANDLE_CONSUMER)
-		{
-			/*
-			 * Fail what is still queued or in flight, and serve the delivery
-			 * reports, so that the accounting of statements that are gone
-			 * is freed by them.
-			 */
-			rd_kafka_purge(entry->handle.rk,
-						   RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-			rd_kafka_poll(entry->handle.rk, 0);
-		}
-		/* a consumer leaves no group: scans never join one */
+		/*
+		 * Fail what is still queued or in flight, and serve the delivery
+		 * reports, so that the accounting of statements that are gone is
+		 * freed by them.
+		 */
+		rd_kafka_purge(entry->handle.rk,
+					   RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		rd_kafka_poll(entry->handle.rk, 0);
+	}
+
+	/* a blocking call still out uses the client: destroy it after the call */
+	if (!calls_returned(entry))
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+
+		zombie_entries = lappend(zombie_entries, entry);
+		MemoryContextSwitchTo(oldcxt);
+		return;
+	}
+	free_handle(entry);
+}
+
+/* Destroy the client of a handle whose blocking call (if any) returned */
+static void
+free_handle(HandleEntry *entry)
+{
+	ListCell   *lc;
+
+	foreach(lc, entry->calls)
+		free_blocking_call((BlockingCall *) lfirst(lc));
+	list_free(entry->calls);
+	/* a consumer leaves no group: scans never join one */
+	if (entry->handle.rk)
 		rd_kafka_destroy_flags(entry->handle.rk,
 							   RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-	}
 	if (entry->handle.private)
 		pfree(entry->handle.private);
 	pfree(entry->handle.brokers);
 	pfree(entry);
+}
+
+/* Free the destroyed handles whose blocking call has returned since */
+static void
+reap_zombies(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, zombie_entries)
+	{
+		HandleEntry *e = (HandleEntry *) lfirst(lc);
+
+		if (!calls_returned(e))
+			continue;
+		zombie_entries = foreach_delete_current(zombie_entries, lc);
+		free_handle(e);
+	}
 }
 
 /*
@@ -465,55 +548,50 @@ const rd_kafka_metadata_t *
 kfdw_get_metadata(KafkaHandle *handle, const char *topic)
 {
 	const rd_kafka_metadata_t *md = NULL;
-	rd_kafka_topic_t *rkt = NULL;
 	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
 	instr_time	start,
 				now;
 
-	if (topic)
-	{
-		rkt = rd_kafka_topic_new(handle->rk, topic, NULL);
-		if (rkt == NULL)
-			kfdw_report_error(ERROR, handle, rd_kafka_last_error(), NULL,
-							  psprintf("could not open topic \"%s\"", topic));
-	}
-
 	INSTR_TIME_SET_CURRENT(start);
-	/* an interrupt in the wait must not leak the topic handle */
-	PG_TRY();
+	for (;;)
 	{
-		for (;;)
-		{
-			CHECK_FOR_INTERRUPTS();
-			err = rd_kafka_metadata(handle->rk, topic == NULL, rkt, &md, 200);
-			kfdw_serve_events(handle);
-			if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-			{
-				/* a topic that exists but has no leader yet is retried too */
-				if (topic == NULL || md->topic_cnt != 1 ||
-					(md->topics[0].err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
-					 md->topics[0].partition_cnt > 0) ||
-					md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-					break;
-				err = md->topics[0].err;
-				rd_kafka_metadata_destroy(md);
-				md = NULL;
-			}
+		BlockingCall *call;
+		long		elapsed;
 
-			INSTR_TIME_SET_CURRENT(now);
-			INSTR_TIME_SUBTRACT(now, start);
-			if (INSTR_TIME_GET_MILLISEC(now) >= handle->connect_timeout_ms)
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, start);
+		elapsed = (long) INSTR_TIME_GET_MILLISEC(now);
+
+		/* each try may take what is left of the deadline */
+		call = MemoryContextAllocZero(TopMemoryContext, sizeof(BlockingCall));
+		if (topic)
+			call->topic = MemoryContextStrdup(TopMemoryContext, topic);
+		call->timeout_ms = Max(handle->connect_timeout_ms - (int) elapsed, 1);
+		err = run_blocking_call(handle, call);
+		md = call->md;
+		call->md = NULL;
+		free_blocking_call(call);
+
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			/* a topic that exists but has no leader yet is retried too */
+			if (topic == NULL || md->topic_cnt != 1 ||
+				(md->topics[0].err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
+				 md->topics[0].partition_cnt > 0) ||
+				md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
 				break;
-			if (err != RD_KAFKA_RESP_ERR__TIMED_OUT)
-				kfdw_wait(handle, 100);
+			err = md->topics[0].err;
+			rd_kafka_metadata_destroy(md);
+			md = NULL;
 		}
+
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, start);
+		if (INSTR_TIME_GET_MILLISEC(now) >= handle->connect_timeout_ms)
+			break;
+		if (err != RD_KAFKA_RESP_ERR__TIMED_OUT)
+			kfdw_wait(handle, 100);
 	}
-	PG_FINALLY();
-	{
-		if (rkt)
-			rd_kafka_topic_destroy(rkt);
-	}
-	PG_END_TRY();
 
 	if (md == NULL)
 	{
@@ -541,6 +619,154 @@ kfdw_get_metadata(KafkaHandle *handle, const char *topic)
 	}
 
 	return md;
+}
+
+/*
+ * rd_kafka_offsets_for_times() on list, for at most timeout_ms, serving
+ * interrupts while it waits: the answers (offsets and errors) are left in
+ * list, in its order.
+ */
+rd_kafka_resp_err_t
+kfdw_offsets_for_times(KafkaHandle *handle,
+					   rd_kafka_topic_partition_list_t *list, int timeout_ms)
+{
+	BlockingCall *call;
+	rd_kafka_resp_err_t err;
+	int			i;
+
+	call = MemoryContextAllocZero(TopMemoryContext, sizeof(BlockingCall));
+	call->list = rd_kafka_topic_partition_list_copy(list);
+	call->timeout_ms = Max(timeout_ms, 1);
+	err = run_blocking_call(handle, call);
+	for (i = 0; i < list->cnt && i < call->list->cnt; i++)
+	{
+		list->elems[i].offset = call->list->elems[i].offset;
+		list->elems[i].err = call->list->elems[i].err;
+	}
+	free_blocking_call(call);
+	return err;
+}
+
+/*
+ * Run a blocking call in a helper thread and wait for it, serving
+ * librdkafka's events and interrupts every KFDW_CALL_SLICE_MS.  If an
+ * interrupt (or any ERROR) ends the wait, the call belongs to the handle,
+ * which is marked stale: it is destroyed, and the call freed, once the
+ * thread has returned.
+ */
+static rd_kafka_resp_err_t
+run_blocking_call(KafkaHandle *handle, BlockingCall *call)
+{
+	HandleEntry *entry = (HandleEntry *) handle;
+	sigset_t	all,
+				old;
+	int			rc;
+
+	call->rk = handle->rk;
+	pg_atomic_init_u32(&call->done, 0);
+
+	/* signals are the backend's: the thread blocks every one */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&call->thread, NULL, blocking_call_main, call);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+	{
+		free_blocking_call(call);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start a thread for a Kafka request: %s",
+						strerror(rc))));
+	}
+	call->started = true;
+
+	PG_TRY();
+	{
+		while (pg_atomic_read_u32(&call->done) == 0)
+		{
+			CHECK_FOR_INTERRUPTS();
+			/* the thread ends this wait early with rd_kafka_yield() */
+			rd_kafka_poll(handle->rk, KFDW_CALL_SLICE_MS);
+		}
+	}
+	PG_CATCH();
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+
+		/* the call goes on: the handle goes too, once the call returned */
+		entry->calls = lappend(entry->calls, call);
+		MemoryContextSwitchTo(oldcxt);
+		handle->stale = true;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	pthread_join(call->thread, NULL);
+	call->started = false;
+	kfdw_serve_events(handle);
+	return call->err;
+}
+
+/*
+ * The helper thread of a blocking call.  Calls only librdkafka, and touches
+ * no memory but the call's.
+ */
+static void *
+blocking_call_main(void *arg)
+{
+	BlockingCall *call = (BlockingCall *) arg;
+
+	if (call->list)
+		call->err = rd_kafka_offsets_for_times(call->rk, call->list,
+											   call->timeout_ms);
+	else
+	{
+		rd_kafka_topic_t *rkt = NULL;
+
+		if (call->topic)
+			rkt = rd_kafka_topic_new(call->rk, call->topic, NULL);
+		if (call->topic && rkt == NULL)
+			call->err = rd_kafka_last_error();
+		else
+			call->err = rd_kafka_metadata(call->rk, call->topic == NULL, rkt,
+										  &call->md, call->timeout_ms);
+		if (rkt)
+			rd_kafka_topic_destroy(rkt);
+	}
+
+	/* publish the results, then wake the backend's rd_kafka_poll() */
+	(void) pg_atomic_exchange_u32(&call->done, 1);
+	rd_kafka_yield(call->rk);
+	return NULL;
+}
+
+/* Join the thread of a call that returned (if not done yet) and free it */
+static void
+free_blocking_call(BlockingCall *call)
+{
+	if (call->started)
+		pthread_join(call->thread, NULL);
+	if (call->md)
+		rd_kafka_metadata_destroy(call->md);
+	if (call->list)
+		rd_kafka_topic_partition_list_destroy(call->list);
+	if (call->topic)
+		pfree(call->topic);
+	pfree(call);
+}
+
+/* Have all blocking calls cut short on this handle returned? */
+static bool
+calls_returned(HandleEntry *entry)
+{
+	ListCell   *lc;
+
+	foreach(lc, entry->calls)
+	{
+		if (pg_atomic_read_u32(&((BlockingCall *) lfirst(lc))->done) == 0)
+			return false;
+	}
+	return true;
 }
 
 /*

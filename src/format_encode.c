@@ -12,6 +12,11 @@
  * Everything is encoded into buffers that the encoder reuses from row to
  * row, so that encoding a row allocates nothing in the common case.
  *
+ * Callers encode under kfdw_set_encoding_gucs(): values are written with ISO
+ * dates, postgres-style intervals and floats with every digit, whatever the
+ * session's DateStyle, IntervalStyle and extra_float_digits, so that any
+ * other session (or client) reads back what was written.
+ *
  * IDENTIFICATION
  *		  src/format_encode.c
  *
@@ -279,8 +284,12 @@ encode_csv_value(KafkaEncoder *enc, TupleTableSlot *slot)
 }
 
 /*
- * Append a CSV field, quoted when it holds the delimiter, the quote, a line
- * end, or reads as the null string (COPY's rules).
+ * Append a CSV field as COPY ... (FORMAT csv) writes it: quoted when it reads
+ * as the null string (or COPY's end-of-data marker) or holds the delimiter,
+ * the quote or a line end; inside the quotes, the quote and the escape are
+ * preceded by the escape (so with escape equal to quote, a quote is
+ * doubled).  An escape outside quotes is an ordinary character, so a value
+ * that holds only that is not quoted, as COPY does not quote it.
  */
 static void
 append_csv_field(KafkaEncoder *enc, const char *str)
@@ -292,8 +301,9 @@ append_csv_field(KafkaEncoder *enc, const char *str)
 
 	if (strcmp(str, opts->null_string) == 0)
 		use_quote = true;
-	else if (str[0] == '\\' && str[1] == '.' && str[2] == '\0')
-		use_quote = true;		/* COPY's end-of-data marker */
+	else if (opts->ndata == 1 &&
+			 str[0] == '\\' && str[1] == '.' && str[2] == '\0')
+		use_quote = true;		/* COPY's end-of-data marker, alone on a line */
 	else
 	{
 		for (p = str; *p; p++)

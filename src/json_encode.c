@@ -14,6 +14,12 @@
  * a small hash table; the common types are encoded straight into the output
  * buffer without allocating.
  *
+ * Output functions depend on the session's DateStyle, IntervalStyle and
+ * extra_float_digits, and a message must read back the same in any other
+ * session: every encoder (this one, and the CSV and raw ones of INSERT)
+ * runs with these fixed as pg_dump fixes them, see
+ * kfdw_set_encoding_gucs().
+ *
  * IDENTIFICATION
  *		  src/json_encode.c
  *
@@ -33,6 +39,8 @@
 #include "utils/arrayaccess.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/float.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/json.h"
@@ -96,6 +104,54 @@ static void append_array_dim(StringInfo buf, int dim, int ndim,
 							 JsonTypeEntry *entry, JsonTypeEntry *elem);
 static void append_composite(StringInfo buf, Datum value);
 static void append_number_text(StringInfo buf, const char *str);
+
+/*
+ * Fix the settings output functions depend on, until
+ * kfdw_reset_encoding_gucs() with the returned nest level (or the end of
+ * the (sub)transaction, on ERROR): ISO dates, intervals in the postgres
+ * style and floats with every digit, as pg_dump writes them, whatever the
+ * session's settings.  Only values that differ are set, so that a default
+ * session pays almost nothing.  Call it once per batch of rows.
+ */
+int
+kfdw_set_encoding_gucs(void)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	if (DateStyle != USE_ISO_DATES)
+		(void) set_config_option("datestyle", "ISO",
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	if (IntervalStyle != INTSTYLE_POSTGRES)
+		(void) set_config_option("intervalstyle", "postgres",
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	/* any positive value gives the shortest text that reads back exactly */
+	if (extra_float_digits < 3)
+		(void) set_config_option("extra_float_digits", "3",
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
+/* Undo kfdw_set_encoding_gucs() */
+void
+kfdw_reset_encoding_gucs(int nestlevel)
+{
+	AtEOXact_GUC(true, nestlevel);
+}
+
+/*
+ * The same settings as the session's own, for a process that only encodes
+ * (a CDC worker): set once, at its start.
+ */
+void
+kfdw_set_encoding_session_gucs(void)
+{
+	SetConfigOption("datestyle", "ISO", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("intervalstyle", "postgres", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("extra_float_digits", "3", PGC_SUSET, PGC_S_SESSION);
+}
 
 /*
  * Append the JSON encoding of a value of type typid to buf.

@@ -163,6 +163,9 @@ extern void kfdw_report_error(int elevel, KafkaHandle *handle,
 extern void kfdw_wait(KafkaHandle *handle, int timeout_ms);
 extern const rd_kafka_metadata_t *kfdw_get_metadata(KafkaHandle *handle,
 													const char *topic);
+extern rd_kafka_resp_err_t kfdw_offsets_for_times(KafkaHandle *handle,
+												  rd_kafka_topic_partition_list_t *list,
+												  int timeout_ms);
 
 /* in kafka_fdw.c */
 extern PGDLLEXPORT Datum kafka_fdw_handler(PG_FUNCTION_ARGS);
@@ -341,6 +344,9 @@ extern void kfdw_decoder_set_bytes(KafkaDecoder *dec, KafkaColumnDecoder *cd,
 extern void kfdw_json_append_datum(StringInfo buf, Datum value, bool isnull,
 								   Oid typid);
 extern void kfdw_json_append_string(StringInfo buf, const char *str);
+extern int	kfdw_set_encoding_gucs(void);
+extern void kfdw_reset_encoding_gucs(int nestlevel);
+extern void kfdw_set_encoding_session_gucs(void);
 
 /* in cdc_launcher.c */
 

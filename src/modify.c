@@ -229,8 +229,11 @@ kafkaExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 	KafkaModifyState *st = (KafkaModifyState *) rinfo->ri_FdwState;
 	int32		partition;
 	int64		offset;
+	int			nestlevel;
 
+	nestlevel = kfdw_set_encoding_gucs();
 	insert_row(st, slot);
+	kfdw_reset_encoding_gucs(nestlevel);
 
 	if (!st->returning_meta)
 		return slot;
@@ -252,10 +255,14 @@ kafkaExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 							int *numSlots)
 {
 	KafkaModifyState *st = (KafkaModifyState *) rinfo->ri_FdwState;
+	int			nestlevel;
 	int			i;
 
+	/* the settings that values are written with: once per batch */
+	nestlevel = kfdw_set_encoding_gucs();
 	for (i = 0; i < *numSlots; i++)
 		insert_row(st, slots[i]);
+	kfdw_reset_encoding_gucs(nestlevel);
 	return slots;
 }
 
@@ -347,7 +354,8 @@ begin_modify(EState *estate, ResultRelInfo *rinfo, bool returning_meta)
 }
 
 /*
- * Encode a row and produce it, or hold it for the transaction.
+ * Encode a row and produce it, or hold it for the transaction.  The caller
+ * fixed the settings values are written with (kfdw_set_encoding_gucs).
  */
 static void
 insert_row(KafkaModifyState *st, TupleTableSlot *slot)

@@ -970,9 +970,15 @@ kafka_fdw_check_table_ddl(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("function \"check_table_ddl\" must be fired as an event trigger")));
 
+	/*
+	 * This runs inside every ALTER TABLE of the database, often a
+	 * superuser's: whatever the session's search_path, no object of another
+	 * role may stand in for the built-in operator, type or function.
+	 */
 	SPI_connect();
 	if (SPI_execute("SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
-					"WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass",
+					"WHERE classid OPERATOR(pg_catalog.=) "
+					"'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list the relations of the DDL command");
 

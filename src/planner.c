@@ -557,15 +557,19 @@ kafkaImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 				(stmt->list_type == FDW_IMPORT_SCHEMA_EXCEPT && listed))
 				continue;
 
+			/*
+			 * PostgreSQL runs these statements with the session's
+			 * search_path: every type is named by its schema.
+			 */
 			initStringInfo(&buf);
 			appendStringInfo(&buf,
 							 "CREATE FOREIGN TABLE %s (\n"
-							 "  \"partition\" integer OPTIONS (partition 'true'),\n"
-							 "  \"offset\" bigint OPTIONS (\"offset\" 'true'),\n"
-							 "  \"key\" text OPTIONS (key 'true'),\n"
-							 "  \"timestamp\" timestamptz OPTIONS (\"timestamp\" 'true'),\n"
-							 "  \"headers\" jsonb OPTIONS (headers 'true'),\n"
-							 "  \"value\" %s\n"
+							 "  \"partition\" pg_catalog.int4 OPTIONS (partition 'true'),\n"
+							 "  \"offset\" pg_catalog.int8 OPTIONS (\"offset\" 'true'),\n"
+							 "  \"key\" pg_catalog.text OPTIONS (key 'true'),\n"
+							 "  \"timestamp\" pg_catalog.timestamptz OPTIONS (\"timestamp\" 'true'),\n"
+							 "  \"headers\" pg_catalog.jsonb OPTIONS (headers 'true'),\n"
+							 "  \"value\" pg_catalog.%s\n"
 							 ") SERVER %s OPTIONS (topic %s, format 'raw')",
 							 quote_identifier(topic), value_type,
 							 quote_identifier(stmt->server_name),

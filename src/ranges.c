@@ -79,7 +79,8 @@ kfdw_topic_partitions(KafkaHandle *handle, const char *topic)
 
 /*
  * Run an offsets request (offsets-for-times, where -2 asks for the low and
- * -1 for the high watermark) in short tries so that interrupts are served,
+ * -1 for the high watermark) in tries that may each take what is left of the
+ * deadline, serving interrupts while they wait (see kfdw_offsets_for_times),
  * until the server's connect_timeout_ms runs out.  query[i] is what to ask
  * for the i-th partition of the list; the answers are left in the list.
  *
@@ -93,7 +94,6 @@ retry_offsets_request(KafkaHandle *handle,
 {
 	instr_time	start,
 				now;
-	int			slice = KFDW_POLL_MS;
 	rd_kafka_resp_err_t err;
 	int			i;
 
@@ -109,8 +109,12 @@ retry_offsets_request(KafkaHandle *handle,
 			list->elems[i].offset = query[i];
 			list->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
 		}
-		err = rd_kafka_offsets_for_times(handle->rk, list, slice);
-		kfdw_serve_events(handle);
+		/* each try may take what is left of the deadline; cancels are served */
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, start);
+		elapsed = (long) INSTR_TIME_GET_MILLISEC(now);
+		err = kfdw_offsets_for_times(handle, list,
+									 handle->connect_timeout_ms - (int) elapsed);
 
 		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
@@ -144,9 +148,9 @@ retry_offsets_request(KafkaHandle *handle,
 		elapsed = (long) INSTR_TIME_GET_MILLISEC(now);
 		if (elapsed >= handle->connect_timeout_ms)
 			break;
-		/* a slow broker gets longer tries, but interrupts wait 500 ms at most */
-		slice = Min(Min(slice * 2, 500), handle->connect_timeout_ms - (int) elapsed);
-		slice = Max(slice, 1);
+		/* a transport error came early: wait a little before the next try */
+		if (err != RD_KAFKA_RESP_ERR__TIMED_OUT)
+			kfdw_wait(handle, KFDW_POLL_MS);
 	}
 
 	if ((err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR_NO_ERROR) &&

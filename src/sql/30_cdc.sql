@@ -16,7 +16,7 @@ CREATE TABLE kafka_fdw.cdc_streams (
     snapshot_done boolean NOT NULL DEFAULT false,
     options       jsonb NOT NULL DEFAULT '{}',
     owner         regrole NOT NULL,
-    created_at    timestamptz NOT NULL DEFAULT now()
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
 /* a stream restored by pg_restore starts like one made by cdc_create */
@@ -83,7 +83,8 @@ SELECT s.name,
        s.snapshot,
        s.snapshot_done
   FROM kafka_fdw.cdc_streams s
-  LEFT JOIN kafka_fdw.cdc_worker_status() w ON w.name = s.name
-  LEFT JOIN pg_catalog.pg_replication_slots r ON r.slot_name = s.slot_name;
+  LEFT JOIN kafka_fdw.cdc_worker_status() w ON w.name OPERATOR(pg_catalog.=) s.name
+  LEFT JOIN pg_catalog.pg_replication_slots r
+    ON r.slot_name OPERATOR(pg_catalog.=) s.slot_name;
 
 GRANT SELECT ON kafka_fdw.cdc_status TO PUBLIC;
