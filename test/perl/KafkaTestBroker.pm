@@ -78,6 +78,9 @@ my $binary = $ENV{KAFKA_TEST_BROKER}
 my $kafka_sh = File::Spec->catfile(dirname(File::Spec->rel2abs(__FILE__)),
 	File::Spec->updir, 'kafka.sh');
 
+my $admin_py = File::Spec->catfile(dirname(File::Spec->rel2abs(__FILE__)),
+	File::Spec->updir, 'kafka', 'admin.py');
+
 # python3 of the system, where python3-confluent-kafka is installed
 my $python = -x '/usr/bin/python3' ? '/usr/bin/python3' : 'python3';
 
@@ -112,7 +115,7 @@ sub new
 	my @cmd = ($binary, '--brokers', $brokers, '--stop-on-eof');
 	push @cmd, '--topic', "$_:$topics->{$_}" for sort keys %$topics;
 
-	my $self = bless { in => '', out => '', seen => 0 }, $class;
+	my $self = bless { in => '', out => '', seen => 0, nbrokers => $brokers }, $class;
 
 	# librdkafka's own log lines go to a file beside the test's logs
 	my @stderr = ();
@@ -145,7 +148,7 @@ sub _new_real
 	my $base = do { no warnings 'once'; $PostgreSQL::Test::Utils::tmp_check }
 	  // File::Spec->tmpdir;
 	my $dir = File::Temp::tempdir('kafka_XXXX', DIR => $base, CLEANUP => 1);
-	my $self = bless { real => 1, dir => $dir }, $class;
+	my $self = bless { real => 1, dir => $dir, nbrokers => $brokers }, $class;
 	my @cmd = ($kafka_sh, 'start', $dir, '--brokers', $brokers);
 	push @cmd, '--topic', "$_:$topics->{$_}" for sort keys %$topics;
 	push @cmd, '--sasl' if $args{sasl};
@@ -216,6 +219,12 @@ Add MS milliseconds of round-trip latency to broker ID (0 removes it).
 
 =cut
 
+=item $broker->down_all, $broker->up_all
+
+Take every broker down (an outage of the whole cluster) / bring them all
+back; on real Kafka, up_all waits (at most 2 minutes) until every broker
+is back in the cluster.
+
 =item $broker->is_real
 
 True on a real Kafka cluster (KFDW_TEST_KAFKA=real).
@@ -256,6 +265,25 @@ sub up
 	my ($self, $id) = @_;
 	return $self->_kafka_sh('up', $id) if $self->{real};
 	return $self->_command("up $id");
+}
+
+sub down_all
+{
+	my ($self) = @_;
+	$self->down($_) for 1 .. $self->{nbrokers};
+	return 1;
+}
+
+sub up_all
+{
+	my ($self) = @_;
+	$self->up($_) for 1 .. $self->{nbrokers};
+	return 1 unless $self->{real};
+	my ($rc, $out, $err) = $self->_run_client(
+		[ $python, $admin_py, $self->{bootstrap}, 'wait', $self->{nbrokers}, 120 ],
+		'', 150);
+	croak "the brokers did not come back: $err" if $rc != 0;
+	return 1;
 }
 
 sub rtt
