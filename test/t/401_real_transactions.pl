@@ -238,6 +238,20 @@ is($scan_all,
 	'the scan returns the partitions, offsets, keys and values kcat reads');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM txn_in'), '50',
 	'count(*) over the topic: only the committed messages');
+# aborted messages and transaction markers take offsets: a LIMIT must still
+# return as many rows as asked while there are
+my %per_part;
+$per_part{ $_->{partition} }++ for @rc;
+my ($big) = sort { $per_part{$b} <=> $per_part{$a} } keys %per_part;
+my $n = $per_part{$big};
+{
+	local $TODO = 'kafka_fdw bug: kfdw_compute_ranges (src/ranges.c) shortens '
+	  . 'each range to LIMIT offsets, but aborted messages and markers take '
+	  . 'offsets too, so the scan ends early';
+	is($node->safe_psql('postgres',
+			"SELECT count(*) FROM (SELECT o FROM txn_in WHERE p = $big LIMIT $n) s"),
+		$n, "LIMIT $n on partition $big (with an aborted transaction) returns $n rows");
+}
 
 # --- the backend's transactional id -------------------------------------
 # kafka_fdw-<system id>-<pid>-<backend start, epoch seconds>-<server>-<user>
