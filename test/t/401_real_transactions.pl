@@ -275,7 +275,7 @@ like($list, qr/^\Q$txnid\E\s/m,
 # --- fenced between transactions ----------------------------------------
 ok(fence($txnid, 'fencer one'), 'another producer takes over the transactional id');
 $s1->query_safe('BEGIN');
-my ($ins) = $s1->query(
+$s1->query(
 	"INSERT INTO txn_out SELECT 'f' || i, i, 'after fence' FROM generate_series(1, 5) i");
 my $ins_err = $s1->{stderr};
 $s1->{stderr} = '';
@@ -302,7 +302,7 @@ is(kcat_tagged('open when fenced', 'read_uncommitted'), expect_rows('o', 1, 10),
 	'the open transaction streamed its messages');
 $txnid = $s1->query_safe($txnid_ktx_sql);
 ok(fence($txnid, 'fencer two'), 'another producer takes over the id while it is open');
-($ins) = $s1->query(
+$s1->query(
 	"INSERT INTO txn_out SELECT 'o' || i, i, 'open when fenced' FROM generate_series(11, 15) i");
 $ins_err = $s1->{stderr};
 $s1->{stderr} = '';
