@@ -169,7 +169,7 @@ sub _kafka_sh
 	  $self->_run_client([ $kafka_sh, $args[0], $self->{dir}, @args[ 1 .. $#args ] ],
 		'', 180);
 	croak "test/kafka.sh @args failed ($rc): $err" if $rc != 0;
-	return 1;
+	return wantarray ? ($out, $err) : 1;
 }
 
 # Wait for the next line from the broker's stdout and return it.
@@ -236,7 +236,9 @@ The SASL_PLAINTEXT listeners of a real cluster started with C<< sasl => 1 >>
 
 =item $broker->kafka_sh(COMMAND, ARGS...)
 
-Run "test/kafka.sh COMMAND DIR ARGS..." on a real cluster.
+Run "test/kafka.sh COMMAND DIR ARGS..." on a real cluster; croaks if it
+fails.  In list context returns its stdout and stderr (for a C<tool>'s
+answer), else 1.
 
 =cut
 
