@@ -110,6 +110,7 @@ typedef struct RelEntry
 	Oid			relid;			/* hash key */
 	KafkaCdcRelation rel;
 	bool		skip;			/* kafka_fdw's own tables */
+	bool		old_is_key;		/* old rows carry only the identity columns */
 } RelEntry;
 
 static StreamConfig config;
@@ -162,7 +163,7 @@ static void do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
 					 TransactionId xid, bool last_write);
 static void handle_relation(LogicalRepRelation *lrel);
 static void tuple_to_row(KafkaCdcRelation *rel, LogicalRepTupleData *tup,
-						 KafkaCdcRow *row, KafkaCdcRow *old);
+						 KafkaCdcRow *row, KafkaCdcRow *old, bool key_only);
 static void emit(RelEntry *entry, char op, KafkaCdcRow *before,
 				 KafkaCdcRow *after, KafkaCdcRow *keyrow, XLogRecPtr lsn);
 static bool key_changed(KafkaCdcRelation *rel, LogicalRepTupleData *oldtup,
@@ -1023,7 +1024,7 @@ do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 
 				if (entry == NULL || entry->skip)
 					break;
-				tuple_to_row(&entry->rel, &newtup, &after, NULL);
+				tuple_to_row(&entry->rel, &newtup, &after, NULL, false);
 				emit(entry, 'c', NULL, &after, &after, lsn);
 				break;
 			}
@@ -1041,9 +1042,10 @@ do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 				if (entry == NULL || entry->skip)
 					break;
 				if (has_old)
-					tuple_to_row(&entry->rel, &oldtup, &before, NULL);
+					tuple_to_row(&entry->rel, &oldtup, &before, NULL,
+								 entry->old_is_key);
 				tuple_to_row(&entry->rel, &newtup, &after,
-							 has_old ? &before : NULL);
+							 has_old ? &before : NULL, false);
 
 				if (has_old && entry->rel.has_key &&
 					key_changed(&entry->rel, &oldtup, &newtup))
@@ -1065,7 +1067,8 @@ do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 
 				if (entry == NULL || entry->skip)
 					break;
-				tuple_to_row(&entry->rel, &oldtup, &before, NULL);
+				tuple_to_row(&entry->rel, &oldtup, &before, NULL,
+							 entry->old_is_key);
 				emit(entry, 'd', &before, NULL, &before, lsn);
 				break;
 			}
@@ -1125,6 +1128,7 @@ handle_relation(LogicalRepRelation *lrel)
 	memset(&entry->rel, 0, sizeof(entry->rel));
 	entry->relid = lrel->remoteid;
 	entry->skip = strcmp(lrel->nspname, "kafka_fdw") == 0;
+	entry->old_is_key = lrel->replident != REPLICA_IDENTITY_FULL;
 	entry->rel.relid = lrel->remoteid;
 	entry->rel.nspname = pstrdup(lrel->nspname);
 	entry->rel.relname = pstrdup(lrel->relname);
@@ -1145,13 +1149,15 @@ handle_relation(LogicalRepRelation *lrel)
 }
 
 /*
- * Convert a pgoutput tuple (text values) into a row of Datums.  A column
- * left unchanged and TOASTed is not in the WAL: it is left out, unless the
- * old row (REPLICA IDENTITY FULL) has its value.
+ * Convert a pgoutput tuple (text values) into a row of Datums.  A value
+ * that the WAL does not carry is left out, never sent as null: a column
+ * left unchanged and TOASTed, unless the old row (REPLICA IDENTITY FULL)
+ * has its value; and with key_only, every column of an old row that is not
+ * in the replica identity (pgoutput sends those as nulls).
  */
 static void
 tuple_to_row(KafkaCdcRelation *rel, LogicalRepTupleData *tup, KafkaCdcRow *row,
-			 KafkaCdcRow *old)
+			 KafkaCdcRow *old, bool key_only)
 {
 	int			n = Max(rel->ncols, 1);
 	int			i;
@@ -1164,6 +1170,8 @@ tuple_to_row(KafkaCdcRelation *rel, LogicalRepTupleData *tup, KafkaCdcRow *row,
 	{
 		KafkaCdcColumn *col = &rel->cols[i];
 
+		if (key_only && !col->iskey)
+			continue;
 		switch (tup->colstatus[i])
 		{
 			case LOGICALREP_COLUMN_NULL:
