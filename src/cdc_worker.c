@@ -193,7 +193,10 @@ kfdw_cdc_worker_main(Datum main_arg)
 	else
 	{
 		me->pid = MyProcPid;
-		me->state = KFDW_CDC_STARTING;
+		/* a run after a failed one shows "retrying" until Kafka takes a message */
+		me->state = (me->state == KFDW_CDC_RETRYING ||
+					 me->state == KFDW_CDC_WAITING)
+			? KFDW_CDC_RETRYING : KFDW_CDC_STARTING;
 		/* until a message gets through, every start counts for the backoff */
 		me->failures++;
 	}
@@ -254,7 +257,16 @@ kfdw_cdc_worker_main(Datum main_arg)
 
 		MemoryContextSwitchTo(worker_cxt);
 		edata = CopyErrorData();
-		kfdw_cdc_set_error(edata->message);
+
+		/*
+		 * The cause (librdkafka's text, in the detail) belongs in
+		 * last_error: "could not deliver" alone does not say what to fix.
+		 * Details name topics, brokers and objects, never credentials.
+		 */
+		if (edata->detail)
+			kfdw_cdc_set_error(psprintf("%s: %s", edata->message, edata->detail));
+		else
+			kfdw_cdc_set_error(edata->message);
 		LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
 		me->state = KFDW_CDC_RETRYING;
 		LWLockRelease(kfdw_cdc_shared->lock);
@@ -270,8 +282,9 @@ worker_on_exit(int code, Datum arg)
 	if (me->pid == MyProcPid)
 	{
 		me->pid = 0;
-		if (me->state != KFDW_CDC_RETRYING)
-			me->state = KFDW_CDC_STOPPED;
+		/* after an error the launcher starts the worker again, later */
+		me->state = me->state == KFDW_CDC_RETRYING
+			? KFDW_CDC_WAITING : KFDW_CDC_STOPPED;
 	}
 	LWLockRelease(kfdw_cdc_shared->lock);
 }
@@ -442,6 +455,7 @@ confirm_progress(LogicalDecodingContext *ctx)
 		last_confirmed = lsn;
 		pg_atomic_write_u64(&me->confirmed_lsn, lsn);
 	}
+	kfdw_cdc_show_undelivered(last_confirmed);
 
 	/*
 	 * A checkpoint writes the slot too, but saving it now and then keeps
@@ -541,7 +555,8 @@ create_slot_with_snapshot(void)
 	source.last_commit_lsn = InvalidXLogRecPtr;
 	source.snapshot = "true";
 
-	txn_id = kfdw_cdc_txn_begin();
+	txn_id = kfdw_cdc_txn_begin(InvalidXLogRecPtr, InvalidXLogRecPtr,
+								source.commit_time);
 	initStringInfo(&held_key);
 	initStringInfo(&held_value);
 
@@ -993,7 +1008,9 @@ do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 				logicalrep_read_begin(&in, &begin);
 				cur_xid = begin.xid;
 				cur_commit_time = begin.committime;
-				current_txn = kfdw_cdc_txn_begin();
+				/* lsn: of the first change that pgoutput publishes */
+				current_txn = kfdw_cdc_txn_begin(lsn, begin.final_lsn,
+												 begin.committime);
 				txn_open = true;
 				break;
 			}
