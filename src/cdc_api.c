@@ -45,6 +45,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/pg_lsn.h"
 #include "utils/syscache.h"
 #include "utils/wait_event.h"
 
@@ -459,8 +460,8 @@ kafka_fdw_cdc_worker_status(PG_FUNCTION_ARGS)
 	for (i = 0; i < KFDW_CDC_MAX_STREAMS; i++)
 	{
 		KafkaCdcStream *s = &kfdw_cdc_shared->streams[i];
-		Datum		values[6];
-		bool		nulls[6] = {false};
+		Datum		values[8];
+		bool		nulls[8] = {false};
 		bool		may_read = read_all;
 
 		if (!s->in_use || s->dboid != MyDatabaseId)
@@ -472,7 +473,7 @@ kafka_fdw_cdc_worker_status(PG_FUNCTION_ARGS)
 		}
 		values[0] = CStringGetTextDatum(NameStr(s->name));
 		values[1] = CStringGetTextDatum(kfdw_cdc_state_name(s->pid != 0 ||
-															s->state == KFDW_CDC_RETRYING
+															s->state == KFDW_CDC_WAITING
 															? s->state
 															: KFDW_CDC_STOPPED));
 		values[2] = Int32GetDatum(s->pid);
@@ -482,6 +483,10 @@ kafka_fdw_cdc_worker_status(PG_FUNCTION_ARGS)
 		nulls[4] = (s->last_error[0] == '\0' || !may_read);
 		values[5] = TimestampTzGetDatum(s->last_error_at);
 		nulls[5] = (s->last_error_at == 0);
+		values[6] = LSNGetDatum(s->undelivered_lsn);
+		nulls[6] = XLogRecPtrIsInvalid(s->undelivered_lsn);
+		values[7] = TimestampTzGetDatum(s->undelivered_at);
+		nulls[7] = (s->undelivered_at == 0);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(kfdw_cdc_shared->lock);

@@ -37,6 +37,9 @@
  */
 typedef struct PendingTxn
 {
+	XLogRecPtr	first_lsn;		/* its first published change */
+	XLogRecPtr	commit_lsn;
+	TimestampTz commit_time;
 	XLogRecPtr	end_lsn;
 	int64		pending;		/* messages not yet acknowledged */
 	bool		closed;
@@ -74,6 +77,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason,
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
 				   const char *buf);
 static PendingTxn *txn_get(uint64 id);
+static void leave_retrying(void);
 
 /*
  * Set up delivery for the stream of registry entry entry; memory that must
@@ -88,12 +92,22 @@ kfdw_cdc_delivery_init(KafkaCdcStream *entry, const char *name,
 	delivery_cxt = cxt;
 }
 
-/* Show what the stream does */
+/*
+ * Show what the stream does.  A stream in "retrying" stays there when it
+ * moves on to its snapshot or to streaming: it leaves "retrying" only when
+ * Kafka takes a message (dr_msg_cb) or, with nothing to send, answers
+ * (kfdw_cdc_recover_state), so that a worker started again after an error
+ * does not show "streaming" while it fails again.
+ */
 void
 kfdw_cdc_set_state(KafkaCdcState state)
 {
 	if (state == KFDW_CDC_SNAPSHOT || state == KFDW_CDC_STREAMING)
+	{
 		normal_state = state;
+		if (me->state == KFDW_CDC_RETRYING)
+			return;
+	}
 	if (me->state != state)
 	{
 		LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
@@ -101,6 +115,16 @@ kfdw_cdc_set_state(KafkaCdcState state)
 		LWLockRelease(kfdw_cdc_shared->lock);
 		pgstat_report_activity(STATE_RUNNING, kfdw_cdc_state_name(state));
 	}
+}
+
+/* Kafka answers again: show what the stream does */
+static void
+leave_retrying(void)
+{
+	LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
+	if (me->state == KFDW_CDC_RETRYING)
+		me->state = normal_state;
+	LWLockRelease(kfdw_cdc_shared->lock);
 }
 
 /* Show the stream's last error */
@@ -260,9 +284,8 @@ dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 	{
 		LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
 		me->failures = 0;
-		if (me->state == KFDW_CDC_RETRYING)
-			me->state = normal_state;
 		LWLockRelease(kfdw_cdc_shared->lock);
+		leave_retrying();
 	}
 }
 
@@ -297,9 +320,14 @@ log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 	elog(level <= 4 ? LOG : DEBUG1, "librdkafka: %s: %s", fac, buf);
 }
 
-/* Open a new in-flight transaction and return its id */
+/*
+ * Open a new in-flight transaction and return its id.  first_lsn is the
+ * position of its first change, commit_lsn that of its commit (both
+ * invalid for the snapshot), commit_time when it committed.
+ */
 uint64
-kfdw_cdc_txn_begin(void)
+kfdw_cdc_txn_begin(XLogRecPtr first_lsn, XLogRecPtr commit_lsn,
+				   TimestampTz commit_time)
 {
 	if (txns == NULL)
 	{
@@ -321,6 +349,9 @@ kfdw_cdc_txn_begin(void)
 			txns = repalloc(txns, sizeof(PendingTxn) * txn_cap);
 		}
 	}
+	txns[txn_tail].first_lsn = first_lsn;
+	txns[txn_tail].commit_lsn = commit_lsn;
+	txns[txn_tail].commit_time = commit_time;
 	txns[txn_tail].end_lsn = InvalidXLogRecPtr;
 	txns[txn_tail].pending = 0;
 	txns[txn_tail].closed = false;
@@ -359,6 +390,44 @@ kfdw_cdc_txn_confirmable(bool *none_pending)
 	if (*none_pending)
 		txn_head = txn_tail = 0;
 	return lsn;
+}
+
+/*
+ * Show the oldest transaction that Kafka does not have entirely, for
+ * cdc_status's lag_bytes and undelivered_age; confirmed is where the slot
+ * is confirmed.  With nothing in flight, what an earlier run of the worker
+ * left undelivered is still owed until the slot is confirmed past its
+ * commit.
+ */
+void
+kfdw_cdc_show_undelivered(XLogRecPtr confirmed)
+{
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
+	XLogRecPtr	commit = InvalidXLogRecPtr;
+	TimestampTz at = 0;
+
+	/* the oldest transaction with a message not acknowledged */
+	if (txn_head < txn_tail)
+	{
+		PendingTxn *txn = &txns[txn_head];
+
+		lsn = txn->first_lsn;
+		commit = txn->commit_lsn;
+		at = txn->commit_time;
+	}
+	else if (!XLogRecPtrIsInvalid(me->undelivered_commit) &&
+			 confirmed <= me->undelivered_commit)
+		return;
+
+	if (me->undelivered_lsn != lsn || me->undelivered_commit != commit ||
+		me->undelivered_at != at)
+	{
+		LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
+		me->undelivered_lsn = lsn;
+		me->undelivered_commit = commit;
+		me->undelivered_at = at;
+		LWLockRelease(kfdw_cdc_shared->lock);
+	}
 }
 
 static PendingTxn *
@@ -460,6 +529,6 @@ kfdw_cdc_recover_state(void)
 	if (rd_kafka_metadata(producer, 0, NULL, &md, 100) == RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		rd_kafka_metadata_destroy(md);
-		kfdw_cdc_set_state(normal_state);
+		leave_retrying();
 	}
 }

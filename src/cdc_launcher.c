@@ -212,6 +212,8 @@ kfdw_cdc_state_name(KafkaCdcState state)
 			return "streaming";
 		case KFDW_CDC_RETRYING:
 			return "retrying";
+		case KFDW_CDC_WAITING:
+			return "waiting to retry";
 	}
 	return "unknown";
 }

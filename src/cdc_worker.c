@@ -110,6 +110,7 @@ typedef struct RelEntry
 	Oid			relid;			/* hash key */
 	KafkaCdcRelation rel;
 	bool		skip;			/* kafka_fdw's own tables */
+	bool		old_is_key;		/* old rows carry only the identity columns */
 } RelEntry;
 
 static StreamConfig config;
@@ -162,7 +163,7 @@ static void do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
 					 TransactionId xid, bool last_write);
 static void handle_relation(LogicalRepRelation *lrel);
 static void tuple_to_row(KafkaCdcRelation *rel, LogicalRepTupleData *tup,
-						 KafkaCdcRow *row, KafkaCdcRow *old);
+						 KafkaCdcRow *row, KafkaCdcRow *old, bool key_only);
 static void emit(RelEntry *entry, char op, KafkaCdcRow *before,
 				 KafkaCdcRow *after, KafkaCdcRow *keyrow, XLogRecPtr lsn);
 static bool key_changed(KafkaCdcRelation *rel, LogicalRepTupleData *oldtup,
@@ -192,7 +193,10 @@ kfdw_cdc_worker_main(Datum main_arg)
 	else
 	{
 		me->pid = MyProcPid;
-		me->state = KFDW_CDC_STARTING;
+		/* a run after a failed one shows "retrying" until Kafka takes a message */
+		me->state = (me->state == KFDW_CDC_RETRYING ||
+					 me->state == KFDW_CDC_WAITING)
+			? KFDW_CDC_RETRYING : KFDW_CDC_STARTING;
 		/* until a message gets through, every start counts for the backoff */
 		me->failures++;
 	}
@@ -258,7 +262,16 @@ kfdw_cdc_worker_main(Datum main_arg)
 
 		MemoryContextSwitchTo(worker_cxt);
 		edata = CopyErrorData();
-		kfdw_cdc_set_error(edata->message);
+
+		/*
+		 * The cause (librdkafka's text, in the detail) belongs in
+		 * last_error: "could not deliver" alone does not say what to fix.
+		 * Details name topics, brokers and objects, never credentials.
+		 */
+		if (edata->detail)
+			kfdw_cdc_set_error(psprintf("%s: %s", edata->message, edata->detail));
+		else
+			kfdw_cdc_set_error(edata->message);
 		LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
 		me->state = KFDW_CDC_RETRYING;
 		LWLockRelease(kfdw_cdc_shared->lock);
@@ -274,8 +287,9 @@ worker_on_exit(int code, Datum arg)
 	if (me->pid == MyProcPid)
 	{
 		me->pid = 0;
-		if (me->state != KFDW_CDC_RETRYING)
-			me->state = KFDW_CDC_STOPPED;
+		/* after an error the launcher starts the worker again, later */
+		me->state = me->state == KFDW_CDC_RETRYING
+			? KFDW_CDC_WAITING : KFDW_CDC_STOPPED;
 	}
 	LWLockRelease(kfdw_cdc_shared->lock);
 }
@@ -449,6 +463,7 @@ confirm_progress(LogicalDecodingContext *ctx)
 		last_confirmed = lsn;
 		pg_atomic_write_u64(&me->confirmed_lsn, lsn);
 	}
+	kfdw_cdc_show_undelivered(last_confirmed);
 
 	/*
 	 * A checkpoint writes the slot too, but saving it now and then keeps
@@ -548,7 +563,8 @@ create_slot_with_snapshot(void)
 	source.last_commit_lsn = InvalidXLogRecPtr;
 	source.snapshot = "true";
 
-	txn_id = kfdw_cdc_txn_begin();
+	txn_id = kfdw_cdc_txn_begin(InvalidXLogRecPtr, InvalidXLogRecPtr,
+								source.commit_time);
 	initStringInfo(&held_key);
 	initStringInfo(&held_value);
 
@@ -1002,7 +1018,9 @@ do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 				logicalrep_read_begin(&in, &begin);
 				cur_xid = begin.xid;
 				cur_commit_time = begin.committime;
-				current_txn = kfdw_cdc_txn_begin();
+				/* lsn: of the first change that pgoutput publishes */
+				current_txn = kfdw_cdc_txn_begin(lsn, begin.final_lsn,
+												 begin.committime);
 				txn_open = true;
 				break;
 			}
@@ -1033,7 +1051,7 @@ do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 
 				if (entry == NULL || entry->skip)
 					break;
-				tuple_to_row(&entry->rel, &newtup, &after, NULL);
+				tuple_to_row(&entry->rel, &newtup, &after, NULL, false);
 				emit(entry, 'c', NULL, &after, &after, lsn);
 				break;
 			}
@@ -1051,9 +1069,10 @@ do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 				if (entry == NULL || entry->skip)
 					break;
 				if (has_old)
-					tuple_to_row(&entry->rel, &oldtup, &before, NULL);
+					tuple_to_row(&entry->rel, &oldtup, &before, NULL,
+								 entry->old_is_key);
 				tuple_to_row(&entry->rel, &newtup, &after,
-							 has_old ? &before : NULL);
+							 has_old ? &before : NULL, false);
 
 				if (has_old && entry->rel.has_key &&
 					key_changed(&entry->rel, &oldtup, &newtup))
@@ -1075,7 +1094,8 @@ do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 
 				if (entry == NULL || entry->skip)
 					break;
-				tuple_to_row(&entry->rel, &oldtup, &before, NULL);
+				tuple_to_row(&entry->rel, &oldtup, &before, NULL,
+							 entry->old_is_key);
 				emit(entry, 'd', &before, NULL, &before, lsn);
 				break;
 			}
@@ -1135,6 +1155,7 @@ handle_relation(LogicalRepRelation *lrel)
 	memset(&entry->rel, 0, sizeof(entry->rel));
 	entry->relid = lrel->remoteid;
 	entry->skip = strcmp(lrel->nspname, "kafka_fdw") == 0;
+	entry->old_is_key = lrel->replident != REPLICA_IDENTITY_FULL;
 	entry->rel.relid = lrel->remoteid;
 	entry->rel.nspname = pstrdup(lrel->nspname);
 	entry->rel.relname = pstrdup(lrel->relname);
@@ -1155,13 +1176,15 @@ handle_relation(LogicalRepRelation *lrel)
 }
 
 /*
- * Convert a pgoutput tuple (text values) into a row of Datums.  A column
- * left unchanged and TOASTed is not in the WAL: it is left out, unless the
- * old row (REPLICA IDENTITY FULL) has its value.
+ * Convert a pgoutput tuple (text values) into a row of Datums.  A value
+ * that the WAL does not carry is left out, never sent as null: a column
+ * left unchanged and TOASTed, unless the old row (REPLICA IDENTITY FULL)
+ * has its value; and with key_only, every column of an old row that is not
+ * in the replica identity (pgoutput sends those as nulls).
  */
 static void
 tuple_to_row(KafkaCdcRelation *rel, LogicalRepTupleData *tup, KafkaCdcRow *row,
-			 KafkaCdcRow *old)
+			 KafkaCdcRow *old, bool key_only)
 {
 	int			n = Max(rel->ncols, 1);
 	int			i;
@@ -1174,6 +1197,8 @@ tuple_to_row(KafkaCdcRelation *rel, LogicalRepTupleData *tup, KafkaCdcRow *row,
 	{
 		KafkaCdcColumn *col = &rel->cols[i];
 
+		if (key_only && !col->iskey)
+			continue;
 		switch (tup->colstatus[i])
 		{
 			case LOGICALREP_COLUMN_NULL:

@@ -361,7 +361,8 @@ typedef enum KafkaCdcState
 	KFDW_CDC_STARTING,			/* worker started, not yet streaming */
 	KFDW_CDC_SNAPSHOT,			/* publishing the initial snapshot */
 	KFDW_CDC_STREAMING,
-	KFDW_CDC_RETRYING			/* Kafka failed; retrying with backoff */
+	KFDW_CDC_RETRYING,			/* after an error, until Kafka takes a message */
+	KFDW_CDC_WAITING			/* a failed worker ended; waiting to restart */
 } KafkaCdcState;
 
 /*
@@ -383,6 +384,16 @@ typedef struct KafkaCdcStream
 	int			failures;		/* consecutive failed runs, for backoff */
 	char		last_error[KFDW_CDC_ERROR_LEN];
 	TimestampTz last_error_at;
+
+	/*
+	 * The oldest decoded transaction that Kafka does not have entirely:
+	 * the position of its first published change, its commit and its
+	 * commit time (all invalid/0 when everything decoded is delivered).
+	 * Kept while no worker runs, until a later run has delivered it.
+	 */
+	XLogRecPtr	undelivered_lsn;
+	XLogRecPtr	undelivered_commit;
+	TimestampTz undelivered_at;
 } KafkaCdcStream;
 
 typedef struct KafkaCdcShared
@@ -414,9 +425,11 @@ extern void kfdw_cdc_set_state(KafkaCdcState state);
 extern void kfdw_cdc_set_error(const char *message);
 extern void kfdw_cdc_producer_create(const char *servername, Oid owner_id);
 extern bool kfdw_cdc_producer_is_stale(void);
-extern uint64 kfdw_cdc_txn_begin(void);
+extern uint64 kfdw_cdc_txn_begin(XLogRecPtr first_lsn, XLogRecPtr commit_lsn,
+								 TimestampTz commit_time);
 extern void kfdw_cdc_txn_end(uint64 txn_id, XLogRecPtr end_lsn);
 extern XLogRecPtr kfdw_cdc_txn_confirmable(bool *none_pending);
+extern void kfdw_cdc_show_undelivered(XLogRecPtr confirmed);
 extern void kfdw_cdc_produce(const char *topic, StringInfo key,
 							 StringInfo value, uint64 txn_id);
 extern void kfdw_cdc_serve(int timeout_ms);

@@ -59,7 +59,9 @@ CREATE FUNCTION kafka_fdw.cdc_worker_status(
     OUT pid integer,
     OUT messages_sent bigint,
     OUT last_error text,
-    OUT last_error_at timestamptz)
+    OUT last_error_at timestamptz,
+    OUT undelivered_lsn pg_lsn,
+    OUT oldest_undelivered_at timestamptz)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'kafka_fdw_cdc_worker_status'
 LANGUAGE C STRICT VOLATILE;
@@ -72,10 +74,16 @@ SELECT s.name,
        s.topic_prefix,
        coalesce(w.state, 'stopped') AS state,
        r.confirmed_flush_lsn AS confirmed_lsn,
+       -- WAL owed: from the oldest change Kafka does not have (the slot may
+       -- be confirmed past the start of a transaction whose commit was not)
        CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL
             ELSE pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(),
-                                            r.confirmed_flush_lsn)::bigint
+                                            LEAST(r.confirmed_flush_lsn,
+                                                  w.undelivered_lsn))::bigint
        END AS lag_bytes,
+       w.oldest_undelivered_at,
+       pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-)
+         w.oldest_undelivered_at AS undelivered_age,
        coalesce(w.messages_sent, 0) AS messages_sent,
        w.last_error,
        w.last_error_at,

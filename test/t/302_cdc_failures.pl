@@ -147,7 +147,7 @@ $node->safe_psql('postgres', "ALTER TABLE acct ADD COLUMN pad text");
 $node->safe_psql('postgres',
 	"UPDATE acct SET pad = repeat('x', 2000), balance = 3010 WHERE id = 301");
 ok( $node->poll_query_until('postgres',
-		"SELECT state IN ('retrying', 'stopped') AND last_error LIKE '%could not produce to topic%' FROM kafka_fdw.cdc_status WHERE name = 'f'"
+		"SELECT state IN ('retrying', 'waiting to retry') AND last_error LIKE '%could not produce to topic%' FROM kafka_fdw.cdc_status WHERE name = 'f'"
 	),
 	'a refused message stops the worker with the error in cdc_status');
 $node->safe_psql('postgres',
