@@ -74,12 +74,13 @@ unlike(slurp_file($node->logfile), qr/\Q$good\E|\Q$bad\E/,
 sub psql_as
 {
 	my ($role, $query) = @_;
-	my ($out, $err);
+	my ($out, $err, $timed_out);
 	my $rc = $node->psql('postgres', $query,
 		stdout => \$out, stderr => \$err,
 		extra_params => [ '-U', $role, '-v', 'VERBOSITY=verbose' ],
-		timeout => 120);
-	return ($rc, $out // '', $err // '');
+		timeout => 60, timed_out => \$timed_out);
+	$err = "psql timed out after 60 s\n" . ($err // '') if $timed_out;
+	return ($timed_out ? -1 : $rc, $out // '', $err // '');
 }
 
 # kcat on the SASL listener as admin
