@@ -42,6 +42,7 @@ my $broker = KafkaTestBroker->new(
 		'jc.public.items' => 2,
 		j_part => 7,
 		j_part_java => 7,
+		j_part_crc => 7,
 	});
 my $bootstrap = $broker->bootstrap;
 my $json = JSON::PP->new->utf8->canonical;
@@ -280,6 +281,24 @@ is(scalar @differ, 0,
 my %used;
 $used{$_}++ for values %fdw;
 is(scalar keys %used, 7, 'the keys spread over all 7 partitions');
+
+# the comparison tells partitioners apart: librdkafka's CRC32 partitioner
+# (a server option) puts most keys elsewhere
+create_kafka_server($node, $broker, 'kcrc', options => { partitioner => 'consistent' });
+$node->safe_psql('postgres', q{
+CREATE FOREIGN TABLE j_part_crc (k text OPTIONS (key 'true'),
+  part int OPTIONS (partition 'true'), id int)
+  SERVER kcrc OPTIONS (topic 'j_part_crc');
+});
+$chosen = $node->safe_psql('postgres', encode_utf8(qq{
+SELECT json_agg(r) FROM (
+  WITH ins AS (INSERT INTO j_part_crc (k, id) VALUES $values RETURNING k, part)
+  SELECT * FROM ins) r}));
+my %crc = map { $_->{k} => $_->{part} } @{ $json->decode($chosen) };
+@differ = grep { !defined $crc{$_} || $crc{$_} != $murmur{$_} } @keys;
+ok(@differ > 500,
+	'with "partitioner" \'consistent\' (CRC32) most keys land elsewhere ('
+	  . scalar(@differ) . ' of 1000)');
 
 $node->stop;
 $broker->stop;
