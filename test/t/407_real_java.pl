@@ -167,8 +167,7 @@ CREATE FOREIGN TABLE j_insert (
 ) SERVER k OPTIONS (topic 'j_insert', format 'json');
 });
 my $ret = $node->safe_psql('postgres', q{
-SELECT json_agg(r) FROM (
-  WITH ins AS (
+WITH ins AS (
     INSERT INTO j_insert (k, ts, hdrs, id, name, amount, tags, doc)
     SELECT 'key-' || i,
            '2024-03-01 12:00:00+00'::timestamptz + i * interval '1.5 s',
@@ -177,7 +176,7 @@ SELECT json_agg(r) FROM (
            jsonb_build_object('nested', jsonb_build_object('n', i))
       FROM generate_series(1, 30) i
     RETURNING k, part, off, id)
-  SELECT * FROM ins ORDER BY id) r});
+SELECT json_agg(ins ORDER BY id) FROM ins});
 my %returned = map { $_->{k} => $_ } @{ $json->decode($ret) };
 is(scalar keys %returned, 30, 'INSERT ... RETURNING returned 30 rows');
 
@@ -255,9 +254,8 @@ CREATE FOREIGN TABLE j_part (k text OPTIONS (key 'true'),
   SERVER k OPTIONS (topic 'j_part');
 });
 my $chosen = $node->safe_psql('postgres', encode_utf8(qq{
-SELECT json_agg(r) FROM (
-  WITH ins AS (INSERT INTO j_part (k, id) VALUES $values RETURNING k, part)
-  SELECT * FROM ins) r}));
+WITH ins AS (INSERT INTO j_part (k, id) VALUES $values RETURNING k, part)
+SELECT json_agg(ins) FROM ins}));
 my %fdw = map { $_->{k} => $_->{part} } @{ $json->decode($chosen) };
 is(scalar keys %fdw, 1000, 'INSERT published 1000 keys');
 
@@ -291,9 +289,8 @@ CREATE FOREIGN TABLE j_part_crc (k text OPTIONS (key 'true'),
   SERVER kcrc OPTIONS (topic 'j_part_crc');
 });
 $chosen = $node->safe_psql('postgres', encode_utf8(qq{
-SELECT json_agg(r) FROM (
-  WITH ins AS (INSERT INTO j_part_crc (k, id) VALUES $values RETURNING k, part)
-  SELECT * FROM ins) r}));
+WITH ins AS (INSERT INTO j_part_crc (k, id) VALUES $values RETURNING k, part)
+SELECT json_agg(ins) FROM ins}));
 my %crc = map { $_->{k} => $_->{part} } @{ $json->decode($chosen) };
 @differ = grep { !defined $crc{$_} || $crc{$_} != $murmur{$_} } @keys;
 ok(@differ > 500,
