@@ -35,15 +35,17 @@ use KafkaTestBroker;
 use KafkaFdwTest;
 
 my @codecs = qw(lz4 zstd gzip snappy);
-my $broker = KafkaTestBroker->new(
-	topics => {
-		(map { ("j_$_" => 2) } @codecs),
-		j_insert => 3,
-		'jc.public.items' => 2,
-		j_part => 7,
-		j_part_java => 7,
-		j_part_crc => 7,
-	});
+my $broker = KafkaTestBroker->new();
+# the messages carry timestamps of 2023 and 2024: without retention.ms -1
+# the broker would delete them within seconds
+my %topics = (
+	(map { ("j_$_" => 2) } @codecs),
+	j_insert => 3,
+	'jc.public.items' => 2,
+	j_part => 7,
+	j_part_java => 7,
+	j_part_crc => 7);
+$broker->create_topic($_, $topics{$_}, 'retention.ms=-1') for sort keys %topics;
 my $bootstrap = $broker->bootstrap;
 my $json = JSON::PP->new->utf8->canonical;
 
