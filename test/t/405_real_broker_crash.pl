@@ -220,12 +220,14 @@ my $pid = $node->safe_psql('postgres',
 	"SELECT worker_pid FROM kafka_fdw.cdc_status WHERE name = 'c1'");
 $node->safe_psql('postgres',
 	"INSERT INTO load SELECT g, 0 FROM generate_series(0, $keys - 1) g");
-# one change per transaction, each key's v counting up
+# one change per transaction, each key's v counting up, for about ten
+# seconds (so that the crash comes while changes are still being made)
 $s->query_until(qr/started/, qq{\\echo started
 DO \$\$ BEGIN
   FOR i IN 1..$updates LOOP
     UPDATE load SET v = v + 1 WHERE id = i % $keys;
     COMMIT;
+    IF i % 10 = 0 THEN PERFORM pg_sleep(0.02); END IF;
   END LOOP;
 END \$\$;
 });
@@ -235,7 +237,7 @@ my $messages_sent = sub {
 };
 my $total = $keys + $updates;
 $killed = kill_leader_midway('CDC', 'c1.public.load', $messages_sent,
-	$keys + 500, undef);
+	$keys + 500, 'DO');
 my $at_kill = $messages_sent->();
 ok($at_kill < $total,
 	"CDC: broker $killed (the leader) was killed while the stream was sending ($at_kill of $total sent)");
