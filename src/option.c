@@ -464,8 +464,11 @@ check_librdkafka_option(rd_kafka_conf_t *conf, DefElem *def,
 
 	if (res != RD_KAFKA_CONF_OK)
 	{
+		/* decided on librdkafka's own text, before it is changed */
+		bool		show = can_show_conf_error(name, value, errstr);
+
 		name_property_as_given(errstr, sizeof(errstr), name);
-		if (!can_show_conf_error(name, value, errstr))
+		if (!show)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 					 errmsg("invalid value for option \"%s\"", name)));
@@ -831,8 +834,10 @@ set_conf(rd_kafka_conf_t *conf, const char *name, const char *value)
 	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) !=
 		RD_KAFKA_CONF_OK)
 	{
+		bool		show = can_show_conf_error(name, value, errstr);
+
 		name_property_as_given(errstr, sizeof(errstr), name);
-		if (!can_show_conf_error(name, value, errstr))
+		if (!show)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 					 errmsg("invalid value for option \"%s\"", name)));
@@ -1028,9 +1033,8 @@ check_client_conf(List *server_options, List *user_options,
 	}
 	rd_kafka_conf_destroy(conf);
 
-	what = kind == KFDW_HANDLE_CONSUMER ? "reading (a consumer)" :
-		kind == KFDW_HANDLE_PRODUCER ? "publishing (a producer)" :
-		"transactional publishing (a transactional producer)";
+	what = kind == KFDW_HANDLE_CONSUMER ? "consumer" :
+		kind == KFDW_HANDLE_PRODUCER ? "producer" : "transactional producer";
 
 	/* the complaint may quote a credential: then leave it out */
 	foreach(cell, user_options)
@@ -1044,14 +1048,12 @@ check_client_conf(List *server_options, List *user_options,
 	if (!show)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-				 errmsg("the options do not make a valid librdkafka configuration for %s",
-						what)));
+				 errmsg("invalid librdkafka configuration for a %s", what)));
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-			 errmsg("the options do not make a valid librdkafka configuration for %s",
-					what),
+			 errmsg("invalid librdkafka configuration for a %s", what),
 			 errdetail_internal("%s", errstr),
-			 errhint("A kafka_fdw server is used both to read and to publish: its options must suit both, together with kafka_fdw's defaults.")));
+			 errhint("A kafka_fdw server makes consumers to read and producers to publish: its options, with kafka_fdw's defaults, must suit both.")));
 }
 
 /*
