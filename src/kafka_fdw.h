@@ -65,6 +65,8 @@ typedef struct KafkaColumn
 	KafkaColumnKind kind;
 	bool		dropped;
 	int			data_index;		/* 0-based position among data columns, or -1 */
+	bool		force_not_null; /* csv: the null string is a value */
+	bool		force_null;		/* csv: the null string is NULL, quoted too */
 } KafkaColumn;
 
 /* Everything the options of a foreign table and its columns say */
