@@ -92,6 +92,8 @@ CREATE FOREIGN TABLE deep_raw (o bigint OPTIONS (offset 'true'),
   SERVER deep_srv OPTIONS (topic 'scan_junk_deep', format 'raw');
 SELECT o, length(k::text) AS k_len, length(v::text) AS v_len, why
   FROM deep_raw WHERE o >= 7 ORDER BY o;
+-- the same junk when only the junk_error column is read
+SELECT o, why FROM deep_raw WHERE o >= 7 ORDER BY o;
 -- a low max_stack_depth: the stack depth limit makes junk too
 CREATE FOREIGN TABLE deep_small (o bigint OPTIONS (offset 'true'), id int,
   doc jsonb, why text OPTIONS (junk_error 'true'))

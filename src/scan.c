@@ -362,7 +362,11 @@ init_decoder(KafkaScanState *st, MemoryContext cxt)
 		}
 	}
 
-	/* junk columns say whether the value parses: they need it parsed */
+	/*
+	 * Junk columns say whether the message parses: they need it parsed,
+	 * the key and the headers too, so that a row is junk or not whatever
+	 * the columns the query reads.
+	 */
 	if ((opts->junk_attnum != InvalidAttrNumber &&
 		 st->attr_needed[opts->junk_attnum - 1]) ||
 		(opts->junk_error_attnum != InvalidAttrNumber &&
@@ -371,6 +375,10 @@ init_decoder(KafkaScanState *st, MemoryContext cxt)
 		st->need_value = true;
 		for (i = 0; i < opts->ndata; i++)
 			dec->data[i]->needed = true;
+		if (opts->key_attnum != InvalidAttrNumber)
+			st->attr_needed[opts->key_attnum - 1] = true;
+		if (opts->headers_attnum != InvalidAttrNumber)
+			st->attr_needed[opts->headers_attnum - 1] = true;
 	}
 }
 
