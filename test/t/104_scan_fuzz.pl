@@ -173,8 +173,11 @@ for my $t (sort keys %count_of)
 # Junk rows say why, the others hold no junk
 for my $t (qw(fuzz_all fuzz_par fuzz_csv fuzz_raw_text fuzz_raw_json fuzz_raw_varchar))
 {
+	# junk holds the value: none for a tombstone with a junk key or header
 	is( $node->safe_psql('postgres',
-			"SELECT count(*) FROM $t WHERE (junk IS NULL) <> (why IS NULL)"),
+			"SELECT count(*) FROM $t WHERE (junk IS NOT NULL AND why IS NULL) "
+			  . "OR (junk IS NULL AND why IS NOT NULL "
+			  . "AND why NOT LIKE 'column \"k\": %' AND why NOT LIKE 'column \"h\": %')"),
 		'0', "$t: junk and junk_error agree");
 	my $junk_rows = $node->safe_psql('postgres', "SELECT count(*) FROM $t WHERE why IS NOT NULL");
 	cmp_ok($junk_rows, '>', 0, "$t: some messages are junk ($junk_rows)");
