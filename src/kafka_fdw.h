@@ -24,6 +24,7 @@
 #include "access/xlogdefs.h"
 #include "nodes/pg_list.h"
 #include "storage/lwlock.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 /* Default for the server option connect_timeout_ms (interactive SQL: seconds) */
@@ -275,6 +276,8 @@ typedef struct KafkaDecoder
 	char	   *junk_reason;	/* why the current message is junk, or NULL */
 	const char *cur_column;		/* for the error context, or NULL */
 	void	   *format_state;	/* owned by the format file */
+	ResourceOwner input_owner;	/* of the column inputs caught without a
+								 * subtransaction, or NULL */
 } KafkaDecoder;
 
 extern void kfdw_decoder_set(KafkaDecoder *dec, KafkaColumnDecoder *cd,
@@ -331,7 +334,16 @@ extern void kfdw_delivery_report(rd_kafka_t *rk,
 								 void *opaque);
 
 /* in format_json.c */
+/*
+ * Deepest nesting of arrays and objects a JSON message (or a JSON value of
+ * a raw message, a CSV field or a key) may have, the top-level object
+ * counting as one: deeper ones are junk, before any recursive parser sees
+ * them.
+ */
+#define KFDW_JSON_MAX_DEPTH 1000
+
 extern void kfdw_decode_json(KafkaDecoder *dec, char *data, int len);
+extern bool kfdw_json_depth_ok(const char *data, int len);
 extern char *kfdw_json_to_literal(const char *json, Oid typid);
 
 /* in format_csv.c */
