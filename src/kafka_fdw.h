@@ -216,6 +216,7 @@ typedef struct KafkaPartitionRange
 	int64		high;
 	int64		start;			/* what the scan reads */
 	int64		end;
+	int64		max_messages;	/* LIMIT pushed down: at most so many (0: all) */
 	bool		probe_ts;		/* timestamp bound only checked locally */
 } KafkaPartitionRange;
 

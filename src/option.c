@@ -159,7 +159,6 @@ static const KafkaOpenProperty open_properties[] = {
 	{"ssl.endpoint.identification.algorithm", 0},
 	/* reading */
 	{"isolation.level", 0},
-	{"auto.offset.reset", 0},
 	{"allow.auto.create.topics", 0},
 	{"check.crcs", 0},
 	{"queued.min.messages", 0},
@@ -214,6 +213,7 @@ static const char *const reserved_options[] = {
 	"enable.auto.commit",
 	"enable.auto.offset.store",
 	"enable.partition.eof",
+	"auto.offset.reset",		/* "error" or "latest" would hang or skip rows */
 	"delivery.report.only.error",	/* statements count their deliveries */
 	"log.queue",
 	"enabled_events",

@@ -120,6 +120,7 @@ typedef struct KafkaScanState
 	bool		finished;
 	int		   *range_of;		/* partition -> index in ranges, or -1 */
 	bool	   *done;			/* by range */
+	int64	   *returned;		/* by range: messages returned (LIMIT) */
 	int			nopen;
 	KafkaParallelShared *shared;
 
@@ -997,6 +998,7 @@ prepare_ranges(KafkaScanState *st, ExprContext *econtext)
 	st->ts_lower = r.ts_lower;
 	st->range_of = palloc(sizeof(int) * Max(r.nparts, 1));
 	st->done = palloc0(sizeof(bool) * Max(r.nparts, 1));
+	st->returned = palloc0(sizeof(int64) * Max(r.nparts, 1));
 	st->prepared = true;
 
 	MemoryContextSwitchTo(oldcxt);
@@ -1041,6 +1043,7 @@ start_reading(KafkaScanState *st)
 											  r->partition)->offset = r->start;
 			st->range_of[r->partition] = i;
 			st->done[i] = false;
+			st->returned[i] = 0;
 		}
 		st->nopen = st->nranges;
 		err = rd_kafka_assign(handle->rk, list);
@@ -1075,6 +1078,7 @@ assign_next(KafkaScanState *st)
 		r->start;
 	st->range_of[r->partition] = i;
 	st->done[i] = false;
+	st->returned[i] = 0;
 	st->nopen = 1;
 	err = rd_kafka_assign(handle->rk, list);
 	rd_kafka_topic_partition_list_destroy(list);
@@ -1142,7 +1146,9 @@ next_message(KafkaScanState *st)
 			if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && r >= 0 &&
 				!st->done[r] && msg->offset < st->ranges[r].end)
 			{
-				if (msg->offset + 1 >= st->ranges[r].end)
+				if (msg->offset + 1 >= st->ranges[r].end ||
+					(st->ranges[r].max_messages > 0 &&
+					 ++st->returned[r] >= st->ranges[r].max_messages))
 				{
 					/* the last one: the partition is done after it */
 					finish_partition(st, r);
@@ -1363,8 +1369,11 @@ kafkaExplainForeignScan(ForeignScanState *node, ExplainState *es)
 		KafkaPartitionRange *r = &st->ranges[i];
 
 		ExplainPropertyText(psprintf("Partition %d", r->partition),
-							psprintf("offsets " INT64_FORMAT " to " INT64_FORMAT "%s",
+							psprintf("offsets " INT64_FORMAT " to " INT64_FORMAT "%s%s",
 									 r->start, r->end - 1,
+									 r->max_messages > 0
+									 ? psprintf(", the first " INT64_FORMAT " messages",
+												r->max_messages) : "",
 									 r->probe_ts ? " (timestamp filtered locally)" : ""),
 							es);
 	}
@@ -1490,6 +1499,7 @@ kafkaInitializeWorkerForeignScan(ForeignScanState *node, shm_toc *toc,
 	st->nparts = nparts;
 	st->range_of = palloc(sizeof(int) * Max(nparts, 1));
 	st->done = palloc0(sizeof(bool) * Max(shared->nranges, 1));
+	st->returned = palloc0(sizeof(int64) * Max(shared->nranges, 1));
 	st->prepared = true;
 }
 
@@ -1536,6 +1546,7 @@ kfdw_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 	st->ranges = palloc0(sizeof(KafkaPartitionRange) * Max(st->nparts, 1));
 	st->range_of = palloc(sizeof(int) * Max(st->nparts, 1));
 	st->done = palloc0(sizeof(bool) * Max(st->nparts, 1));
+	st->returned = palloc0(sizeof(int64) * Max(st->nparts, 1));
 	for (i = 0; i < st->nparts; i++)
 	{
 		KafkaPartitionRange *r = &st->ranges[st->nranges];
