@@ -574,11 +574,14 @@ kfdw_get_metadata(KafkaHandle *handle, const char *topic)
 
 		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
-			/* a topic that exists but has no leader yet is retried too */
+			/*
+			 * A topic that exists but has no leader yet is retried; any
+			 * other answer about it (unknown, not authorized) is final.
+			 */
 			if (topic == NULL || md->topic_cnt != 1 ||
-				(md->topics[0].err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
-				 md->topics[0].partition_cnt > 0) ||
-				md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+				!(md->topics[0].err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+				  (md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+				   md->topics[0].partition_cnt == 0)))
 				break;
 			err = md->topics[0].err;
 			rd_kafka_metadata_destroy(md);
@@ -687,6 +690,17 @@ run_blocking_call(KafkaHandle *handle, BlockingCall *call)
 			CHECK_FOR_INTERRUPTS();
 			/* the thread ends this wait early with rd_kafka_yield() */
 			rd_kafka_poll(handle->rk, KFDW_CALL_SLICE_MS);
+			/*
+			 * Wrong credentials: no retry will answer, so say so at once
+			 * (the call goes on in its thread, as after a cancel).
+			 */
+			if (handle->last_err == RD_KAFKA_RESP_ERR__AUTHENTICATION)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+						 errmsg("could not authenticate to Kafka brokers \"%s\"",
+								handle->brokers),
+						 errdetail_internal("%s", handle->last_errstr),
+						 errhint("Check the credentials of the user mapping.")));
 		}
 	}
 	PG_CATCH();

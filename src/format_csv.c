@@ -93,7 +93,13 @@ kfdw_decode_csv(KafkaDecoder *dec, const char *data, int len)
 
 			if (cd->needed)
 			{
-				if (!quoted && strcmp(field.data, opts->null_string) == 0)
+				bool		is_null_string = strcmp(field.data,
+													opts->null_string) == 0;
+
+				/* as COPY: force_not_null, then force_null (quoted too) */
+				if (is_null_string &&
+					(quoted ? cd->col->force_null :
+					 !cd->col->force_not_null))
 					dec->nulls[cd->col->attnum - 1] = true;
 				else
 					kfdw_decoder_set(dec, cd, pstrdup(field.data), false);

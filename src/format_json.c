@@ -25,6 +25,7 @@
 #include "common/jsonapi.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -59,6 +60,8 @@ static KFDW_JSON_ACTION json_array_start(void *state);
 static KFDW_JSON_ACTION json_array_end(void *state);
 static KFDW_JSON_ACTION json_field_start(void *state, char *fname, bool isnull);
 static KFDW_JSON_ACTION json_scalar(void *state, char *token, JsonTokenType tokentype);
+static bool parse_message(KafkaDecoder *dec, JsonLexContext *lex,
+						  JsonSemAction *sem, JsonParseErrorType *res);
 static void nested_start(JsonDecodeState *st, JsonTokenType type);
 static void nested_end(JsonDecodeState *st, JsonTokenType type);
 static bool array_literal_fast(const char *json, Oid elemtype,
@@ -94,6 +97,15 @@ kfdw_decode_json(KafkaDecoder *dec, char *data, int len)
 		return;
 	}
 
+	/* the parser recurses once per level: bound the levels first */
+	if (!kfdw_json_depth_ok(data, len))
+	{
+		kfdw_decoder_fail(dec, NULL,
+						  psprintf("JSON value nested more than %d levels deep",
+								   KFDW_JSON_MAX_DEPTH));
+		return;
+	}
+
 	memset(&st, 0, sizeof(st));
 	st.dec = dec;
 	st.target = -1;
@@ -109,7 +121,8 @@ kfdw_decode_json(KafkaDecoder *dec, char *data, int len)
 	sem.object_field_start = json_field_start;
 	sem.scalar = json_scalar;
 
-	res = pg_parse_json(st.lex, &sem);
+	if (!parse_message(dec, st.lex, &sem, &res))
+		return;					/* junk already */
 	if (res != JSON_SUCCESS)
 	{
 		kfdw_decoder_fail(dec, NULL,
@@ -164,6 +177,45 @@ kfdw_decode_json(KafkaDecoder *dec, char *data, int len)
 		else
 			kfdw_decoder_set(dec, cd, f->str, false);
 	}
+}
+
+/*
+ * pg_parse_json(), with the stack depth limit (which a message within
+ * KFDW_JSON_MAX_DEPTH can still reach when max_stack_depth is low) making
+ * the message junk: returns false then, else true with the parser's result
+ * in *res.  Nothing is held while the parser runs, so the error is caught
+ * as it is.
+ */
+static bool
+parse_message(KafkaDecoder *dec, JsonLexContext *lex, JsonSemAction *sem,
+			  JsonParseErrorType *res)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *reason = NULL;
+
+	PG_TRY();
+	{
+		*res = pg_parse_json(lex, sem);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_STATEMENT_TOO_COMPLEX)
+			PG_RE_THROW();
+		FlushErrorState();
+		reason = edata->message;
+	}
+	PG_END_TRY();
+
+	if (reason != NULL)
+	{
+		kfdw_decoder_fail(dec, NULL, reason);
+		return false;
+	}
+	return true;
 }
 
 static KFDW_JSON_ACTION
@@ -275,6 +327,51 @@ json_scalar(void *state, char *token, JsonTokenType tokentype)
 		f->str = token;
 	}
 	KFDW_JSON_ACTION_DONE;
+}
+
+/*
+ * Whether the JSON text nests arrays and objects at most KFDW_JSON_MAX_DEPTH
+ * levels deep.  A loop that skips strings as the JSON lexer does, so that
+ * the levels it counts are the ones the parser would recurse into, up to
+ * the first error the parser would report; text that is not JSON passes,
+ * for the parser to reject.
+ */
+bool
+kfdw_json_depth_ok(const char *data, int len)
+{
+	const char *p = data;
+	const char *end = data + len;
+	int			depth = 0;
+
+	while (p < end)
+	{
+		switch (*p++)
+		{
+			case '[':
+			case '{':
+				if (++depth > KFDW_JSON_MAX_DEPTH)
+					return false;
+				break;
+			case ']':
+			case '}':
+				if (depth > 0)
+					depth--;
+				break;
+			case '"':
+				/* a string: up to the next quote not escaped */
+				while (p < end && *p != '"')
+				{
+					if (*p == '\\')
+						p++;
+					p++;
+				}
+				p++;
+				break;
+			default:
+				break;
+		}
+	}
+	return true;
 }
 
 /*
@@ -412,6 +509,8 @@ append_literal(StringInfo buf, JsonbValue *v, Oid typid)
 	Oid			basetype = getBaseType(typid);
 	Oid			elemtype = get_element_type(basetype);
 	JsonbContainer *jc;
+
+	check_stack_depth();		/* recurses once per level of v */
 
 	if (v->type == jbvString && basetype == BYTEAOID)
 	{

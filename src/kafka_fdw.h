@@ -24,6 +24,7 @@
 #include "access/xlogdefs.h"
 #include "nodes/pg_list.h"
 #include "storage/lwlock.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 /* Default for the server option connect_timeout_ms (interactive SQL: seconds) */
@@ -65,6 +66,8 @@ typedef struct KafkaColumn
 	KafkaColumnKind kind;
 	bool		dropped;
 	int			data_index;		/* 0-based position among data columns, or -1 */
+	bool		force_not_null; /* csv: the null string is a value */
+	bool		force_null;		/* csv: the null string is NULL, quoted too */
 } KafkaColumn;
 
 /* Everything the options of a foreign table and its columns say */
@@ -213,6 +216,7 @@ typedef struct KafkaPartitionRange
 	int64		high;
 	int64		start;			/* what the scan reads */
 	int64		end;
+	int64		max_messages;	/* LIMIT pushed down: at most so many (0: all) */
 	bool		probe_ts;		/* timestamp bound only checked locally */
 } KafkaPartitionRange;
 
@@ -273,6 +277,8 @@ typedef struct KafkaDecoder
 	char	   *junk_reason;	/* why the current message is junk, or NULL */
 	const char *cur_column;		/* for the error context, or NULL */
 	void	   *format_state;	/* owned by the format file */
+	ResourceOwner input_owner;	/* of the column inputs caught without a
+								 * subtransaction, or NULL */
 } KafkaDecoder;
 
 extern void kfdw_decoder_set(KafkaDecoder *dec, KafkaColumnDecoder *cd,
@@ -329,7 +335,16 @@ extern void kfdw_delivery_report(rd_kafka_t *rk,
 								 void *opaque);
 
 /* in format_json.c */
+/*
+ * Deepest nesting of arrays and objects a JSON message (or a JSON value of
+ * a raw message, a CSV field or a key) may have, the top-level object
+ * counting as one: deeper ones are junk, before any recursive parser sees
+ * them.
+ */
+#define KFDW_JSON_MAX_DEPTH 1000
+
 extern void kfdw_decode_json(KafkaDecoder *dec, char *data, int len);
+extern bool kfdw_json_depth_ok(const char *data, int len);
 extern char *kfdw_json_to_literal(const char *json, Oid typid);
 
 /* in format_csv.c */

@@ -5,8 +5,10 @@
  *
  * Server options are kafka_fdw's own (brokers, ...) or librdkafka global
  * configuration properties, which librdkafka itself checks when the server
- * is created or altered.  Properties that reach files, libraries or commands
- * are reserved to superusers; credentials live only in user mappings.
+ * is created or altered, one by one and then as the whole configuration of
+ * each client the server can make.  A role that is not a superuser may set
+ * only the properties of an allow-list; credentials live only in user
+ * mappings.
  *
  * IDENTIFICATION
  *		  src/option.c
@@ -28,6 +30,7 @@
 #include "commands/event_trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "access/xlog.h"
 #include "utils/builtins.h"
@@ -72,6 +75,9 @@ static const KafkaFdwOption valid_options[] = {
 	{"ignore_junk", ForeignTableRelationId},
 	{"batch_size", ForeignTableRelationId},
 	{"buffer_delay", ForeignTableRelationId},
+	/* accepted for compatibility with adjust/kafka_fdw; no effect */
+	{"num_partitions", ForeignTableRelationId},
+	{"encoding", ForeignTableRelationId},
 
 	/* column */
 	{"partition", AttributeRelationId},
@@ -82,45 +88,121 @@ static const KafkaFdwOption valid_options[] = {
 	{"junk", AttributeRelationId},
 	{"junk_error", AttributeRelationId},
 	{"json", AttributeRelationId},
+	{"force_not_null", AttributeRelationId},
+	{"force_null", AttributeRelationId},
 
 	/* Sentinel */
 	{NULL, InvalidOid}
 };
 
 /*
- * librdkafka properties that name files, load code, run commands or reach
- * arbitrary URLs.  Only superusers may set them.  Besides this list, every
- * property whose name ends in one of superuser_only_suffixes is restricted.
+ * The librdkafka properties that a role other than a superuser may set in a
+ * server: the allow-list.  Every other property, including every one that a
+ * later librdkafka adds, is superuser-only.  README's "The security model"
+ * says why each one is harmless.  max bounds a value that sizes memory the
+ * backend allocates (0: librdkafka's own range is safe).
  */
-static const char *const superuser_only_options[] = {
-	"plugin.library.paths",
-	"sasl.kerberos.kinit.cmd",
-	"sasl.kerberos.keytab",
-	"sasl.kerberos.principal",	/* pasted unquoted into the kinit command */
-	"ssl.engine.location",
-	"ssl.engine.id",
-	"ssl.providers",
-	"ssl.ca.certificate.stores",
-	"sasl.oauthbearer.token.endpoint.url",
-	"sasl.oauthbearer.config",
-	"sasl.oauthbearer.method",
-	"debug",
-	"offset.store.method",		/* "file" writes offset files */
-	NULL
-};
+typedef struct KafkaOpenProperty
+{
+	const char *name;
+	int64		max;
+} KafkaOpenProperty;
 
-static const char *const superuser_only_suffixes[] = {
-	".location",
-	".path",
-	".paths",
-	".cmd",
-	".keytab",
-	NULL
+#define KFDW_MAX_OPEN_BYTES		INT64CONST(104857600)	/* 100 MB */
+#define KFDW_MAX_OPEN_KBYTES	INT64CONST(1048576)		/* 1 GB */
+#define KFDW_MAX_OPEN_MESSAGES	INT64CONST(1000000)
+
+static const KafkaOpenProperty open_properties[] = {
+	/* identity */
+	{"client.id", 0},
+	{"client.rack", 0},
+	{"builtin.features", 0},
+	/* connections and metadata: timers and counts */
+	{"socket.timeout.ms", 0},
+	{"socket.blocking.max.ms", 0},
+	{"socket.keepalive.enable", 0},
+	{"socket.nagle.disable", 0},
+	{"socket.max.fails", 0},
+	{"socket.send.buffer.bytes", 0},
+	{"socket.receive.buffer.bytes", 0},
+	{"socket.connection.setup.timeout.ms", 0},
+	{"connections.max.idle.ms", 0},
+	{"reconnect.backoff.jitter.ms", 0},
+	{"reconnect.backoff.ms", 0},
+	{"reconnect.backoff.max.ms", 0},
+	{"broker.address.ttl", 0},
+	{"broker.address.family", 0},
+	{"max.in.flight.requests.per.connection", 0},
+	{"max.in.flight", 0},
+	{"topic.metadata.refresh.interval.ms", 0},
+	{"metadata.max.age.ms", 0},
+	{"topic.metadata.refresh.fast.interval.ms", 0},
+	{"topic.metadata.refresh.fast.cnt", 0},
+	{"topic.metadata.refresh.sparse", 0},
+	{"topic.metadata.propagation.max.ms", 0},
+	{"api.version.request", 0},
+	{"api.version.request.timeout.ms", 0},
+	{"api.version.fallback.ms", 0},
+	{"broker.version.fallback", 0},
+	{"log.connection.close", 0},
+	{"log.thread.name", 0},
+	/* security: no files, commands or URLs */
+	{"security.protocol", 0},
+	{"sasl.mechanisms", 0},
+	{"sasl.mechanism", 0},
+	{"ssl.cipher.suites", 0},
+	{"ssl.curves.list", 0},
+	{"ssl.sigalgs.list", 0},
+	{"ssl.certificate.pem", 0},
+	{"ssl.ca.pem", 0},
+	{"enable.ssl.certificate.verification", 0},
+	{"ssl.endpoint.identification.algorithm", 0},
+	/* reading */
+	{"isolation.level", 0},
+	{"allow.auto.create.topics", 0},
+	{"check.crcs", 0},
+	{"queued.min.messages", 0},
+	{"queued.max.messages.kbytes", KFDW_MAX_OPEN_KBYTES},
+	{"fetch.wait.max.ms", 0},
+	{"fetch.min.bytes", 0},
+	{"fetch.max.bytes", KFDW_MAX_OPEN_BYTES},
+	{"max.partition.fetch.bytes", KFDW_MAX_OPEN_BYTES},
+	{"fetch.message.max.bytes", KFDW_MAX_OPEN_BYTES},
+	{"fetch.error.backoff.ms", 0},
+	/* publishing */
+	{"acks", 0},
+	{"request.required.acks", 0},
+	{"enable.idempotence", 0},
+	{"enable.gapless.guarantee", 0},
+	{"transaction.timeout.ms", 0},
+	{"message.timeout.ms", 0},
+	{"delivery.timeout.ms", 0},
+	{"request.timeout.ms", 0},
+	{"linger.ms", 0},
+	{"queue.buffering.max.ms", 0},
+	{"queue.buffering.max.messages", KFDW_MAX_OPEN_MESSAGES},
+	{"queue.buffering.max.kbytes", KFDW_MAX_OPEN_KBYTES},
+	{"queue.buffering.backpressure.threshold", 0},
+	{"message.send.max.retries", 0},
+	{"retries", 0},
+	{"retry.backoff.ms", 0},
+	{"compression.codec", 0},
+	{"compression.type", 0},
+	{"compression.level", 0},
+	{"batch.num.messages", 0},
+	{"batch.size", KFDW_MAX_OPEN_BYTES},
+	{"message.max.bytes", KFDW_MAX_OPEN_BYTES},
+	{"message.copy.max.bytes", KFDW_MAX_OPEN_BYTES},
+	{"sticky.partitioning.linger.ms", 0},
+	{"partitioner", 0},
+	{"queuing.strategy", 0},
+	{"produce.offset.report", 0},
+	{NULL, 0}
 };
 
 /*
  * librdkafka properties that kafka_fdw sets itself: a user setting them
- * would break scans, transactions or the handling of logs.
+ * would break scans, transactions, deliveries or the handling of logs.
  */
 static const char *const reserved_options[] = {
 	"bootstrap.servers",
@@ -131,25 +213,46 @@ static const char *const reserved_options[] = {
 	"enable.auto.commit",
 	"enable.auto.offset.store",
 	"enable.partition.eof",
+	"auto.offset.reset",		/* "error" or "latest" would hang or skip rows */
+	"delivery.report.only.error",	/* statements count their deliveries */
 	"log.queue",
 	"enabled_events",
 	NULL
 };
 
+/*
+ * Refused to everyone: librdkafka would install a handler of this signal
+ * in the backend, replacing PostgreSQL's (statement_timeout, cancel,
+ * terminate and ProcSignal barriers would stop working).
+ */
+#define KFDW_SIGNAL_OPTION "internal.termination.signal"
+
 static bool is_valid_option(const char *option, Oid context);
 static bool is_kafka_fdw_option(const char *option);
 static bool in_list(const char *name, const char *const *list);
-static bool is_superuser_only_option(const char *name);
-static void check_librdkafka_option(rd_kafka_conf_t *conf, DefElem *def);
+static const KafkaOpenProperty *find_open_property(const char *name);
+static void check_librdkafka_option(rd_kafka_conf_t *conf, DefElem *def,
+									bool check_privilege);
+static void name_property_as_given(char *errstr, size_t size,
+								   const char *name);
 static void check_single_char(DefElem *def);
 static int	get_int_option(DefElem *def, int min);
+static bool get_bool_option(DefElem *def);
 static void validate_server_option(DefElem *def, rd_kafka_conf_t *conf);
 static void validate_table_options(List *options_list);
+static void validate_column_options(List *options_list);
 static void set_conf(rd_kafka_conf_t *conf, const char *name,
 					 const char *value);
 static bool can_show_conf_error(const char *name, const char *value,
 								const char *errstr);
 static void apply_librdkafka_options(rd_kafka_conf_t *conf, List *options);
+static rd_kafka_conf_t *make_conf(List *server_options, List *user_options,
+								  const char *brokers, KafkaHandleKind kind);
+static void check_client_confs(List *server_options, List *user_options,
+							   bool with_mapping);
+static void check_client_conf(List *server_options, List *user_options,
+							  bool with_mapping, KafkaHandleKind kind);
+static bool is_kafka_fdw_wrapper(Oid fdwid);
 static bool is_kafka_fdw_table(Oid relid);
 static void check_kerberos(rd_kafka_conf_t *conf);
 
@@ -158,6 +261,7 @@ static void check_kerberos(rd_kafka_conf_t *conf);
 
 PG_FUNCTION_INFO_V1(kafka_fdw_validator);
 PG_FUNCTION_INFO_V1(kafka_fdw_check_table_ddl);
+PG_FUNCTION_INFO_V1(kafka_fdw_check_mapping_ddl);
 
 /*
  * Validate the generic options given to a FOREIGN DATA WRAPPER, SERVER,
@@ -218,11 +322,13 @@ kafka_fdw_validator(PG_FUNCTION_ARGS)
 			}
 
 			if (catalog == UserMappingRelationId)
-				check_librdkafka_option(conf, def);
+				check_librdkafka_option(conf, def, false);
 		}
 
 		if (catalog == ForeignTableRelationId)
 			validate_table_options(options_list);
+		if (catalog == AttributeRelationId)
+			validate_column_options(options_list);
 
 		if (catalog == ForeignServerRelationId && !superuser())
 			check_kerberos(conf);
@@ -232,6 +338,16 @@ kafka_fdw_validator(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_FDW_DYNAMIC_PARAMETER_VALUE_NEEDED),
 					 errmsg("option \"brokers\" is required for a kafka_fdw server"),
 					 errhint("Give a comma-separated list of host:port, for example OPTIONS (brokers 'localhost:9092').")));
+
+		/*
+		 * Every option is right on its own; now let librdkafka check the
+		 * configuration of every client the server may make, as a whole.  A
+		 * user mapping's credentials are checked with its server's options
+		 * by the event trigger kafka_fdw_check_mapping_ddl: a validator is
+		 * not told which server a user mapping is for.
+		 */
+		if (catalog == ForeignServerRelationId)
+			check_client_confs(options_list, NIL, false);
 	}
 	PG_FINALLY();
 	{
@@ -263,7 +379,7 @@ validate_server_option(DefElem *def, rd_kafka_conf_t *conf)
 	}
 	if (strcmp(name, "transactional") == 0)
 	{
-		(void) defGetBoolean(def);
+		(void) get_bool_option(def);
 		return;
 	}
 	if (strcmp(name, "connect_timeout_ms") == 0)
@@ -291,27 +407,32 @@ validate_server_option(DefElem *def, rd_kafka_conf_t *conf)
 				 strcmp(name, "metadata.broker.list") == 0
 				 ? errhint("Use the option \"brokers\".") : 0));
 
-	if (is_superuser_only_option(name) && !superuser())
+	if (strcmp(name, KFDW_SIGNAL_OPTION) == 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to set option \"%s\"", name),
-				 errdetail("Only superusers may set librdkafka properties that name files, libraries, commands or URLs.")));
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("option \"%s\" cannot be set", name),
+				 errdetail("librdkafka would replace the database server's own handler of that signal, on which query cancel, statement_timeout and shutdown depend.")));
 
-	check_librdkafka_option(conf, def);
+	check_librdkafka_option(conf, def, true);
 }
 
 /*
- * Ask librdkafka whether it knows the property and accepts the value.
- * The value of a secret never appears in the error.
+ * Ask librdkafka whether it knows the property and accepts the value, and,
+ * for a role that is not a superuser, whether the property is on the
+ * allow-list and its value within kafka_fdw's bounds.  The value of a
+ * secret never appears in the error.
  */
 static void
-check_librdkafka_option(rd_kafka_conf_t *conf, DefElem *def)
+check_librdkafka_option(rd_kafka_conf_t *conf, DefElem *def,
+						bool check_privilege)
 {
+	const char *name = def->defname;
+	const char *value = defGetString(def);
+	const KafkaOpenProperty *prop = NULL;
 	char		errstr[CONF_ERRSTR_SIZE];
 	rd_kafka_conf_res_t res;
 
-	res = rd_kafka_conf_set(conf, def->defname, defGetString(def),
-							errstr, sizeof(errstr));
+	res = rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr));
 	if (res == RD_KAFKA_CONF_UNKNOWN)
 	{
 		const KafkaFdwOption *opt;
@@ -325,20 +446,81 @@ check_librdkafka_option(rd_kafka_conf_t *conf, DefElem *def)
 		}
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
-				 errmsg("invalid option \"%s\"", def->defname),
+				 errmsg("invalid option \"%s\"", name),
 				 errhint("Valid options in this context are: %sor any librdkafka configuration property.",
 						 buf.data)));
 	}
-	else if (res != RD_KAFKA_CONF_OK)
+
+	if (check_privilege && !superuser())
 	{
-		if (!can_show_conf_error(def->defname, defGetString(def), errstr))
+		prop = find_open_property(name);
+		if (prop == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to set option \"%s\"", name),
+					 errdetail("Only superusers may set librdkafka properties that are not on kafka_fdw's list of harmless ones."),
+					 errhint("The list is in the section \"The security model\" of kafka_fdw's README.")));
+	}
+
+	if (res != RD_KAFKA_CONF_OK)
+	{
+		/* decided on librdkafka's own text, before it is changed */
+		bool		show = can_show_conf_error(name, value, errstr);
+
+		name_property_as_given(errstr, sizeof(errstr), name);
+		if (!show)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-					 errmsg("invalid value for option \"%s\"", def->defname)));
+					 errmsg("invalid value for option \"%s\"", name)));
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-				 errmsg("invalid value for option \"%s\"", def->defname),
+				 errmsg("invalid value for option \"%s\"", name),
 				 errdetail_internal("%s", errstr)));
+	}
+
+	/* librdkafka accepted the value: an integer, for a bounded property */
+	if (prop != NULL && prop->max > 0 &&
+		strtoi64(value, NULL, 10) > prop->max)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to set option \"%s\" to %s",
+						name, value),
+				 errdetail("It sizes memory of the database server's processes: only superusers may set it above " INT64_FORMAT ".",
+						   prop->max)));
+}
+
+/*
+ * librdkafka names a property by its canonical name even when it was set
+ * through an alias ("linger.ms" is "queue.buffering.max.ms"): put the name
+ * the user wrote in its place.
+ */
+static void
+name_property_as_given(char *errstr, size_t size, const char *name)
+{
+	static const char *const markers[] = {"property \"", "property: \"", NULL};
+	const char *const *marker;
+
+	for (marker = markers; *marker; marker++)
+	{
+		char	   *start = strstr(errstr, *marker);
+		char	   *end;
+
+		if (start == NULL)
+			continue;
+		start += strlen(*marker);
+		end = strchr(start, '"');
+		if (end == NULL)
+			continue;
+		if ((size_t) (end - start) != strlen(name) ||
+			strncmp(start, name, end - start) != 0)
+		{
+			char	   *fixed = psprintf("%.*s%s%s", (int) (start - errstr),
+										 errstr, name, end);
+
+			strlcpy(errstr, fixed, size);
+			pfree(fixed);
+		}
+		return;
 	}
 }
 
@@ -375,11 +557,17 @@ check_kerberos(rd_kafka_conf_t *conf)
 }
 
 /*
- * Check the values of a foreign table's options.
+ * Check the values of a foreign table's options, and, for CSV, that they
+ * fit together as COPY requires (see ProcessCopyOptions in PostgreSQL's
+ * commands/copy.c): a record must read back as it was written.
  */
 static void
 validate_table_options(List *options_list)
 {
+	bool		csv = false;
+	char		delimiter = ',';
+	char		quote = '"';
+	const char *null_string = "";
 	ListCell   *cell;
 
 	foreach(cell, options_list)
@@ -397,20 +585,88 @@ validate_table_options(List *options_list)
 						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 						 errmsg("invalid value for option \"format\": \"%s\"", format),
 						 errhint("Valid formats are json, csv and raw.")));
+			csv = (strcmp(format, "csv") == 0);
 		}
-		else if (strcmp(name, "delimiter") == 0 || strcmp(name, "quote") == 0 ||
-				 strcmp(name, "escape") == 0)
+		else if (strcmp(name, "delimiter") == 0)
+		{
 			check_single_char(def);
+			delimiter = defGetString(def)[0];
+		}
+		else if (strcmp(name, "quote") == 0)
+		{
+			check_single_char(def);
+			quote = defGetString(def)[0];
+		}
+		else if (strcmp(name, "escape") == 0)
+			check_single_char(def);
+		else if (strcmp(name, "null") == 0)
+		{
+			null_string = defGetString(def);
+			if (strchr(null_string, '\n') || strchr(null_string, '\r'))
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("option \"null\" cannot contain a newline or carriage return")));
+		}
 		else if (strcmp(name, "strict") == 0 || strcmp(name, "ignore_junk") == 0)
-			(void) defGetBoolean(def);
-		else if (strcmp(name, "batch_size") == 0)
+			(void) get_bool_option(def);
+		else if (strcmp(name, "batch_size") == 0 ||
+				 strcmp(name, "num_partitions") == 0)
 			(void) get_int_option(def, 1);
 		else if (strcmp(name, "buffer_delay") == 0)
 			(void) get_int_option(def, 0);
+		else if (strcmp(name, "encoding") == 0)
+		{
+			if (pg_char_to_encoding(defGetString(def)) < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"encoding\": \"%s\"",
+								defGetString(def)),
+						 errhint("Give the name of an encoding that PostgreSQL knows, such as UTF8.")));
+		}
 		else if (strcmp(name, "topic") == 0 && defGetString(def)[0] == '\0')
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 					 errmsg("option \"topic\" must not be empty")));
+	}
+
+	if (!csv)
+		return;
+	if (delimiter == quote)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("options \"delimiter\" and \"quote\" must be different")));
+	if (strchr(null_string, delimiter) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("option \"null\" must not contain the delimiter")));
+	if (strchr(null_string, quote) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("option \"null\" must not contain the quote character")));
+}
+
+/*
+ * Check the values of a column's options; the rules that need the whole
+ * table are kfdw_check_table's.
+ */
+static void
+validate_column_options(List *options_list)
+{
+	ListCell   *cell;
+
+	foreach(cell, options_list)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "json") == 0)
+		{
+			if (defGetString(def)[0] == '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("option \"json\" must not be empty")));
+		}
+		else
+			(void) get_bool_option(def);
 	}
 }
 
@@ -419,11 +675,15 @@ check_single_char(DefElem *def)
 {
 	const char *value = defGetString(def);
 
-	if (strlen(value) != 1 || IS_HIGHBIT_SET(value[0]) ||
-		value[0] == '\n' || value[0] == '\r')
+	if (strlen(value) != 1 || IS_HIGHBIT_SET(value[0]))
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 				 errmsg("option \"%s\" must be a single one-byte character",
+						def->defname)));
+	if (value[0] == '\n' || value[0] == '\r')
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("option \"%s\" cannot be a newline or carriage return",
 						def->defname)));
 }
 
@@ -438,6 +698,24 @@ get_int_option(DefElem *def, int min)
 				 errmsg("invalid value for option \"%s\": \"%s\"",
 						def->defname, defGetString(def)),
 				 errhint("The value must be an integer of at least %d.", min)));
+	return result;
+}
+
+/*
+ * A boolean option.  Not defGetBoolean: it reports a bad value as a syntax
+ * error (42601), where an option's bad value is HV024.
+ */
+static bool
+get_bool_option(DefElem *def)
+{
+	bool		result;
+
+	if (!parse_bool(defGetString(def), &result))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid value for option \"%s\": \"%s\"",
+						def->defname, defGetString(def)),
+				 errhint("The value must be a boolean: true or false.")));
 	return result;
 }
 
@@ -476,22 +754,18 @@ in_list(const char *name, const char *const *list)
 	return false;
 }
 
-static bool
-is_superuser_only_option(const char *name)
+/* The allow-list's entry for a property, or NULL: superusers only */
+static const KafkaOpenProperty *
+find_open_property(const char *name)
 {
-	const char *const *suffix;
-	size_t		len = strlen(name);
+	const KafkaOpenProperty *prop;
 
-	if (in_list(name, superuser_only_options))
-		return true;
-	for (suffix = superuser_only_suffixes; *suffix; suffix++)
+	for (prop = open_properties; prop->name; prop++)
 	{
-		size_t		slen = strlen(*suffix);
-
-		if (len >= slen && strcmp(name + len - slen, *suffix) == 0)
-			return true;
+		if (strcmp(prop->name, name) == 0)
+			return prop;
 	}
-	return false;
+	return NULL;
 }
 
 /*
@@ -538,7 +812,7 @@ kfdw_get_server_options(ForeignServer *server, KafkaServerOptions *opts)
 		if (strcmp(def->defname, "brokers") == 0)
 			opts->brokers = defGetString(def);
 		else if (strcmp(def->defname, "transactional") == 0)
-			opts->transactional = defGetBoolean(def);
+			opts->transactional = get_bool_option(def);
 		else if (strcmp(def->defname, "connect_timeout_ms") == 0)
 			opts->connect_timeout_ms = get_int_option(def, 1);
 		else if (strcmp(def->defname, "transaction_hold_bytes") == 0)
@@ -560,7 +834,10 @@ set_conf(rd_kafka_conf_t *conf, const char *name, const char *value)
 	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) !=
 		RD_KAFKA_CONF_OK)
 	{
-		if (!can_show_conf_error(name, value, errstr))
+		bool		show = can_show_conf_error(name, value, errstr);
+
+		name_property_as_given(errstr, sizeof(errstr), name);
+		if (!show)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 					 errmsg("invalid value for option \"%s\"", name)));
@@ -588,23 +865,34 @@ apply_librdkafka_options(rd_kafka_conf_t *conf, List *options)
 
 /*
  * Build the librdkafka configuration of a client handle from the server's
- * and the user mapping's options.
- *
- * Defaults that suit kafka_fdw come first, then the server's and the user
- * mapping's properties (which may override them), then what kafka_fdw
- * relies on and users cannot set.  The caller owns the result: it passes it
+ * and the user mapping's options.  The caller owns the result: it passes it
  * to rd_kafka_new() or destroys it.
  */
 rd_kafka_conf_t *
 kfdw_build_conf(ForeignServer *server, UserMapping *user, KafkaHandleKind kind)
 {
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	KafkaServerOptions sopts;
+
+	kfdw_get_server_options(server, &sopts);
+	return make_conf(server->options, user ? user->options : NIL,
+					 sopts.brokers, kind);
+}
+
+/*
+ * The configuration of a client handle of the given kind: defaults that
+ * suit kafka_fdw come first, then the server's and the user mapping's
+ * properties (which may override them), then what kafka_fdw relies on and
+ * users cannot set.  Without brokers (validation) the client never
+ * connects anywhere.
+ */
+static rd_kafka_conf_t *
+make_conf(List *server_options, List *user_options, const char *brokers,
+		  KafkaHandleKind kind)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
 	PG_TRY();
 	{
-		kfdw_get_server_options(server, &sopts);
-
 		set_conf(conf, "client.id", "kafka_fdw");
 		if (kind == KFDW_HANDLE_CONSUMER)
 		{
@@ -645,11 +933,11 @@ kfdw_build_conf(ForeignServer *server, UserMapping *user, KafkaHandleKind kind)
 			set_conf(conf, "message.timeout.ms", buf);
 		}
 
-		apply_librdkafka_options(conf, server->options);
-		if (user)
-			apply_librdkafka_options(conf, user->options);
+		apply_librdkafka_options(conf, server_options);
+		apply_librdkafka_options(conf, user_options);
 
-		set_conf(conf, "bootstrap.servers", sopts.brokers);
+		if (brokers)
+			set_conf(conf, "bootstrap.servers", brokers);
 		set_conf(conf, "log.queue", "true");
 		if (kind == KFDW_HANDLE_CONSUMER)
 		{
@@ -681,6 +969,166 @@ kfdw_build_conf(ForeignServer *server, UserMapping *user, KafkaHandleKind kind)
 }
 
 /*
+ * Let librdkafka check, as a whole, the configuration of every client a
+ * server may make: a consumer for scans, a producer for INSERT and CDC,
+ * and a transactional producer if the server is transactional.
+ * rd_kafka_new() makes the checks that involve more than one property
+ * (acks with enable.idempotence, fetch.max.bytes with message.max.bytes,
+ * ...).  The clients get no brokers, so validation never connects.
+ *
+ * A server alone has no credentials (they are in user mappings, checked
+ * with the server's options when they are created): it is checked with
+ * stand-in SASL credentials, which SASL PLAIN and SCRAM require.
+ */
+static void
+check_client_confs(List *server_options, List *user_options,
+				   bool with_mapping)
+{
+	bool		transactional = false;
+	ListCell   *cell;
+
+	foreach(cell, server_options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "transactional") == 0)
+			transactional = get_bool_option(def);
+	}
+
+	check_client_conf(server_options, user_options, with_mapping,
+					  KFDW_HANDLE_CONSUMER);
+	check_client_conf(server_options, user_options, with_mapping,
+					  KFDW_HANDLE_PRODUCER);
+	if (transactional)
+		check_client_conf(server_options, user_options, with_mapping,
+						  KFDW_HANDLE_TXN_PRODUCER);
+}
+
+static void
+check_client_conf(List *server_options, List *user_options,
+				  bool with_mapping, KafkaHandleKind kind)
+{
+	rd_kafka_conf_t *conf = make_conf(server_options, user_options, NULL, kind);
+	char		errstr[CONF_ERRSTR_SIZE];
+	const char *what;
+	bool		show = true;
+	rd_kafka_t *rk;
+	ListCell   *cell;
+
+	if (!with_mapping)
+	{
+		(void) rd_kafka_conf_set(conf, "sasl.username", "kafka_fdw",
+								 errstr, sizeof(errstr));
+		(void) rd_kafka_conf_set(conf, "sasl.password", "kafka_fdw",
+								 errstr, sizeof(errstr));
+	}
+
+	rk = rd_kafka_new(kind == KFDW_HANDLE_CONSUMER ? RD_KAFKA_CONSUMER :
+					  RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (rk != NULL)
+	{
+		/* no group was joined: nothing to leave */
+		rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+		return;
+	}
+	rd_kafka_conf_destroy(conf);
+
+	what = kind == KFDW_HANDLE_CONSUMER ? "consumer" :
+		kind == KFDW_HANDLE_PRODUCER ? "producer" : "transactional producer";
+
+	/* the complaint may quote a credential: then leave it out */
+	foreach(cell, user_options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (kfdw_is_secret_option(def->defname) &&
+			!can_show_conf_error(def->defname, defGetString(def), errstr))
+			show = false;
+	}
+	if (!show)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid librdkafka configuration for a %s", what)));
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+			 errmsg("invalid librdkafka configuration for a %s", what),
+			 errdetail_internal("%s", errstr),
+			 errhint("A kafka_fdw server makes consumers to read and producers to publish: its options, with kafka_fdw's defaults, must suit both.")));
+}
+
+/*
+ * Event trigger: check the credentials of every user mapping of a kafka_fdw
+ * server that the DDL command created or altered together with the
+ * server's options, as the clients of its user will be configured.
+ */
+Datum
+kafka_fdw_check_mapping_ddl(PG_FUNCTION_ARGS)
+{
+	uint64		i;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"check_mapping_ddl\" must be fired as an event trigger")));
+
+	SPI_connect();
+	if (SPI_execute("SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
+					"WHERE classid OPERATOR(pg_catalog.=) "
+					"'pg_catalog.pg_user_mapping'::pg_catalog.regclass",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list the user mappings of the DDL command");
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		objid = SPI_getbinval(SPI_tuptable->vals[i],
+										  SPI_tuptable->tupdesc, 1, &isnull);
+		HeapTuple	tuple;
+		Oid			serverid;
+		Datum		options;
+		List	   *user_options = NIL;
+		ForeignServer *server;
+
+		if (isnull)
+			continue;
+		tuple = SearchSysCache1(USERMAPPINGOID, objid);
+		if (!HeapTupleIsValid(tuple))
+			continue;
+		serverid = ((Form_pg_user_mapping) GETSTRUCT(tuple))->umserver;
+		options = SysCacheGetAttr(USERMAPPINGOID, tuple,
+								  Anum_pg_user_mapping_umoptions, &isnull);
+		if (!isnull)
+			user_options = untransformRelOptions(options);
+		ReleaseSysCache(tuple);
+
+		server = GetForeignServer(serverid);
+		if (is_kafka_fdw_wrapper(server->fdwid))
+			check_client_confs(server->options, user_options, true);
+	}
+	SPI_finish();
+
+	PG_RETURN_NULL();
+}
+
+/*
+ * Does the wrapper use kafka_fdw's handler?
+ */
+static bool
+is_kafka_fdw_wrapper(Oid fdwid)
+{
+	ForeignDataWrapper *fdw = GetForeignDataWrapper(fdwid);
+	char	   *nspname;
+	char	   *proname;
+
+	if (!OidIsValid(fdw->fdwhandler))
+		return false;
+	proname = get_func_name(fdw->fdwhandler);
+	nspname = get_namespace_name(get_func_namespace(fdw->fdwhandler));
+	return proname && nspname && strcmp(proname, "kafka_fdw_handler") == 0 &&
+		strcmp(nspname, "kafka_fdw") == 0;
+}
+
+/*
  * Read the options of a foreign table and its columns.
  */
 void
@@ -690,6 +1138,7 @@ kfdw_get_table_options(Oid relid, KafkaTableOptions *opts)
 	Relation	rel;
 	TupleDesc	tupdesc;
 	ListCell   *cell;
+	bool		have_escape = false;
 	int			i;
 
 	memset(opts, 0, sizeof(*opts));
@@ -727,18 +1176,24 @@ kfdw_get_table_options(Oid relid, KafkaTableOptions *opts)
 		else if (strcmp(name, "quote") == 0)
 			opts->quote = defGetString(def)[0];
 		else if (strcmp(name, "escape") == 0)
+		{
 			opts->escape = defGetString(def)[0];
+			have_escape = true;
+		}
 		else if (strcmp(name, "null") == 0)
 			opts->null_string = defGetString(def);
 		else if (strcmp(name, "strict") == 0)
-			opts->strict = defGetBoolean(def);
+			opts->strict = get_bool_option(def);
 		else if (strcmp(name, "ignore_junk") == 0)
-			opts->ignore_junk = defGetBoolean(def);
+			opts->ignore_junk = get_bool_option(def);
 		else if (strcmp(name, "batch_size") == 0)
 			opts->batch_size = get_int_option(def, 1);
 		else if (strcmp(name, "buffer_delay") == 0)
 			opts->buffer_delay = get_int_option(def, 0);
 	}
+	/* as in COPY, the escape character is the quote unless given */
+	if (!have_escape)
+		opts->escape = opts->quote;
 
 	/* the caller holds a lock on the relation */
 	rel = table_open(relid, NoLock);
@@ -783,8 +1238,19 @@ kfdw_get_table_options(Oid relid, KafkaTableOptions *opts)
 									col->attname)));
 				continue;
 			}
+			/* COPY's CSV options of the same names; no effect elsewhere */
+			if (strcmp(name, "force_not_null") == 0)
+			{
+				col->force_not_null = get_bool_option(def);
+				continue;
+			}
+			if (strcmp(name, "force_null") == 0)
+			{
+				col->force_null = get_bool_option(def);
+				continue;
+			}
 
-			if (!defGetBoolean(def))
+			if (!get_bool_option(def))
 				continue;
 
 			if (strcmp(name, "partition") == 0)
@@ -881,7 +1347,8 @@ kfdw_check_table(Oid relid)
 		switch (col->kind)
 		{
 			case KAFKA_COL_PARTITION:
-				check_column_type(&opts, col, "partition", int_types, "integer");
+				check_column_type(&opts, col, "partition", int_types,
+								  "smallint, integer or bigint");
 				break;
 			case KAFKA_COL_OFFSET:
 				check_column_type(&opts, col, "offset", offset_types, "bigint");

@@ -183,6 +183,7 @@ static void txn_begin(KafkaTxnServer *ts);
 static void txn_send_held(KafkaTxnServer *ts);
 static void txn_commit(KafkaTxnServer *ts);
 static void txn_abort(KafkaTxnServer *ts);
+static int	fatal_hint(rd_kafka_resp_err_t err);
 static void txn_check_error(KafkaTxnServer *ts, rd_kafka_error_t *error,
 							const char *what);
 static void txn_servers_reset(void);
@@ -474,8 +475,27 @@ delivery_check_stall(KafkaHandle *handle, KafkaDelivery *d)
 static void
 delivery_check(KafkaDelivery *d, KafkaHandle *handle, const char *topic)
 {
+	char		fatal[512];
+	rd_kafka_resp_err_t ferr;
+
 	if (d->failed == 0)
 		return;
+
+	/*
+	 * A fatal error (a transactional producer fenced by another with its
+	 * id) purges what was queued: that error, not the purge, is the cause.
+	 */
+	ferr = rd_kafka_fatal_error(handle->rk, fatal, sizeof(fatal));
+	if (ferr != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		handle->stale = true;
+		ereport(ERROR,
+				(errcode(kfdw_errcode(ferr)),
+				 errmsg("could not publish " INT64_FORMAT " of " INT64_FORMAT " messages to Kafka topic \"%s\"",
+						d->failed, d->produced, topic),
+				 errdetail_internal("The Kafka producer failed: %s", fatal),
+				 fatal_hint(ferr)));
+	}
 
 	ereport(ERROR,
 			(errcode(kfdw_errcode(d->first_err)),
@@ -971,12 +991,26 @@ txn_check_error(KafkaTxnServer *ts, rd_kafka_error_t *error, const char *what)
 {
 	rd_kafka_resp_err_t err = rd_kafka_error_code(error);
 	char		errstr[512];
+	char		fatal[512];
+	rd_kafka_resp_err_t ferr;
 	KafkaDelivery *d = ts->delivery;
 
 	strlcpy(errstr, rd_kafka_error_string(error), sizeof(errstr));
 	if (rd_kafka_error_is_fatal(error))
 		ts->handle->stale = true;
 	rd_kafka_error_destroy(error);
+
+	/* a fatal error purged the deliveries: it is the cause */
+	ferr = rd_kafka_fatal_error(ts->handle->rk, fatal, sizeof(fatal));
+	if (ferr != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		ts->handle->stale = true;
+		ereport(ERROR,
+				(errcode(kfdw_errcode(ferr)),
+				 errmsg_internal("%s", what),
+				 errdetail_internal("The Kafka producer failed: %s", fatal),
+				 fatal_hint(ferr)));
+	}
 
 	if (d->failed > 0)
 		ereport(ERROR,
@@ -987,6 +1021,17 @@ txn_check_error(KafkaTxnServer *ts, rd_kafka_error_t *error, const char *what)
 									d->first_partition, d->first_errstr,
 									errstr)));
 	kfdw_report_error(ERROR, ts->handle, err, errstr, what);
+}
+
+/* What to do after a producer's fatal error */
+static int
+fatal_hint(rd_kafka_resp_err_t err)
+{
+	if (err == RD_KAFKA_RESP_ERR__FENCED ||
+		err == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+		err == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH)
+		return errhint("Another producer took over this session's transactional id; nothing of the transaction is visible to read_committed consumers. The next statement starts a new producer.");
+	return errhint("The next statement starts a new producer.");
 }
 
 /* The producer's message.timeout.ms: how long delivery may take */

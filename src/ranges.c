@@ -539,7 +539,8 @@ kfdw_compute_ranges(KafkaHandle *handle, const char *topic, List *pushdown,
 	/*
 	 * A LIMIT applies to the scan itself only when every qual is enforced
 	 * exactly by the ranges: then no partition needs more than limit
-	 * messages.
+	 * messages.  Messages, not offsets: compaction, aborted transactions
+	 * and transaction markers leave offsets without a message.
 	 */
 	if (limit >= 0 && exact)
 	{
@@ -549,7 +550,10 @@ kfdw_compute_ranges(KafkaHandle *handle, const char *topic, List *pushdown,
 
 			if (r->end - r->start > limit)
 			{
-				r->end = r->start + limit;
+				if (limit == 0)
+					r->end = r->start;
+				else
+					r->max_messages = limit;
 				st->limited = true;
 			}
 		}

@@ -120,6 +120,7 @@ typedef struct KafkaScanState
 	bool		finished;
 	int		   *range_of;		/* partition -> index in ranges, or -1 */
 	bool	   *done;			/* by range */
+	int64	   *returned;		/* by range: messages returned (LIMIT) */
 	int			nopen;
 	KafkaParallelShared *shared;
 
@@ -172,6 +173,7 @@ static void init_decoder(KafkaScanState *st, MemoryContext cxt);
 static bool input_is_self_contained(Oid typid);
 static bool is_builtin_function(Oid funcid);
 static bool is_junk_error(int sqlerrcode);
+static void release_input_owner(KafkaDecoder *dec, bool isCommit);
 static void input_value(KafkaDecoder *dec, KafkaColumnDecoder *cd,
 						const char *str, bool json_text);
 static void input_value_isolated(KafkaDecoder *dec, KafkaColumnDecoder *cd,
@@ -361,7 +363,11 @@ init_decoder(KafkaScanState *st, MemoryContext cxt)
 		}
 	}
 
-	/* junk columns say whether the value parses: they need it parsed */
+	/*
+	 * Junk columns say whether the message parses: they need it parsed,
+	 * the key and the headers too, so that a row is junk or not whatever
+	 * the columns the query reads.
+	 */
 	if ((opts->junk_attnum != InvalidAttrNumber &&
 		 st->attr_needed[opts->junk_attnum - 1]) ||
 		(opts->junk_error_attnum != InvalidAttrNumber &&
@@ -370,6 +376,10 @@ init_decoder(KafkaScanState *st, MemoryContext cxt)
 		st->need_value = true;
 		for (i = 0; i < opts->ndata; i++)
 			dec->data[i]->needed = true;
+		if (opts->key_attnum != InvalidAttrNumber)
+			st->attr_needed[opts->key_attnum - 1] = true;
+		if (opts->headers_attnum != InvalidAttrNumber)
+			st->attr_needed[opts->headers_attnum - 1] = true;
 	}
 }
 
@@ -471,15 +481,19 @@ is_builtin_function(Oid funcid)
 }
 
 /*
- * The errors that make a value junk: data exceptions (class 22), and
- * integrity constraint violations (class 23), which domain constraints
- * raise.  Every other error (out of memory, cancel, ...) goes on.
+ * The errors that make a value junk: data exceptions (class 22), integrity
+ * constraint violations (class 23), which domain constraints raise, and a
+ * value too large or nested too deep for PostgreSQL (54000, and 54001, the
+ * stack depth limit of a recursive parser).  Every other error (out of
+ * memory, cancel, ...) goes on.
  */
 static bool
 is_junk_error(int sqlerrcode)
 {
 	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_DATA_EXCEPTION ||
-		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION;
+		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
+		sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
+		sqlerrcode == ERRCODE_STATEMENT_TOO_COMPLEX;
 }
 
 /*
@@ -489,11 +503,14 @@ is_junk_error(int sqlerrcode)
  *
  * When the table tolerates junk, a junk error (is_junk_error) leaves the
  * column NULL and marks the message as junk.  For a column whose input is
- * self-contained (input_is_self_contained) the error is caught as it is;
- * any other column's input runs in a subtransaction, rolled back on error,
- * which releases whatever the failed input held.  Subtransactions cannot
- * be started in parallel mode: there (only under force_parallel_mode, as
- * such scans are not parallel safe) those columns' errors are errors.
+ * self-contained (input_is_self_contained) the error is caught as it is,
+ * with the input run under a resource owner of its own, released after a
+ * failure: record_in, for one, holds a reference to its tuple descriptor
+ * when a field's input fails.  Any other column's input runs in a
+ * subtransaction, rolled back on error, which releases whatever the failed
+ * input held.  Subtransactions cannot be started in parallel mode: there
+ * (only under force_parallel_mode, as such scans are not parallel safe)
+ * those columns' errors are errors.
  */
 void
 kfdw_decoder_set(KafkaDecoder *dec, KafkaColumnDecoder *cd, const char *str,
@@ -502,31 +519,75 @@ kfdw_decoder_set(KafkaDecoder *dec, KafkaColumnDecoder *cd, const char *str,
 	MemoryContext cxt = CurrentMemoryContext;
 
 	dec->cur_column = cd->col->attname;
+
+	/* JSON from a raw value, a CSV field or a key: bounded like a message */
+	if (!json_text && (cd->category == 'j' || cd->category == 'b') &&
+		!kfdw_json_depth_ok(str, strlen(str)))
+	{
+		dec->cur_column = NULL;
+		kfdw_decoder_fail(dec, cd,
+						  psprintf("JSON value nested more than %d levels deep",
+								   KFDW_JSON_MAX_DEPTH));
+		return;
+	}
+
 	if (!dec->tolerate_junk || (cd->isolate && IsInParallelMode()))
 		input_value(dec, cd, str, json_text);
 	else if (cd->isolate)
 		input_value_isolated(dec, cd, str, json_text);
 	else
 	{
+		ResourceOwner owner = CurrentResourceOwner;
+
+		if (dec->input_owner == NULL)
+			dec->input_owner = ResourceOwnerCreate(owner,
+												   "kafka_fdw column input");
+		CurrentResourceOwner = dec->input_owner;
 		PG_TRY();
 		{
 			input_value(dec, cd, str, json_text);
+			CurrentResourceOwner = owner;
 		}
 		PG_CATCH();
 		{
 			ErrorData  *edata;
 
+			CurrentResourceOwner = owner;
 			MemoryContextSwitchTo(cxt);
 			edata = CopyErrorData();
 			if (!is_junk_error(edata->sqlerrcode))
-				PG_RE_THROW();
+				PG_RE_THROW();	/* the abort releases dec->input_owner */
 			FlushErrorState();
+
+			/* what the failed input held; a new owner for the next one */
+			release_input_owner(dec, false);
+
 			dec->cur_column = NULL;
 			kfdw_decoder_fail(dec, cd, edata->message);
 		}
 		PG_END_TRY();
 	}
 	dec->cur_column = NULL;
+}
+
+/*
+ * Release and delete the resource owner of the decoder's column inputs:
+ * after a failed input (isCommit false: whatever it held is let go
+ * silently), or at the end of the scan (isCommit true: an input that
+ * succeeded holds nothing, or gets the usual leak WARNING).
+ */
+static void
+release_input_owner(KafkaDecoder *dec, bool isCommit)
+{
+	ResourceOwner owner = dec->input_owner;
+
+	if (owner == NULL)
+		return;
+	dec->input_owner = NULL;
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_BEFORE_LOCKS, isCommit, false);
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_LOCKS, isCommit, false);
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_AFTER_LOCKS, isCommit, false);
+	ResourceOwnerDelete(owner);
 }
 
 /* Run the input function of the column: the value or an ERROR */
@@ -937,6 +998,7 @@ prepare_ranges(KafkaScanState *st, ExprContext *econtext)
 	st->ts_lower = r.ts_lower;
 	st->range_of = palloc(sizeof(int) * Max(r.nparts, 1));
 	st->done = palloc0(sizeof(bool) * Max(r.nparts, 1));
+	st->returned = palloc0(sizeof(int64) * Max(r.nparts, 1));
 	st->prepared = true;
 
 	MemoryContextSwitchTo(oldcxt);
@@ -981,6 +1043,7 @@ start_reading(KafkaScanState *st)
 											  r->partition)->offset = r->start;
 			st->range_of[r->partition] = i;
 			st->done[i] = false;
+			st->returned[i] = 0;
 		}
 		st->nopen = st->nranges;
 		err = rd_kafka_assign(handle->rk, list);
@@ -1015,6 +1078,7 @@ assign_next(KafkaScanState *st)
 		r->start;
 	st->range_of[r->partition] = i;
 	st->done[i] = false;
+	st->returned[i] = 0;
 	st->nopen = 1;
 	err = rd_kafka_assign(handle->rk, list);
 	rd_kafka_topic_partition_list_destroy(list);
@@ -1082,7 +1146,9 @@ next_message(KafkaScanState *st)
 			if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && r >= 0 &&
 				!st->done[r] && msg->offset < st->ranges[r].end)
 			{
-				if (msg->offset + 1 >= st->ranges[r].end)
+				if (msg->offset + 1 >= st->ranges[r].end ||
+					(st->ranges[r].max_messages > 0 &&
+					 ++st->returned[r] >= st->ranges[r].max_messages))
 				{
 					/* the last one: the partition is done after it */
 					finish_partition(st, r);
@@ -1218,7 +1284,10 @@ kafkaEndForeignScan(ForeignScanState *node)
 	KafkaScanState *st = (KafkaScanState *) node->fdw_state;
 
 	if (st != NULL)
+	{
+		release_input_owner(&st->dec, true);
 		close_resources(st);
+	}
 }
 
 /*
@@ -1300,8 +1369,11 @@ kafkaExplainForeignScan(ForeignScanState *node, ExplainState *es)
 		KafkaPartitionRange *r = &st->ranges[i];
 
 		ExplainPropertyText(psprintf("Partition %d", r->partition),
-							psprintf("offsets " INT64_FORMAT " to " INT64_FORMAT "%s",
+							psprintf("offsets " INT64_FORMAT " to " INT64_FORMAT "%s%s",
 									 r->start, r->end - 1,
+									 r->max_messages > 0
+									 ? psprintf(", the first " INT64_FORMAT " messages",
+												r->max_messages) : "",
 									 r->probe_ts ? " (timestamp filtered locally)" : ""),
 							es);
 	}
@@ -1427,6 +1499,7 @@ kafkaInitializeWorkerForeignScan(ForeignScanState *node, shm_toc *toc,
 	st->nparts = nparts;
 	st->range_of = palloc(sizeof(int) * Max(nparts, 1));
 	st->done = palloc0(sizeof(bool) * Max(shared->nranges, 1));
+	st->returned = palloc0(sizeof(int64) * Max(shared->nranges, 1));
 	st->prepared = true;
 }
 
@@ -1473,6 +1546,7 @@ kfdw_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 	st->ranges = palloc0(sizeof(KafkaPartitionRange) * Max(st->nparts, 1));
 	st->range_of = palloc(sizeof(int) * Max(st->nparts, 1));
 	st->done = palloc0(sizeof(bool) * Max(st->nparts, 1));
+	st->returned = palloc0(sizeof(int64) * Max(st->nparts, 1));
 	for (i = 0; i < st->nparts; i++)
 	{
 		KafkaPartitionRange *r = &st->ranges[st->nranges];
@@ -1497,22 +1571,29 @@ kfdw_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 	{
 		rd_kafka_message_t *msg = next_message(st);
 		MemoryContext oldcxt;
+		ErrorContextCallback errcallback;
 
 		if (msg == NULL)
 			break;
 		st->cur_partition = msg->partition;
 		st->cur_offset = msg->offset;
+		errcallback.callback = scan_error_callback;
+		errcallback.arg = st;
+		errcallback.previous = error_context_stack;
+		error_context_stack = &errcallback;
 		MemoryContextReset(st->tuple_cxt);
 		oldcxt = MemoryContextSwitchTo(st->tuple_cxt);
 		make_row(st, msg, slot);
 		MemoryContextSwitchTo(cxt);
 		rows[nrows++] = ExecCopySlotHeapTuple(slot);
 		MemoryContextSwitchTo(oldcxt);
+		error_context_stack = errcallback.previous;
 		st->res->msgs[st->res->next++] = NULL;
 		rd_kafka_message_destroy(msg);
 		vacuum_delay_point();
 	}
 	ExecDropSingleTupleTableSlot(slot);
+	release_input_owner(&st->dec, true);
 	close_resources(st);
 
 	ereport(elevel,

@@ -76,13 +76,16 @@ kcat -b "$KAFKA_BROKERS" -C -t demo.public.customers -e -q -Z \
 	-f 'partition %p offset %o key %k:\n  %s\n' || errors=$((errors + 1))
 
 PSQL="psql -h 127.0.0.1 -p $PGPORT -U $(as_user id -un) -d $DEMO_DB"
+# stopping needs the same directory: name it when it is not the default
+STOP="$REPO/test/demo.sh stop"
+[ -n "${KFDW_DEMO_DIR:-}" ] && STOP="KFDW_DEMO_DIR=$(printf %q "$KFDW_DEMO_DIR") $STOP"
 cat <<MSG
 
 ==> the demo keeps running
   connect:     $PSQL
   broker:      $KAFKA_BROKERS (kafka_test_broker, pid $BROKER_PID; e.g. kcat -b $KAFKA_BROKERS -L)
   files, logs: $WORK (postgres.log, broker.log)
-  stop it:     $REPO/test/demo.sh stop
+  stop it:     $STOP
 MSG
 
 if [ "$errors" -gt 0 ]; then

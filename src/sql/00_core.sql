@@ -31,3 +31,17 @@ CREATE EVENT TRIGGER kafka_fdw_check_table_ddl ON ddl_command_end
   WHEN TAG IN ('CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE', 'ALTER TABLE',
                'IMPORT FOREIGN SCHEMA')
   EXECUTE FUNCTION kafka_fdw.check_table_ddl();
+
+/*
+ * A validator is not told which server a user mapping is for, so an event
+ * trigger checks each user mapping's credentials together with its
+ * server's options, as librdkafka will be configured with them.
+ */
+CREATE FUNCTION kafka_fdw.check_mapping_ddl()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'kafka_fdw_check_mapping_ddl'
+LANGUAGE C;
+
+CREATE EVENT TRIGGER kafka_fdw_check_mapping_ddl ON ddl_command_end
+  WHEN TAG IN ('CREATE USER MAPPING', 'ALTER USER MAPPING')
+  EXECUTE FUNCTION kafka_fdw.check_mapping_ddl();

@@ -9,3 +9,12 @@ CREATE FUNCTION kafka_fdw.watermarks(tbl regclass,
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'kafka_fdw_watermarks'
 LANGUAGE C STRICT VOLATILE;
+
+-- The same, under the name and column names of adjust/kafka_fdw
+CREATE FUNCTION kafka_fdw.kafka_get_watermarks(rel regclass,
+                                               OUT "partition" integer,
+                                               OUT offset_low bigint,
+                                               OUT offset_high bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'kafka_fdw_watermarks'
+LANGUAGE C STRICT VOLATILE;

@@ -177,9 +177,7 @@ foreach my $t (sort keys %copy_opts)
 }
 
 # quote '''' and the default escape: COPY's escape defaults to the quote,
-# so a quote inside a quoted field is doubled.  The default comes from
-# option.c (issue 9, item 8, on another branch): until it is merged, this
-# is a TODO.
+# so a quote inside a quoted field is doubled.
 $node->safe_psql(
 	'postgres', q{
 CREATE FOREIGN TABLE enc_q4 (id int, a text, b text)
@@ -189,14 +187,10 @@ INSERT INTO enc_q4 SELECT * FROM vals;
 is( $node->safe_psql('postgres',
 		"SELECT id, a IS NULL, b IS NULL, quote_literal(a), quote_literal(b) FROM enc_q4 ORDER BY id"),
 	$vals, "enc_q4: every value reads back as inserted");
-TODO:
-{
-	local $TODO = 'escape defaults to quote in option.c (another branch)';
-	is(join("\n", map { $_->{payload} } $broker->consume('enc_q4')),
-		$node->safe_psql('postgres',
-			"COPY (SELECT * FROM vals ORDER BY id) TO STDOUT (FORMAT csv, QUOTE '''')"),
-		"enc_q4: the messages are COPY's lines");
-}
+is(join("\n", map { $_->{payload} } $broker->consume('enc_q4')),
+	$node->safe_psql('postgres',
+		"COPY (SELECT * FROM vals ORDER BY id) TO STDOUT (FORMAT csv, QUOTE '''')"),
+	"enc_q4: the messages are COPY's lines");
 
 $node->stop;
 done_testing();
