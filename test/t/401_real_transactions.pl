@@ -158,26 +158,16 @@ sub scan_tagged
 # The error of a fenced backend: an ERROR (required), with the SQLSTATE
 # kafka_fdw gives fencing (40001, see kfdw_errcode) and a message or detail
 # that says why (librdkafka's "fenced" or the broker's "old epoch").
-# librdkafka purges the queued messages of a fenced producer, and
-# delivery_check (src/publish.c) reports the first failed delivery ("Local:
-# Purged in queue", SQLSTATE HV000, nothing about fencing) instead of the
-# producer's fatal error (fenced, 40001 by kfdw_errcode).
-my $todo_purged = 'kafka_fdw bug: a fenced streaming INSERT reports '
-  . '"Local: Purged in queue" (HV000), not the fatal fencing error';
+# librdkafka purges the queued messages of a fenced producer: the error
+# gives the producer's fatal error, not the purge.
 
 sub check_fenced
 {
-	my ($err, $what, $todo_code, $todo_text) = @_;
+	my ($err, $what) = @_;
 	note "fenced backend's error: $err";
 	like($err, qr/^(psql:\S+ )?ERROR:  /m, "$what: ERROR");
-	{
-		local $TODO = $todo_code;
-		like($err, qr/ERROR:  40001: /, "$what: SQLSTATE 40001 (serialization_failure)");
-	}
-	{
-		local $TODO = $todo_text;
-		like($err, qr/fenced|old epoch/i, "$what: the error says the producer was fenced");
-	}
+	like($err, qr/ERROR:  40001: /, "$what: SQLSTATE 40001 (serialization_failure)");
+	like($err, qr/fenced|old epoch/i, "$what: the error says the producer was fenced");
 }
 
 # "key|id" for ids from..to with keys prefix||id
@@ -244,14 +234,9 @@ my %per_part;
 $per_part{ $_->{partition} }++ for @rc;
 my ($big) = sort { $per_part{$b} <=> $per_part{$a} } keys %per_part;
 my $n = $per_part{$big};
-{
-	local $TODO = 'kafka_fdw bug: kfdw_compute_ranges (src/ranges.c) shortens '
-	  . 'each range to LIMIT offsets, but aborted messages and markers take '
-	  . 'offsets too, so the scan ends early';
-	is($node->safe_psql('postgres',
-			"SELECT count(*) FROM (SELECT o FROM txn_in WHERE p = $big LIMIT $n) s"),
-		$n, "LIMIT $n on partition $big (with an aborted transaction) returns $n rows");
-}
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM (SELECT o FROM txn_in WHERE p = $big LIMIT $n) s"),
+	$n, "LIMIT $n on partition $big (with an aborted transaction) returns $n rows");
 
 # --- the backend's transactional id -------------------------------------
 # kafka_fdw-<system id>-<pid>-<backend start, epoch seconds>-<server>-<user>
@@ -283,8 +268,7 @@ $s1->query('COMMIT');
 my $commit_err = $s1->{stderr};
 $s1->{stderr} = '';
 check_fenced($ins_err ne '' ? $ins_err : $commit_err,
-	'fenced between transactions, next INSERT or COMMIT',
-	($todo_purged) x 2);
+	'fenced between transactions, next INSERT or COMMIT');
 is(kcat_tagged('after fence', 'read_committed'), '',
 	'nothing of the fenced transaction is visible to read_committed (kcat)');
 is(py_tagged('after fence', 'read_committed'), '',
@@ -334,10 +318,7 @@ $s1->query_safe(
 $s1->query('COMMIT');
 my $err3 = $s1->{stderr};
 $s1->{stderr} = '';
-check_fenced($err3, 'fenced with held messages, COMMIT',
-	'kafka_fdw bug: txn_check_error (src/publish.c) takes the SQLSTATE of '
-	  . 'the first failed delivery ("Local: Purged in queue", HV000), not of '
-	  . 'the fatal fencing error that caused it (40001)');
+check_fenced($err3, 'fenced with held messages, COMMIT');
 is(kcat_tagged('held and fenced', 'read_uncommitted'), '',
 	'nothing of it reached Kafka, even read_uncommitted');
 is(scan_tagged('held and fenced'), '', 'nor a scan');

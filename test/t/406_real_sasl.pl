@@ -182,16 +182,8 @@ $logpos = -s $node->logfile;
 ($rc, $out, $err) = psql_as('regress_writer',
 	"INSERT INTO sasl_other VALUES (1, 'not allowed')");
 isnt($rc, 0, 'INSERT into a topic the user may not write fails');
-{
-	# kfdw_get_metadata() (src/connection.c) treats the topic's
-	# TOPIC_AUTHORIZATION_FAILED like a missing leader: it asks again until
-	# connect_timeout_ms runs out, then reports "could not get metadata from
-	# Kafka brokers ... within 5000 ms" (DETAIL: Broker: Topic authorization
-	# failed), which names the brokers but not the topic
-	local $TODO = 'an INSERT denied by an ACL does not name the topic (kfdw_get_metadata retries TOPIC_AUTHORIZATION_FAILED until connect_timeout_ms)';
-	like($err, qr/ERROR:  \w{5}: .*"sasl_other"/, 'the error names the topic')
-	  or diag $err;
-}
+like($err, qr/ERROR:  \w{5}: .*"sasl_other"/, 'the error names the topic')
+  or diag $err;
 like($err, qr/ERROR:  42501: /, 'with SQLSTATE 42501 (insufficient_privilege)');
 like($err, qr/authori[sz]|not allowed|denied/i,
 	'and says the authorization failed') or diag $err;
