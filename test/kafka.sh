@@ -23,6 +23,7 @@
 #   test/kafka.sh stop DIR         stop every broker of DIR
 #
 # Defaults: replication factor min(N, 3); min.insync.replicas 2 when N >= 3;
+# log.retention.ms=-1 (messages with old timestamps stay);
 # auto.create.topics.enable=false.  --sasl adds a SASL_PLAINTEXT listener
 # with the mechanisms SCRAM-SHA-512 and PLAIN and ACLs: user "admin"
 # (password "admin-secret") is a superuser, user "writer" (password
@@ -170,6 +171,8 @@ write_config()
 	transaction.state.log.num.partitions=4
 	auto.create.topics.enable=false
 	group.initial.rebalance.delay.ms=0
+	# test data carries old timestamps on purpose: keep everything
+	log.retention.ms=-1
 	log.segment.bytes=16777216
 	log.retention.check.interval.ms=1000
 	log.segment.delete.delay.ms=0
