@@ -46,7 +46,7 @@ CREATE FUNCTION slow(i int) RETURNS int LANGUAGE sql
 my $s = $node->background_psql('postgres', on_error_stop => 0);
 $s->query_safe("INSERT INTO events VALUES (0, 'warm up')");
 $s->query_until(qr/started/, q{\echo started
-INSERT INTO events SELECT slow(i), 'mid-statement' FROM generate_series(1, 3000) i;
+INSERT INTO events SELECT slow(i), 'mid-statement' FROM generate_series(1, 30000) i;
 });
 ok( $node->poll_query_until(
 		'postgres',
