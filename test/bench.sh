@@ -22,6 +22,13 @@
 #   6. memory:      peak RSS (VmHWM) of the backend in each of the above, and
 #                   of the CDC worker during a 1,000,000-row transaction
 #
+# With KFDW_BENCH_KAFKA=real, on a real 3-broker Apache Kafka cluster
+# (test/kafka.sh; replication factor 3, acks=all) instead of the embedded
+# broker, with Kafka's own tools as further references on the same cluster:
+# kafka-consumer-perf-test (org.apache.kafka.tools.ConsumerPerformance) for
+# the scans and kafka-producer-perf-test (ProducerPerformance, the same
+# record count and size, acks=all) for the publish figure.
+#
 # and prints a table: figure | kafka_fdw | reference | ratio
 # (reference/kafka_fdw, higher is better) | target | peak RSS.  A feature
 # that has not landed gives "n/a (feature missing: ...)" and the run goes on.
@@ -32,6 +39,7 @@
 # KFDW_TEST_USER (default kafka_fdw_test, used when run as root),
 # KFDW_KEEP=1 keeps the work directory, KFDW_BENCH_ROWS (600000),
 # KFDW_BENCH_CDC_ROWS (200000), KFDW_BENCH_MEM_ROWS (1000000),
+# KFDW_BENCH_KAFKA (mock, the default, or real),
 # KFDW_BENCH_RATE (rows/s, 5000), KFDW_BENCH_SECONDS (30): smaller sizes for
 # a quick try (the figures are then not the README's); KFDW_BENCH_ONLY: some
 # of "scan publish cdc" (default all three); KFDW_BENCH_SERVER_OPTIONS: more
@@ -63,8 +71,10 @@ PROBE=$REPO/test/bench/kafka_probe.py
 # every topic, created with the broker (the mock has no CreateTopics)
 TOPICS=("bench_scan:$PARTS" "bench_small:$PARTS" "bench.public.cdc_t:$PARTS" "bench.public.lat_t:$LAT_PARTS")
 for i in $(seq $RUNS); do
-	TOPICS+=("bench_pub_$i:$PARTS" "bench_kcat_$i:$PARTS")
+	TOPICS+=("bench_pub_$i:$PARTS" "bench_kcat_$i:$PARTS" "bench_perf_$i:$PARTS")
 done
+KAFKA_KIND=${KFDW_BENCH_KAFKA:-mock}
+case $KAFKA_KIND in mock | real) ;; *) die "KFDW_BENCH_KAFKA must be mock or real" ;; esac
 
 # the table
 T_FIG=() T_OURS=() T_REF=() T_RATIO=() T_TARGET=() T_RSS=()
@@ -174,6 +184,7 @@ cleanup()
 	[ -n "${WORK:-}" ] || return
 	kfdw_stop_cluster
 	kfdw_stop_broker
+	kfdw_stop_real_kafka
 	if [ "$status" = 0 ] && [ "$broken" = 0 ] && [ -z "${KFDW_KEEP:-}" ]; then
 		rm -rf "$WORK"
 	else
@@ -189,12 +200,30 @@ trap 'exit 130' INT TERM
 kfdw_install_packages
 [ -x "$PY" ] && "$PY" -c 'import confluent_kafka' 2>/dev/null ||
 	die "$PY with confluent_kafka (python3-confluent-kafka) is needed"
+[ "$KAFKA_KIND" = real ] && kfdw_fetch_kafka
 kfdw_build_install
 kfdw_make_workdir kafka_fdw_bench
 
-say "starting the embedded broker ($PARTS partitions per topic)"
-kfdw_start_broker "${TOPICS[@]}"
-echo "broker at $KAFKA_BROKERS"
+if [ "$KAFKA_KIND" = real ]; then
+	say "starting a real Kafka cluster: 3 brokers, replication factor 3 ($PARTS partitions per topic)"
+	kfdw_start_real_kafka "${TOPICS[@]}"
+else
+	say "starting the embedded broker ($PARTS partitions per topic)"
+	kfdw_start_broker "${TOPICS[@]}"
+fi
+echo "$KAFKA_KIND Kafka at $KAFKA_BROKERS"
+
+# Run one of Kafka's Java tools on the real cluster (test/kafka.sh tool);
+# its output goes to $WORK/tool.out; sets CMD_MS (wall time, JVM start
+# included).
+kafka_tool()
+{
+	local t0
+	t0=$(now_ms)
+	as_user "$WORK/test/kafka.sh" tool "$WORK/kafka" "$@" >"$WORK/tool.out" 2>&1 ||
+		{ tail -5 "$WORK/tool.out"; return 1; }
+	CMD_MS=$(( $(now_ms) - t0 ))
+}
 
 say "starting a throwaway cluster"
 kfdw_start_cluster
@@ -313,6 +342,36 @@ scan_figure "1s. scan, serial plan" \
 scan_figure "2s. parsed scan, serial plan" \
 	"SELECT sum(amount) FROM bench_scan" "$expected_sum" ">= 0.5" \
 	"SET max_parallel_workers_per_gather = 0"
+
+if [ "$KAFKA_KIND" = real ]; then
+	say "reference: kafka-consumer-perf-test --messages $ROWS --topic bench_scan"
+	perf_ms=() perf_fetch_ms=()
+	for i in $(seq $RUNS); do
+		kafka_tool org.apache.kafka.tools.ConsumerPerformance \
+			--bootstrap-server "$KAFKA_BROKERS" --topic bench_scan \
+			--messages "$ROWS" --group "bench_perf_$i" --timeout 60000 ||
+			{ broke "kafka-consumer-perf-test failed"; break; }
+		# start.time, end.time, MB, MB.sec, nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, ...
+		line=$(grep -E '^[0-9]{4}-' "$WORK/tool.out" | tail -1)
+		n=$(awk -F', *' '{ print $5 }' <<<"$line")
+		[ "${n:-0}" -ge "$ROWS" ] || broke "kafka-consumer-perf-test read ${n:-0} messages, not $ROWS"
+		perf_ms+=("$CMD_MS")
+		perf_fetch_ms+=("$(awk -F', *' '{ printf "%d", $7 + $8 }' <<<"$line")")
+	done
+	if [ ${#perf_ms[@]} = "$RUNS" ]; then
+		PERF_SCAN_MS=$(min_of "${perf_ms[@]}")
+		note "kafka-consumer-perf-test: $(ms_s "$PERF_SCAN_MS") for the whole process, $(ms_s "$(min_of "${perf_fetch_ms[@]}")") by its own clock (group join and fetching, without the JVM's start)"
+		for f in "1. scan: count(*)" "2. parsed scan: sum(amount)" "1s. scan, serial plan" "2s. parsed scan, serial plan"; do
+			for i in "${!T_FIG[@]}"; do
+				[[ ${T_FIG[$i]} == "$f"* ]] || continue
+				ours=$(sed 's/ s$//' <<<"${T_OURS[$i]}")
+				ours_ms=$(awk -v s="$ours" 'BEGIN { printf "%d", s * 1000 }')
+				row "${f%%:*} vs kafka-consumer-perf-test" "${T_OURS[$i]}" "$(ms_s "$PERF_SCAN_MS")" \
+					"$(ratio "$PERF_SCAN_MS" "$ours_ms")" ">= 1.0" "${T_RSS[$i]}"
+			done
+		done
+	fi
+fi
 fi
 
 #
@@ -332,6 +391,29 @@ for i in $(seq $RUNS); do
 done
 KCAT_PUB_MS=$(min_of "${kcat_ms[@]}")
 KCAT_PUB_CPU_MS=$(min_of "${kcat_cpu[@]}")
+
+# kafka-producer-perf-test with the same record count and size, acks=all,
+# into a fresh topic per run, against the INSERT's best time ($SQL_MS)
+producer_perf_figure()
+{
+	local ours_ms=$SQL_MS hwm=$SQL_HWM_KB perf_ms=() i line n
+	say "reference: kafka-producer-perf-test --num-records $ROWS --record-size $avg_bytes, acks=all"
+	for i in $(seq $RUNS); do
+		kafka_tool org.apache.kafka.tools.ProducerPerformance \
+			--topic "bench_perf_$i" --num-records "$ROWS" --record-size "$avg_bytes" \
+			--throughput -1 --producer-props "bootstrap.servers=$KAFKA_BROKERS" \
+			acks=all enable.idempotence=true ||
+			{ broke "kafka-producer-perf-test failed"; return; }
+		topic_count "bench_perf_$i"
+		[ "$TC_HIGH" = "$ROWS" ] || broke "kafka-producer-perf-test published $TC_HIGH messages, not $ROWS"
+		perf_ms+=("$CMD_MS")
+	done
+	line=$(grep 'records sent' "$WORK/tool.out" | tail -1)
+	note "kafka-producer-perf-test (last run): $line"
+	row "3. publish vs kafka-producer-perf-test" "$(ms_s "$ours_ms")" \
+		"$(ms_s "$(min_of "${perf_ms[@]}")")" \
+		"$(ratio "$(min_of "${perf_ms[@]}")" "$ours_ms")" ">= 0.8" "$(kb_mb "$hwm")"
+}
 
 label="3. publish: INSERT $ROWS rows (json) vs kcat -P"
 say "kafka_fdw: INSERT INTO bench_pub_N ... FROM generate_series(1, $ROWS), a fresh topic per run"
@@ -359,6 +441,7 @@ else
 		echo "   best $(ms_s "$SQL_MS"), peak RSS $(kb_mb "$SQL_HWM_KB")"
 		row "$label" "$(ms_s "$SQL_MS")" "$(ms_s "$KCAT_PUB_MS")" \
 			"$(ratio "$KCAT_PUB_MS" "$SQL_MS")" ">= 0.5" "$(kb_mb "$SQL_HWM_KB")"
+		[ "$KAFKA_KIND" = real ] && producer_perf_figure
 	else
 		row "$label" "n/a (failed)" "$(ms_s "$KCAT_PUB_MS")" "n/a" ">= 0.5" "n/a"
 		broke "publish: $SQL_ERROR"

@@ -13,7 +13,9 @@
 #   test/demo.sh stop     stop the cluster and the broker, remove the files
 #
 # Environment: PG_CONFIG (default /usr/lib/postgresql/15/bin/pg_config),
-# KFDW_DEMO_DIR (default /tmp/kafka_fdw_demo).
+# KFDW_DEMO_DIR (default /tmp/kafka_fdw_demo), KFDW_DEMO_KAFKA (mock, the
+# default: the embedded broker, which starts in milliseconds; real: a
+# 3-broker Apache Kafka cluster from test/kafka.sh).
 
 set -u
 
@@ -34,6 +36,7 @@ demo_stop()
 	kfdw_pg_paths
 	kfdw_stop_cluster
 	kfdw_stop_broker
+	kfdw_stop_real_kafka
 	rm -rf "$DEMO_DIR"
 }
 
@@ -45,13 +48,24 @@ elif [ $# -gt 0 ]; then
 	die "usage: test/demo.sh [stop]"
 fi
 
+DEMO_KAFKA=${KFDW_DEMO_KAFKA:-mock}
+case $DEMO_KAFKA in mock | real) ;; *) die "KFDW_DEMO_KAFKA must be mock or real" ;; esac
+
 kfdw_install_packages
+[ "$DEMO_KAFKA" = real ] && kfdw_fetch_kafka
 kfdw_build_install
 demo_stop
 kfdw_make_workdir "$DEMO_DIR"
 
-say "starting the embedded Kafka broker"
-KFDW_DETACH=1 kfdw_start_broker "${DEMO_TOPICS[@]}"
+if [ "$DEMO_KAFKA" = real ]; then
+	say "starting a real Apache Kafka cluster (3 brokers, test/kafka.sh)"
+	kfdw_start_real_kafka "${DEMO_TOPICS[@]}"
+	BROKER_WHAT="Apache Kafka, 3 brokers, logs in $WORK/kafka/broker-*/server.log"
+else
+	say "starting the embedded Kafka broker"
+	KFDW_DETACH=1 kfdw_start_broker "${DEMO_TOPICS[@]}"
+	BROKER_WHAT="kafka_test_broker, pid $BROKER_PID"
+fi
 echo "broker at $KAFKA_BROKERS (topics: ${DEMO_TOPICS[*]})"
 
 say "starting a PostgreSQL cluster (wal_level=logical, kafka_fdw preloaded)"
@@ -83,7 +97,7 @@ cat <<MSG
 
 ==> the demo keeps running
   connect:     $PSQL
-  broker:      $KAFKA_BROKERS (kafka_test_broker, pid $BROKER_PID; e.g. kcat -b $KAFKA_BROKERS -L)
+  broker:      $KAFKA_BROKERS ($BROKER_WHAT; e.g. kcat -b $KAFKA_BROKERS -L)
   files, logs: $WORK (postgres.log, broker.log)
   stop it:     $STOP
 MSG

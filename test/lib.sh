@@ -9,6 +9,8 @@
 
 KFDW_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-client-15
 	librdkafka-dev kcat libipc-run-perl python3-confluent-kafka make gcc perl"
+# for real Kafka (test/kafka.sh): a JDK and Maven
+KFDW_KAFKA_PACKAGES="default-jdk-headless maven"
 KFDW_TEST_USER=${KFDW_TEST_USER:-kafka_fdw_test}
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 
@@ -16,10 +18,11 @@ say() { printf '\n==> %s\n' "$*"; }
 die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 
 # Install the missing Debian packages (as root), or name them and stop.
+# The arguments name further packages to install.
 kfdw_install_packages()
 {
 	local missing="" p
-	for p in $KFDW_PACKAGES; do
+	for p in $KFDW_PACKAGES "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
 			missing="$missing $p"
 	done
@@ -171,6 +174,48 @@ kfdw_stop_broker()
 	wait "$pid" 2>/dev/null
 	BROKER_PID=
 	rm -f "$WORK/broker.pid"
+}
+
+# Fetch the jars of real Kafka (test/kafka.sh) into a cache every user can
+# read; sets and exports KFDW_KAFKA_CACHE for the unprivileged runs.
+kfdw_fetch_kafka()
+{
+	if [ -z "${KFDW_KAFKA_CACHE:-}" ]; then
+		if [ "$(id -u)" = 0 ]; then
+			KFDW_KAFKA_CACHE=/var/cache/kafka_fdw
+		else
+			KFDW_KAFKA_CACHE=${HOME:-/tmp}/.cache/kafka_fdw
+		fi
+	fi
+	export KFDW_KAFKA_CACHE
+	if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+		# shellcheck disable=SC2086
+		kfdw_install_packages $KFDW_KAFKA_PACKAGES
+	fi
+	"$REPO/test/kafka.sh" fetch >/dev/null || die "could not fetch Apache Kafka"
+}
+
+# Start a real Kafka cluster (test/kafka.sh, 3 brokers) in $WORK/kafka as the
+# test user with the topics given as NAME:PARTITIONS arguments; sets and
+# exports KAFKA_BROKERS.
+kfdw_start_real_kafka()
+{
+	local args=() t out
+	for t in "$@"; do args+=(--topic "$t"); done
+	mkdir -p "$WORK/kafka"
+	[ "$(id -u)" = 0 ] && chown "$KFDW_TEST_USER:" "$WORK/kafka"
+	out=$(as_user env KFDW_KAFKA_CACHE="$KFDW_KAFKA_CACHE" \
+		"$WORK/test/kafka.sh" start "$WORK/kafka" "${args[@]}") ||
+		die "real Kafka did not start"
+	KAFKA_BROKERS=$(echo "$out" | sed -n 's/^BOOTSTRAP //p')
+	[ -n "$KAFKA_BROKERS" ] || die "real Kafka printed no bootstrap servers"
+	export KAFKA_BROKERS
+}
+
+kfdw_stop_real_kafka()
+{
+	[ -f "$WORK/kafka/brokers" ] || return 0
+	as_user "$WORK/test/kafka.sh" stop "$WORK/kafka"
 }
 
 # initdb and start a cluster in $WORK/data: wal_level=logical, kafka_fdw

@@ -3,14 +3,20 @@
 # test/run_tests.sh: run every kafka_fdw test (the README's test command)
 #
 # Installs the Debian packages it needs (as root), builds kafka_fdw (no
-# compiler warnings allowed), installs it, starts the embedded Kafka broker
-# and a throwaway PostgreSQL cluster as an unprivileged user, runs every
-# pg_regress test (sql/*.sql) and every TAP test (test/t/*.pl), stops what it
-# started and exits non-zero on any failure.  The last line it prints is
-# "N passed, N failed".
+# compiler warnings allowed), installs it and starts a throwaway PostgreSQL
+# cluster as an unprivileged user.  Then, on each Kafka backend, runs every
+# pg_regress test (sql/*.sql) and every TAP test (test/t/*.pl): first on the
+# embedded mock broker (fast, injects faults), then on a real 3-broker Apache
+# Kafka cluster (test/kafka.sh; its jars come from Maven Central).  Stops
+# what it started and exits non-zero on any failure.  The last line it
+# prints is "N passed, N failed", counting every run.
 #
 # Environment: PG_CONFIG (default /usr/lib/postgresql/15/bin/pg_config),
 # KFDW_TEST_USER (default kafka_fdw_test, used when run as root),
+# KFDW_TEST_KAFKA=both (default), mock or real: the backends to run on,
+# KFDW_TEST_BOOTSTRAP=host:port,...: run pg_regress on that existing
+# cluster instead (it deletes and recreates the topics of
+# test/regress_topics.txt there; TAP tests are skipped),
 # KFDW_KEEP=1 keeps the work directory.
 #
 # Arguments (optional): names of pg_regress tests or TAP files to run only
@@ -36,6 +42,7 @@ stop_all()
 	[ -n "${WORK:-}" ] || return 0
 	kfdw_stop_cluster
 	kfdw_stop_broker
+	kfdw_stop_real_kafka
 	if [ "$status" = 0 ] && [ -z "${KFDW_KEEP:-}" ]; then
 		rm -rf "$WORK"
 	else
@@ -59,7 +66,18 @@ on_exit()
 trap 'on_exit $?' EXIT
 trap 'exit 130' INT TERM
 
+case ${KFDW_TEST_KAFKA:-both} in
+	both) backends=(mock real) ;;
+	mock) backends=(mock) ;;
+	real) backends=(real) ;;
+	*) die "KFDW_TEST_KAFKA must be both, mock or real" ;;
+esac
+# an existing cluster instead: pg_regress only (TAP tests crash and restart
+# brokers, which only a cluster of their own allows)
+[ -n "${KFDW_TEST_BOOTSTRAP:-}" ] && backends=(external)
+
 kfdw_install_packages
+for b in "${backends[@]}"; do [ "$b" = real ] && kfdw_fetch_kafka; done
 kfdw_build_install
 kfdw_make_workdir kafka_fdw_test
 PG_REGRESS_BIN=$(dirname "$("$PG_CONFIG" --pgxs)")/../test/regress/pg_regress
@@ -95,45 +113,43 @@ if [ -f "$REGRESS_TOPICS_FILE" ]; then
 	done <"$REGRESS_TOPICS_FILE"
 fi
 
-say "starting the embedded broker (topics: ${topics[*]:-none})"
-kfdw_start_broker "${topics[@]}"
-echo "broker at $KAFKA_BROKERS"
-
-say "starting a throwaway cluster"
-kfdw_start_cluster
-echo "cluster at host $PGHOST port $PGPORT"
-
-# pg_regress, against the running cluster
-if [ ${#regress_tests[@]} -gt 0 ]; then
-	say "pg_regress: ${regress_tests[*]}"
-	mkdir -p "$WORK/regress"
-	[ "$(id -u)" = 0 ] && chown "$KFDW_TEST_USER:" "$WORK/regress"
+# pg_regress against the running cluster and the broker in $KAFKA_BROKERS;
+# $1 names the backend (mock or real)
+run_regress()
+{
+	local backend=$1 out=$WORK/regress-$1 ok bad missing
+	say "pg_regress on $backend Kafka: ${regress_tests[*]}"
+	mkdir -p "$out"
+	[ "$(id -u)" = 0 ] && chown "$KFDW_TEST_USER:" "$out"
 	as_user env KAFKA_BROKERS="$KAFKA_BROKERS" PGHOST="$PGHOST" PGPORT="$PGPORT" \
+		KFDW_TEST_KAFKA="$backend" \
 		"$PG_REGRESS_BIN" --bindir="$PGBIN" --inputdir="$WORK" \
-		--outputdir="$WORK/regress" --host="$PGHOST" --port="$PGPORT" \
+		--outputdir="$out" --host="$PGHOST" --port="$PGPORT" \
 		--dbname=contrib_regression --load-extension=kafka_fdw \
-		"${regress_tests[@]}" 2>&1 | tee "$WORK/regress/output.txt"
+		"${regress_tests[@]}" 2>&1 | tee "$out/output.txt"
 	# "test x ... ok" (PostgreSQL 15) or "ok 1 - x" (16 and later)
-	ok=$(grep -c -E '\.\.\. ok|^ok [0-9]+ ' "$WORK/regress/output.txt")
-	bad=$(grep -c -E '\.\.\. (FAILED|failed)|^not ok [0-9]+ ' "$WORK/regress/output.txt")
+	ok=$(grep -c -E '\.\.\. ok|^ok [0-9]+ ' "$out/output.txt")
+	bad=$(grep -c -E '\.\.\. (FAILED|failed)|^not ok [0-9]+ ' "$out/output.txt")
 	# a test that never reported counts as failed
 	missing=$(( ${#regress_tests[@]} - ok - bad ))
 	[ "$missing" -gt 0 ] && bad=$((bad + missing))
 	passed=$((passed + ok))
 	failed=$((failed + bad))
-	if [ "$bad" -gt 0 ] && [ -f "$WORK/regress/regression.diffs" ]; then
-		say "regression.diffs"
-		cat "$WORK/regress/regression.diffs"
+	if [ "$bad" -gt 0 ] && [ -f "$out/regression.diffs" ]; then
+		say "regression.diffs ($backend Kafka)"
+		cat "$out/regression.diffs"
 	fi
-fi
+}
 
-# TAP tests: each starts its own clusters and brokers
-if [ ${#tap_tests[@]} -gt 0 ]; then
-	mkdir -p "$WORK/tap"
-	[ "$(id -u)" = 0 ] && chown "$KFDW_TEST_USER:" "$WORK/tap"
+# Every TAP test on backend $1: each starts its own clusters and brokers.
+run_tap()
+{
+	local backend=$1 t tdir log
+	mkdir -p "$WORK/tap-$backend"
+	[ "$(id -u)" = 0 ] && chown "$KFDW_TEST_USER:" "$WORK/tap-$backend"
 	for t in "${tap_tests[@]}"; do
-		say "TAP: $t"
-		tdir=$WORK/tap/${t%.pl}
+		say "TAP on $backend Kafka: $t"
+		tdir=$WORK/tap-$backend/${t%.pl}
 		mkdir -p "$tdir"
 		[ "$(id -u)" = 0 ] && chown "$KFDW_TEST_USER:" "$tdir"
 		if (cd "$tdir" && as_user env \
@@ -141,6 +157,7 @@ if [ ${#tap_tests[@]} -gt 0 ]; then
 			PERL5LIB="$WORK/test/perl:$PGPKGLIB/pgxs/src/test/perl${PERL5LIB:+:$PERL5LIB}" \
 			TESTDIR="$tdir" PG_REGRESS="$PG_REGRESS_BIN" \
 			PG_CONFIG="$PG_CONFIG" KAFKA_TEST_BROKER="$WORK/test/kafka_test_broker" \
+			KFDW_TEST_KAFKA="$backend" KFDW_KAFKA_CACHE="${KFDW_KAFKA_CACHE:-}" \
 			prove "$WORK/test/t/$t"); then
 			passed=$((passed + 1))
 		else
@@ -152,7 +169,48 @@ if [ ${#tap_tests[@]} -gt 0 ]; then
 			done
 		fi
 	done
-fi
+}
+
+say "starting a throwaway cluster"
+kfdw_start_cluster
+echo "cluster at host $PGHOST port $PGPORT"
+
+for backend in "${backends[@]}"; do
+	# the TAP tests start brokers of their own
+	if [ ${#regress_tests[@]} = 0 ] && [ "$backend" != external ]; then
+		run_tap "$backend"
+		continue
+	fi
+	if [ "$backend" = external ]; then
+		[ ${#regress_tests[@]} = 0 ] && { say "TAP tests skipped: they need clusters of their own"; break; }
+		say "existing Kafka cluster $KFDW_TEST_BOOTSTRAP: recreating the topics ${topics[*]:-none}"
+		KAFKA_BROKERS=$KFDW_TEST_BOOTSTRAP
+		export KAFKA_BROKERS
+		for t in "${topics[@]}"; do
+			/usr/bin/python3 "$REPO/test/kafka/admin.py" "$KAFKA_BROKERS" drop "${t%%:*}" &&
+				/usr/bin/python3 "$REPO/test/kafka/admin.py" "$KAFKA_BROKERS" topic "${t%%:*}" "${t#*:}" 0 ||
+				die "could not recreate topic ${t%%:*} on $KAFKA_BROKERS"
+		done
+	elif [ "$backend" = mock ]; then
+		say "starting the embedded broker (topics: ${topics[*]:-none})"
+		kfdw_start_broker "${topics[@]}"
+	else
+		say "starting a real Kafka cluster, 3 brokers (topics: ${topics[*]:-none})"
+		kfdw_start_real_kafka "${topics[@]}"
+	fi
+	echo "$backend Kafka at $KAFKA_BROKERS"
+	run_regress "$backend"
+	if [ "$backend" = mock ]; then
+		kfdw_stop_broker
+	elif [ "$backend" = real ]; then
+		kfdw_stop_real_kafka
+	fi
+	if [ "$backend" = external ]; then
+		[ ${#tap_tests[@]} -gt 0 ] && say "TAP tests skipped: they need clusters of their own"
+	else
+		[ ${#tap_tests[@]} -gt 0 ] && run_tap "$backend"
+	fi
+done
 
 status=0
 [ "$failed" = 0 ] || status=1

@@ -30,10 +30,27 @@ KafkaTestBroker - the embedded Kafka broker for kafka_fdw's TAP tests
 
 =head1 DESCRIPTION
 
-Starts test/kafka_test_broker (built by C<make test-broker>; librdkafka's
-mock cluster) with its control channel on a pipe, so that a test can inject
-faults while it runs.  The broker stops when the test ends, even if the test
-dies.
+Two backends with the same methods, chosen by the environment variable
+KFDW_TEST_KAFKA:
+
+=over
+
+=item C<mock> (the default)
+
+test/kafka_test_broker (built by C<make test-broker>; librdkafka's mock
+cluster) with its control channel on a pipe, so that a test can inject
+faults while it runs.
+
+=item C<real>
+
+A real Apache Kafka cluster started by test/kafka.sh in a directory of its
+own: at least three brokers (C<brokers> larger than 3 gives more),
+replication factor 3, min.insync.replicas 2.  C<rtt> has no real
+equivalent: C<< $broker->is_real >> tells a test to skip that part.
+
+=back
+
+The cluster stops when the test ends, even if the test dies.
 
 =cut
 
@@ -45,6 +62,7 @@ use warnings;
 use Carp;
 use File::Basename qw(dirname);
 use File::Spec;
+use File::Temp ();
 use IPC::Run;
 use JSON::PP;
 
@@ -55,6 +73,13 @@ my @live;		# brokers to stop at exit
 my $binary = $ENV{KAFKA_TEST_BROKER}
   // File::Spec->catfile(dirname(File::Spec->rel2abs(__FILE__)),
 	File::Spec->updir, 'kafka_test_broker');
+
+# test/kafka.sh, for the real backend
+my $kafka_sh = File::Spec->catfile(dirname(File::Spec->rel2abs(__FILE__)),
+	File::Spec->updir, 'kafka.sh');
+
+my $admin_py = File::Spec->catfile(dirname(File::Spec->rel2abs(__FILE__)),
+	File::Spec->updir, 'kafka', 'admin.py');
 
 # python3 of the system, where python3-confluent-kafka is installed
 my $python = -x '/usr/bin/python3' ? '/usr/bin/python3' : 'python3';
@@ -75,6 +100,12 @@ they are ready (at most 60 seconds).
 sub new
 {
 	my ($class, %args) = @_;
+
+	return $class->_new_real(%args)
+	  if ($ENV{KFDW_TEST_KAFKA} // 'mock') eq 'real';
+	croak "KFDW_TEST_KAFKA must be mock or real"
+	  unless ($ENV{KFDW_TEST_KAFKA} // 'mock') eq 'mock';
+
 	my $brokers = $args{brokers} // 1;
 	my $topics = $args{topics} // {};
 
@@ -84,7 +115,7 @@ sub new
 	my @cmd = ($binary, '--brokers', $brokers, '--stop-on-eof');
 	push @cmd, '--topic', "$_:$topics->{$_}" for sort keys %$topics;
 
-	my $self = bless { in => '', out => '', seen => 0 }, $class;
+	my $self = bless { in => '', out => '', seen => 0, nbrokers => $brokers }, $class;
 
 	# librdkafka's own log lines go to a file beside the test's logs
 	my @stderr = ();
@@ -104,6 +135,41 @@ sub new
 	$self->{bootstrap} = $1;
 	push @live, $self;
 	return $self;
+}
+
+# The real backend: test/kafka.sh in a directory of the test's own.
+sub _new_real
+{
+	my ($class, %args) = @_;
+	my $brokers = $args{brokers} // 1;
+	$brokers = 3 if $brokers < 3;
+	my $topics = $args{topics} // {};
+
+	my $base = do { no warnings 'once'; $PostgreSQL::Test::Utils::tmp_check }
+	  // File::Spec->tmpdir;
+	my $dir = File::Temp::tempdir('kafka_XXXX', DIR => $base, CLEANUP => 1);
+	my $self = bless { real => 1, dir => $dir, nbrokers => $brokers }, $class;
+	my @cmd = ($kafka_sh, 'start', $dir, '--brokers', $brokers);
+	push @cmd, '--topic', "$_:$topics->{$_}" for sort keys %$topics;
+	push @cmd, '--sasl' if $args{sasl};
+	my ($rc, $out, $err) = $self->_run_client(\@cmd, '', 300);
+	croak "test/kafka.sh start failed ($rc): $err" if $rc != 0;
+	($self->{bootstrap}) = $out =~ /^BOOTSTRAP (\S+)$/m;
+	($self->{sasl}) = $out =~ /^SASL (\S+)$/m;
+	croak "test/kafka.sh printed no bootstrap: $out" unless $self->{bootstrap};
+	$self->{bootstrap_live} = 1;
+	push @live, $self;
+	return $self;
+}
+
+sub _kafka_sh
+{
+	my ($self, @args) = @_;
+	my ($rc, $out, $err) =
+	  $self->_run_client([ $kafka_sh, $args[0], $self->{dir}, @args[ 1 .. $#args ] ],
+		'', 180);
+	croak "test/kafka.sh @args failed ($rc): $err" if $rc != 0;
+	return wantarray ? ($out, $err) : 1;
 }
 
 # Wait for the next line from the broker's stdout and return it.
@@ -153,17 +219,82 @@ Add MS milliseconds of round-trip latency to broker ID (0 removes it).
 
 =cut
 
+=item $broker->down_all, $broker->up_all
+
+Take every broker down (an outage of the whole cluster) / bring them all
+back; on real Kafka, up_all waits (at most 2 minutes) until every broker
+is back in the cluster.
+
+=item $broker->is_real
+
+True on a real Kafka cluster (KFDW_TEST_KAFKA=real).
+
+=item $broker->sasl_bootstrap
+
+The SASL_PLAINTEXT listeners of a real cluster started with C<< sasl => 1 >>
+(see test/kafka.sh for its users), or undef.
+
+=item $broker->kafka_sh(COMMAND, ARGS...)
+
+Run "test/kafka.sh COMMAND DIR ARGS..." on a real cluster; croaks if it
+fails.  In list context returns its stdout and stderr (for a C<tool>'s
+answer), else 1.
+
+=cut
+
 sub bootstrap { return $_[0]->{bootstrap}; }
+sub is_real { return $_[0]->{real} ? 1 : 0; }
+sub sasl_bootstrap { return $_[0]->{sasl}; }
+sub kafka_sh { my $self = shift; return $self->_kafka_sh(@_); }
 
 sub create_topic
 {
-	my ($self, $name, $partitions) = @_;
+	my ($self, $name, $partitions, @configs) = @_;
+	return $self->_kafka_sh('topic', $name, $partitions, 3, @configs)
+	  if $self->{real};
 	return $self->_command("topic $name $partitions");
 }
 
-sub down { return $_[0]->_command("down $_[1]"); }
-sub up { return $_[0]->_command("up $_[1]"); }
-sub rtt { return $_[0]->_command("rtt $_[1] $_[2]"); }
+sub down
+{
+	my ($self, $id) = @_;
+	return $self->_kafka_sh('down', $id) if $self->{real};
+	return $self->_command("down $id");
+}
+
+sub up
+{
+	my ($self, $id) = @_;
+	return $self->_kafka_sh('up', $id) if $self->{real};
+	return $self->_command("up $id");
+}
+
+sub down_all
+{
+	my ($self) = @_;
+	$self->down($_) for 1 .. $self->{nbrokers};
+	return 1;
+}
+
+sub up_all
+{
+	my ($self) = @_;
+	$self->up($_) for 1 .. $self->{nbrokers};
+	return 1 unless $self->{real};
+	my ($rc, $out, $err) = $self->_run_client(
+		[ $python, $admin_py, $self->{bootstrap}, 'wait', $self->{nbrokers}, 120 ],
+		'', 150);
+	croak "the brokers did not come back: $err" if $rc != 0;
+	return 1;
+}
+
+sub rtt
+{
+	my ($self, $id, $ms) = @_;
+	croak "rtt is a fault of the mock broker only: skip it on real Kafka"
+	  if $self->{real};
+	return $self->_command("rtt $id $ms");
+}
 
 =pod
 
@@ -176,6 +307,13 @@ Stop the broker (called at exit too).
 sub stop
 {
 	my ($self) = @_;
+	if ($self->{real})
+	{
+		return unless delete $self->{bootstrap_live};
+		@live = grep { $_ != $self } @live;
+		$self->_run_client([ $kafka_sh, 'stop', $self->{dir} ], '', 60);
+		return;
+	}
 	my $h = delete $self->{handle};
 	return unless $h;
 	@live = grep { $_ != $self } @live;

@@ -83,7 +83,7 @@ ok(poll_until(sub { keys %{ ids_up_to_date() } == 50 }),
 	'first 50 rows arrive');
 
 # --- Kafka down mid-stream -----------------------------------------------
-$broker->down(1);
+$broker->down_all;
 $node->safe_psql('postgres', 'CALL fill(51, 100)');
 ok( $node->poll_query_until('postgres',
 		"SELECT state = 'retrying' AND last_error IS NOT NULL AND last_error_at > now() - interval '1 minute' FROM kafka_fdw.cdc_status WHERE name = 'f'"
@@ -96,7 +96,7 @@ ok( $node->safe_psql('postgres',
 my $pid_before = $node->safe_psql('postgres',
 	"SELECT worker_pid FROM kafka_fdw.cdc_status WHERE name = 'f'");
 
-$broker->up(1);
+$broker->up_all;
 ok(poll_until(sub { keys %{ ids_up_to_date() } == 100 }, 120),
 	'once Kafka is back every change arrives');
 ok( $node->poll_query_until('postgres',
@@ -127,13 +127,13 @@ is($disorder, 0, 'per key, events are in commit order');
 # PostgreSQL goes down
 $node->safe_psql('postgres', 'CALL fill(101, 200)');
 ok(poll_until(sub { keys %{ ids_up_to_date() } == 200 }), '200 rows arrive');
-$broker->down(1);
+$broker->down_all;
 $node->safe_psql('postgres', 'CALL fill(201, 300)');
 is($node->safe_psql('postgres',
 	"SELECT lag_bytes > 0 FROM kafka_fdw.cdc_status WHERE name = 'f'"),
 	't', 'changes are in flight');
 $node->stop('immediate');
-$broker->up(1);
+$broker->up_all;
 $node->start;
 ok(poll_until(sub { keys %{ ids_up_to_date() } == 300 }, 120),
 	'after an immediate shutdown every committed change reaches Kafka');
@@ -182,11 +182,11 @@ my $advanced = poll_until(
 ok($advanced, 'restart_lsn and confirmed_flush_lsn advance under unrelated writes');
 
 # --- Kafka down and up while the stream is idle --------------------------
-$broker->down(1);
+$broker->down_all;
 ok( $node->poll_query_until('postgres',
 		"SELECT state = 'retrying' FROM kafka_fdw.cdc_status WHERE name = 'f'"),
 	'an idle stream shows retrying while Kafka is down');
-$broker->up(1);
+$broker->up_all;
 ok( $node->poll_query_until('postgres',
 		"SELECT state = 'streaming' FROM kafka_fdw.cdc_status WHERE name = 'f'"),
 	'and streaming once Kafka answers again');

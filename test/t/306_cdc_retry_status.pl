@@ -96,7 +96,7 @@ $node->safe_psql('postgres', "INSERT INTO owed VALUES (0, 'first')");
 ok( $node->poll_query_until('postgres',
 		"SELECT messages_sent = 1 AND undelivered_age IS NULL FROM kafka_fdw.cdc_status WHERE name = 'l'"),
 	'the first change is delivered');
-$broker->down(1);
+$broker->down_all;
 my $before = $node->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
 $node->safe_psql('postgres',
 	"INSERT INTO owed SELECT i, 'row ' || i FROM generate_series(1, 5000) i");
@@ -118,7 +118,7 @@ is( $node->safe_psql('postgres',
 		"SELECT abs(extract(epoch FROM oldest_undelivered_at - (clock_timestamp() - undelivered_age))) < 1 FROM kafka_fdw.cdc_status WHERE name = 'l'"),
 	't', 'undelivered_age is the age of oldest_undelivered_at');
 
-$broker->up(1);
+$broker->up_all;
 ok( $node->poll_query_until('postgres',
 		"SELECT messages_sent = 5001 AND undelivered_age IS NULL AND oldest_undelivered_at IS NULL FROM kafka_fdw.cdc_status WHERE name = 'l'"),
 	'once Kafka is back everything is delivered and nothing is owed');
