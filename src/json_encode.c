@@ -110,14 +110,22 @@ static void append_number_text(StringInfo buf, const char *str);
  * kfdw_reset_encoding_gucs() with the returned nest level (or the end of
  * the (sub)transaction, on ERROR): ISO dates, intervals in the postgres
  * style and floats with every digit, as pg_dump writes them, whatever the
- * session's settings.  Only values that differ are set, so that a default
- * session pays almost nothing.  Call it once per batch of rows.
+ * session's settings.  Only values that differ are set, and a session whose
+ * settings already fit pays only three comparisons (no GUC nest level,
+ * whose undo walks every setting): it runs once per row where PostgreSQL
+ * inserts rows one at a time (COPY, RETURNING, row triggers).
  */
 int
 kfdw_set_encoding_gucs(void)
 {
-	int			nestlevel = NewGUCNestLevel();
+	int			nestlevel;
 
+	/* the common case: nothing to fix, and nothing to undo per row */
+	if (DateStyle == USE_ISO_DATES && IntervalStyle == INTSTYLE_POSTGRES &&
+		extra_float_digits >= 3)
+		return 0;
+
+	nestlevel = NewGUCNestLevel();
 	if (DateStyle != USE_ISO_DATES)
 		(void) set_config_option("datestyle", "ISO",
 								 PGC_USERSET, PGC_S_SESSION,
@@ -134,11 +142,12 @@ kfdw_set_encoding_gucs(void)
 	return nestlevel;
 }
 
-/* Undo kfdw_set_encoding_gucs() */
+/* Undo kfdw_set_encoding_gucs() (0: it had nothing to fix) */
 void
 kfdw_reset_encoding_gucs(int nestlevel)
 {
-	AtEOXact_GUC(true, nestlevel);
+	if (nestlevel > 0)
+		AtEOXact_GUC(true, nestlevel);
 }
 
 /*
