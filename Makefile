@@ -6,7 +6,7 @@
 EXTENSION = kafka_fdw
 EXTVERSION = 1.0
 MODULE_big = kafka_fdw
-OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
 
 # The install script is assembled from one part per feature (src/sql/NN_*.sql),
 # so that each feature owns the SQL objects it defines.

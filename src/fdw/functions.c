@@ -4,11 +4,11 @@
  *		  SQL-callable functions of kafka_fdw's scans
  *
  * IDENTIFICATION
- *		  src/functions.c
+ *		  src/fdw/functions.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kafka_fdw.h"
+#include "fdw/fdw.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_class.h"

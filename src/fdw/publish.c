@@ -19,11 +19,11 @@
  * callbacks, purging what it had queued.
  *
  * IDENTIFICATION
- *		  src/publish.c
+ *		  src/fdw/publish.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kafka_fdw.h"
+#include "fdw/fdw.h"
 
 #include "access/xact.h"
 #include "miscadmin.h"

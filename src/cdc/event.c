@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * cdc_event.c
+ * event.c
  *		  Encoding of change events in Debezium's envelope
  *
  * A change event is a Kafka message whose key is a JSON object of the
@@ -15,11 +15,11 @@
  * value reads the same in a topic whichever way it got there.
  *
  * IDENTIFICATION
- *		  src/cdc_event.c
+ *		  src/cdc/event.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kafka_fdw.h"
+#include "cdc/cdc.h"
 
 #include "utils/timestamp.h"
 

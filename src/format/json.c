@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * format_json.c
+ * json.c
  *		  Decoding of messages in JSON format: top-level keys to columns
  *
  * A message value is a JSON object; each data column takes the top-level
@@ -15,11 +15,11 @@
  * the JSON encoder of INSERT writes it.
  *
  * IDENTIFICATION
- *		  src/format_json.c
+ *		  src/format/json.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kafka_fdw.h"
+#include "format/format.h"
 
 #include "common/base64.h"
 #include "common/jsonapi.h"

@@ -13,11 +13,11 @@
  * served, and fail after the server's connect_timeout_ms.
  *
  * IDENTIFICATION
- *		  src/ranges.c
+ *		  src/fdw/ranges.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kafka_fdw.h"
+#include "fdw/fdw.h"
 
 #include "access/stratnum.h"
 #include "catalog/pg_type.h"

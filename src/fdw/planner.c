@@ -14,11 +14,11 @@
  * time bounded by the server's connect_timeout_ms.
  *
  * IDENTIFICATION
- *		  src/planner.c
+ *		  src/fdw/planner.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kafka_fdw.h"
+#include "fdw/fdw.h"
 
 #include "access/htup_details.h"
 #include "access/stratnum.h"

@@ -21,11 +21,12 @@
  * destroyed only once the call returned.
  *
  * IDENTIFICATION
- *		  src/connection.c
+ *		  src/kafka/connection.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kafka_fdw.h"
+#include "kafka/kafka.h"
+#include "fdw/fdw.h"			/* kfdw_delivery_report */
 
 #include <pthread.h>
 #include <signal.h>

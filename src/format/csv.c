@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * format_csv.c
+ * csv.c
  *		  Decoding of messages in CSV format: one record per message
  *
  * Fields go to the data columns by position.  The table options delimiter,
@@ -9,11 +9,11 @@
  * fields are NULL; extra fields are ignored unless the table is strict.
  *
  * IDENTIFICATION
- *		  src/format_csv.c
+ *		  src/format/csv.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kafka_fdw.h"
+#include "format/format.h"
 
 #include "mb/pg_wchar.h"
 

@@ -21,11 +21,11 @@
  * kfdw_set_encoding_gucs().
  *
  * IDENTIFICATION
- *		  src/json_encode.c
+ *		  src/format/json_encode.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kafka_fdw.h"
+#include "format/format.h"
 
 #include <math.h>
 

@@ -3,16 +3,16 @@
  * modify.c
  *		  INSERT and COPY FROM into a topic's foreign table
  *
- * Every row becomes one message: format_encode.c encodes it and publish.c
+ * Every row becomes one message: format/encode.c encodes it and publish.c
  * publishes it (and waits for the brokers, or holds it for the Kafka
  * transaction).  UPDATE and DELETE are refused: a topic is append-only.
  *
  * IDENTIFICATION
- *		  src/modify.c
+ *		  src/fdw/modify.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kafka_fdw.h"
+#include "fdw/fdw.h"
 
 #include "access/table.h"
 #include "catalog/pg_type.h"

@@ -11,11 +11,11 @@
  * mappings.
  *
  * IDENTIFICATION
- *		  src/option.c
+ *		  src/fdw/option.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kafka_fdw.h"
+#include "fdw/fdw.h"
 
 #include "access/htup_details.h"
 #include "access/reloptions.h"

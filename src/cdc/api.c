@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * cdc_api.c
+ * api.c
  *		  SQL-callable functions of change data capture
  *
  * kafka_fdw.cdc_create() checks everything a stream needs, records it in
@@ -18,11 +18,11 @@
  * that the stream's owner may still stream.
  *
  * IDENTIFICATION
- *		  src/cdc_api.c
+ *		  src/cdc/api.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kafka_fdw.h"
+#include "cdc/cdc.h"
 
 #include "access/xact.h"
 #include "access/xlog.h"

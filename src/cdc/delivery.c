@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * cdc_delivery.c
+ * delivery.c
  *		  Delivery of a stream's events to Kafka, and the stream's status
  *
  * A stream's worker hands its events to the producer made here.  Every
@@ -11,11 +11,11 @@
  * show in the stream's entry of shared memory (kafka_fdw.cdc_status).
  *
  * IDENTIFICATION
- *		  src/cdc_delivery.c
+ *		  src/cdc/delivery.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kafka_fdw.h"
+#include "cdc/cdc.h"
 
 #include "access/xact.h"
 #include "commands/defrem.h"

@@ -23,11 +23,11 @@
  * as soon as its row is made.
  *
  * IDENTIFICATION
- *		  src/scan.c
+ *		  src/fdw/scan.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kafka_fdw.h"
+#include "fdw/fdw.h"
 
 #include <math.h>
 

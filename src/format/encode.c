@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * format_encode.c
+ * encode.c
  *		  Turn a row of a foreign table into a Kafka message
  *
  * The message value is encoded by the table's format: json (an object of
@@ -18,11 +18,11 @@
  * other session (or client) reads back what was written.
  *
  * IDENTIFICATION
- *		  src/format_encode.c
+ *		  src/format/encode.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kafka_fdw.h"
+#include "format/format.h"
 
 #include "catalog/pg_type.h"
 #include "datatype/timestamp.h"

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * format_raw.c
+ * raw.c
  *		  Decoding of messages in raw format: the whole value is one column
  *
  * A raw table has a single data column of type text, varchar, bytea, json
@@ -8,11 +8,11 @@
  * serves the key column of every table.
  *
  * IDENTIFICATION
- *		  src/format_raw.c
+ *		  src/format/raw.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kafka_fdw.h"
+#include "format/format.h"
 
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"

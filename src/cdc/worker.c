@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * cdc_worker.c
+ * worker.c
  *		  The worker of one change data capture stream
  *
  * The worker decodes its logical replication slot in-process, through
@@ -8,10 +8,10 @@
  * (as pg_logical_slot_get_changes() does), so that publications, their
  * row filters and column lists mean exactly what they mean for logical
  * replication, and no replication connection is needed.  Each change
- * becomes a Kafka message in Debezium's envelope (cdc_event.c), sent as
+ * becomes a Kafka message in Debezium's envelope (cdc/event.c), sent as
  * soon as the decoder hands it over, which is when the transaction's commit
  * is decoded (in-progress transactions are not streamed; the decoder
- * spills large ones to disk) (cdc_delivery.c); the slot is confirmed only up to
+ * spills large ones to disk) (cdc/delivery.c); the slot is confirmed only up to
  * a commit whose messages, and every message before them, Kafka has
  * acknowledged.
  *
@@ -31,11 +31,11 @@
  * published tables cannot have its functions run as superuser.
  *
  * IDENTIFICATION
- *		  src/cdc_worker.c
+ *		  src/cdc/worker.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kafka_fdw.h"
+#include "cdc/cdc.h"
 
 #include "access/relation.h"
 #include "access/xact.h"

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * cdc_launcher.c
+ * launcher.c
  *		  The change data capture launcher: one worker per stream
  *
  * Loaded through shared_preload_libraries, kafka_fdw registers a launcher
@@ -16,11 +16,11 @@
  * data wrapper works alone.
  *
  * IDENTIFICATION
- *		  src/cdc_launcher.c
+ *		  src/cdc/launcher.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kafka_fdw.h"
+#include "cdc/cdc.h"
 
 #include "access/heapam.h"
 #include "access/htup_details.h"

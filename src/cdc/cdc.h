@@ -1,0 +1,175 @@
+/*-------------------------------------------------------------------------
+ *
+ * cdc.h
+ *		  Change data capture: the launcher, the stream workers, their delivery to
+ *		  Kafka, the change events and the SQL functions
+ *
+ * IDENTIFICATION
+ *		  src/cdc/cdc.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KFDW_CDC_H
+#define KFDW_CDC_H
+
+#include "postgres.h"
+
+#include "access/xlogdefs.h"
+#include "datatype/timestamp.h"
+#include "kafka/kafka.h"
+#include "format/format.h"
+#include "lib/stringinfo.h"
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+
+/* in launcher.c */
+
+/* Streams the shared registry can hold (one worker each) */
+#define KFDW_CDC_MAX_STREAMS 64
+#define KFDW_CDC_ERROR_LEN 512
+
+/* What a stream's worker is doing, as kafka_fdw.cdc_status shows it */
+typedef enum KafkaCdcState
+{
+	KFDW_CDC_STOPPED,			/* no worker */
+	KFDW_CDC_STARTING,			/* worker started, not yet streaming */
+	KFDW_CDC_SNAPSHOT,			/* publishing the initial snapshot */
+	KFDW_CDC_STREAMING,
+	KFDW_CDC_RETRYING,			/* after an error, until Kafka takes a message */
+	KFDW_CDC_WAITING			/* a failed worker ended; waiting to restart */
+} KafkaCdcState;
+
+/*
+ * One stream in shared memory: where it lives, its worker and its status.
+ * Protected by KafkaCdcShared.lock, except confirmed_lsn and messages_sent:
+ * atomics that the stream's worker writes without the lock (set up by
+ * kfdw_cdc_register_stream).
+ */
+typedef struct KafkaCdcStream
+{
+	bool		in_use;
+	bool		drop_requested; /* cdc_drop is stopping the worker */
+	Oid			dboid;
+	NameData	name;
+	pid_t		pid;			/* worker, or 0 */
+	KafkaCdcState state;
+	pg_atomic_uint64 confirmed_lsn;
+	pg_atomic_uint64 messages_sent;
+	int			failures;		/* consecutive failed runs, for backoff */
+	char		last_error[KFDW_CDC_ERROR_LEN];
+	TimestampTz last_error_at;
+
+	/*
+	 * The oldest decoded transaction that Kafka does not have entirely:
+	 * the position of its first published change, its commit and its
+	 * commit time (all invalid/0 when everything decoded is delivered).
+	 * Kept while no worker runs, until a later run has delivered it.
+	 */
+	XLogRecPtr	undelivered_lsn;
+	XLogRecPtr	undelivered_commit;
+	TimestampTz undelivered_at;
+} KafkaCdcStream;
+
+typedef struct KafkaCdcShared
+{
+	LWLock	   *lock;
+	pid_t		launcher_pid;
+	bool		rescan;			/* launcher must look for streams again */
+	KafkaCdcStream streams[KFDW_CDC_MAX_STREAMS];
+} KafkaCdcShared;
+
+/* NULL unless the library was loaded by shared_preload_libraries */
+extern KafkaCdcShared *kfdw_cdc_shared;
+
+extern void _PG_init(void);
+extern int	kfdw_cdc_find_stream(Oid dboid, const char *name);
+extern int	kfdw_cdc_register_stream(Oid dboid, const char *name);
+extern void kfdw_cdc_wakeup_launcher(void);
+extern const char *kfdw_cdc_state_name(KafkaCdcState state);
+extern PGDLLEXPORT void kfdw_cdc_launcher_main(Datum main_arg);
+extern PGDLLEXPORT void kfdw_cdc_scanner_main(Datum main_arg);
+
+/* in worker.c */
+extern PGDLLEXPORT void kfdw_cdc_worker_main(Datum main_arg);
+
+/* in delivery.c */
+extern void kfdw_cdc_delivery_init(KafkaCdcStream *entry, const char *name,
+								   MemoryContext cxt);
+extern void kfdw_cdc_set_state(KafkaCdcState state);
+extern void kfdw_cdc_set_error(const char *message);
+extern void kfdw_cdc_producer_create(const char *servername, Oid owner_id);
+extern bool kfdw_cdc_producer_is_stale(void);
+extern uint64 kfdw_cdc_txn_begin(XLogRecPtr first_lsn, XLogRecPtr commit_lsn,
+								 TimestampTz commit_time);
+extern void kfdw_cdc_txn_end(uint64 txn_id, XLogRecPtr end_lsn);
+extern XLogRecPtr kfdw_cdc_txn_confirmable(bool *none_pending);
+extern void kfdw_cdc_show_undelivered(XLogRecPtr confirmed);
+extern void kfdw_cdc_produce(const char *topic, StringInfo key,
+							 StringInfo value, uint64 txn_id);
+extern void kfdw_cdc_serve(int timeout_ms);
+extern void kfdw_cdc_wait_delivered(void);
+extern void kfdw_cdc_recover_state(void);
+
+/* in event.c */
+
+/* source.version of the events */
+#define KFDW_CDC_VERSION "1.0"
+
+/* A column of a captured table, as events show it */
+typedef struct KafkaCdcColumn
+{
+	char	   *name;
+	Oid			typid;
+	bool		iskey;			/* part of the message key */
+	Oid			typinput;		/* to read the text form of pgoutput */
+	Oid			typioparam;
+} KafkaCdcColumn;
+
+/* A captured table */
+typedef struct KafkaCdcRelation
+{
+	Oid			relid;
+	char	   *nspname;
+	char	   *relname;
+	char	   *topic;
+	int			ncols;
+	KafkaCdcColumn *cols;
+	bool		has_key;
+} KafkaCdcRelation;
+
+/* A row of a captured table; present[i] false leaves the column out */
+typedef struct KafkaCdcRow
+{
+	Datum	   *values;
+	bool	   *isnull;
+	bool	   *present;
+} KafkaCdcRow;
+
+/* What the source block of an event says */
+typedef struct KafkaCdcSource
+{
+	const char *stream_name;
+	const char *dbname;
+	TimestampTz commit_time;
+	TransactionId xid;
+	XLogRecPtr	lsn;
+	XLogRecPtr	last_commit_lsn;	/* for source.sequence, or invalid */
+	const char *snapshot;		/* "false", "true" or "last" */
+} KafkaCdcSource;
+
+extern bool kfdw_cdc_encode_key(StringInfo buf, KafkaCdcRelation *rel,
+								KafkaCdcRow *row);
+extern void kfdw_cdc_encode_value(StringInfo buf, char op,
+								  KafkaCdcRelation *rel,
+								  KafkaCdcRow *before, KafkaCdcRow *after,
+								  KafkaCdcSource *source);
+
+/* in api.c */
+struct LogicalDecodingContext;
+extern struct LogicalDecodingContext *kfdw_cdc_new_slot(const char *slot_name,
+													  bool need_snapshot);
+extern char *kfdw_cdc_slot_name(Oid dboid, const char *name);
+extern void kfdw_cdc_check_owner(const char *name, Oid owner,
+								 const char *servername);
+
+#endif							/* KFDW_CDC_H */

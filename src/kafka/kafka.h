@@ -1,0 +1,97 @@
+/*-------------------------------------------------------------------------
+ *
+ * kafka.h
+ *		  The Kafka client layer: librdkafka handles made from a server and a user
+ *		  mapping, their events, errors and waits
+ *
+ * IDENTIFICATION
+ *		  src/kafka/kafka.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KFDW_KAFKA_H
+#define KFDW_KAFKA_H
+
+#include "postgres.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include "compat.h"
+#include "foreign/foreign.h"
+
+/* Default for the server option connect_timeout_ms (interactive SQL: seconds) */
+#define KFDW_DEFAULT_CONNECT_TIMEOUT_MS 5000
+/* Default for message.timeout.ms unless the server sets it */
+#define KFDW_DEFAULT_MESSAGE_TIMEOUT_MS 30000
+/* Default for the server option transaction_hold_bytes */
+#define KFDW_DEFAULT_TRANSACTION_HOLD_BYTES (16 * 1024 * 1024)
+
+/* The options of a server that kafka_fdw itself interprets */
+typedef struct KafkaServerOptions
+{
+	char	   *brokers;
+	bool		transactional;
+	int			connect_timeout_ms;
+	int			transaction_hold_bytes;
+} KafkaServerOptions;
+
+/*
+ * A librdkafka client handle, owned by the handle cache of connection.c.
+ *
+ * librdkafka's threads never call into PostgreSQL: logs and errors are put on
+ * the handle's main queue and served by kfdw_serve_events() from the backend.
+ */
+typedef enum KafkaHandleKind
+{
+	KFDW_HANDLE_CONSUMER,		/* checked out by one scan at a time */
+	KFDW_HANDLE_PRODUCER,		/* shared by all writers of a backend */
+	KFDW_HANDLE_TXN_PRODUCER	/* transactional producer, one per backend */
+} KafkaHandleKind;
+
+typedef struct KafkaHandle
+{
+	rd_kafka_t *rk;
+	KafkaHandleKind kind;
+	Oid			serverid;
+	Oid			userid;			/* user the mapping was looked up for */
+	char	   *brokers;		/* for messages; never holds credentials */
+	int			connect_timeout_ms;
+	bool		busy;			/* checked out (consumers) */
+	int			pins;			/* holders that keep it alive (producers) */
+	bool		stale;			/* server or user mapping changed */
+	/* last error reported by librdkafka's error callback */
+	rd_kafka_resp_err_t last_err;
+	char		last_errstr[512];
+	bool		last_err_fatal;
+	void	   *private;		/* for the owner of the handle */
+} KafkaHandle;
+
+/* in fdw/option.c: the server's options and the librdkafka configuration */
+extern void kfdw_get_server_options(ForeignServer *server,
+									KafkaServerOptions *opts);
+extern rd_kafka_conf_t *kfdw_build_conf(ForeignServer *server,
+										UserMapping *user,
+										KafkaHandleKind kind);
+extern bool kfdw_is_secret_option(const char *name);
+
+/* in connection.c */
+extern KafkaHandle *kfdw_acquire_handle(Oid serverid, Oid userid,
+										KafkaHandleKind kind);
+extern void kfdw_release_handle(KafkaHandle *handle);
+extern void kfdw_discard_handle(KafkaHandle *handle);
+extern void kfdw_pin_handle(KafkaHandle *handle);
+extern void kfdw_unpin_handle(KafkaHandle *handle);
+extern void kfdw_serve_events(KafkaHandle *handle);
+extern int	kfdw_errcode(rd_kafka_resp_err_t err);
+extern void kfdw_report_error(int elevel, KafkaHandle *handle,
+							  rd_kafka_resp_err_t err,
+							  const char *errstr,
+							  const char *message);
+extern void kfdw_wait(KafkaHandle *handle, int timeout_ms);
+extern const rd_kafka_metadata_t *kfdw_get_metadata(KafkaHandle *handle,
+													const char *topic);
+extern rd_kafka_resp_err_t kfdw_offsets_for_times(KafkaHandle *handle,
+												  rd_kafka_topic_partition_list_t *list,
+												  int timeout_ms);
+
+#endif							/* KFDW_KAFKA_H */
