@@ -27,7 +27,6 @@ static void append_row(StringInfo buf, KafkaCdcRelation *rel,
 					   KafkaCdcRow *row, bool keys_only);
 static void append_source(StringInfo buf, KafkaCdcRelation *rel,
 						  KafkaCdcSource *source);
-static int64 timestamp_to_ms(TimestampTz ts);
 
 /*
  * Append the message key: {"col": value, ...} over the key columns.
@@ -69,7 +68,7 @@ kfdw_cdc_encode_value(StringInfo buf, char op, KafkaCdcRelation *rel,
 
 	appendStringInfo(buf, ",\"op\":\"%c\",\"ts_ms\":" INT64_FORMAT
 					 ",\"transaction\":null}",
-					 op, timestamp_to_ms(GetCurrentTimestamp()));
+					 op, kfdw_timestamp_to_kafka(GetCurrentTimestamp()));
 }
 
 /*
@@ -115,7 +114,7 @@ append_source(StringInfo buf, KafkaCdcRelation *rel, KafkaCdcSource *source)
 						   "\",\"connector\":\"kafka_fdw\",\"name\":");
 	kfdw_json_append_string(buf, source->stream_name);
 	appendStringInfo(buf, ",\"ts_ms\":" INT64_FORMAT ",\"snapshot\":\"%s\",\"db\":",
-					 timestamp_to_ms(source->commit_time), source->snapshot);
+					 kfdw_timestamp_to_kafka(source->commit_time), source->snapshot);
 	kfdw_json_append_string(buf, source->dbname);
 
 	/* sequence: a string holding [last commit LSN, LSN of this event] */
@@ -136,12 +135,4 @@ append_source(StringInfo buf, KafkaCdcRelation *rel, KafkaCdcSource *source)
 		appendStringInfoString(buf, ",\"txId\":null");
 	appendStringInfo(buf, ",\"lsn\":" UINT64_FORMAT ",\"xmin\":null}",
 					 (uint64) source->lsn);
-}
-
-/* Milliseconds since the Unix epoch */
-static int64
-timestamp_to_ms(TimestampTz ts)
-{
-	return (int64) (ts / 1000) +
-		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
 }

@@ -394,8 +394,7 @@ insert_row(KafkaModifyState *st, TupleTableSlot *slot)
 	 */
 	if (st->returning_meta && st->enc.timestamp == 0 &&
 		st->opts.timestamp_attnum != InvalidAttrNumber)
-		st->enc.timestamp = GetCurrentTimestamp() / 1000 +
-			(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+		st->enc.timestamp = kfdw_timestamp_to_kafka(GetCurrentTimestamp());
 
 	/*
 	 * A message held until commit gets its partition now, when RETURNING
@@ -462,9 +461,7 @@ returning_slot(KafkaModifyState *st, TupleTableSlot *slot, bool known,
 	if (attnum != InvalidAttrNumber && ret->tts_isnull[attnum - 1])
 	{
 		/* the create time insert_row() stamped on the message */
-		TimestampTz ts = (st->enc.timestamp -
-						  (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) *
-						  SECS_PER_DAY * 1000) * 1000;
+		TimestampTz ts = kfdw_timestamp_from_kafka(st->enc.timestamp);
 
 		ret->tts_isnull[attnum - 1] = false;
 		if (getBaseType(opts->columns[attnum - 1].typid) == TIMESTAMPOID)

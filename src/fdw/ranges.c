@@ -595,9 +595,7 @@ apply_ts_bound(KafkaHandle *handle, const char *topic, TimestampTz bound,
 	int			nprobe = 0;
 
 	/* Kafka timestamps are milliseconds since the Unix epoch */
-	ms = (bound +
-		  (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
-	ms = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+	ms = kfdw_timestamp_to_kafka(bound);
 	if (ms < 0)
 		return;					/* every message is at or after the bound */
 

@@ -786,8 +786,7 @@ make_row(KafkaScanState *st, rd_kafka_message_t *msg, TupleTableSlot *slot)
 
 		if (ms >= 0)
 		{
-			TimestampTz ts = (TimestampTz) ms * 1000 -
-				(TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+			TimestampTz ts = kfdw_timestamp_from_kafka(ms);
 
 			values[a - 1] = dec->cols[a - 1].basetype == TIMESTAMPOID ?
 				DirectFunctionCall1(timestamptz_timestamp,

@@ -167,8 +167,7 @@ kfdw_encode_row(KafkaEncoder *enc, TupleTableSlot *slot)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 					 errmsg("a Kafka message timestamp must be finite")));
-		enc->timestamp = ts / 1000 +
-			(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+		enc->timestamp = kfdw_timestamp_to_kafka(ts);
 		if (enc->timestamp < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),

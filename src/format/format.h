@@ -20,6 +20,7 @@
 #include "compat.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "kafka/kafka.h"
 #include "lib/stringinfo.h"
 #include "utils/resowner.h"
 

@@ -17,6 +17,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "compat.h"
+#include "datatype/timestamp.h"
 #include "foreign/foreign.h"
 
 /* Default for the server option connect_timeout_ms (interactive SQL: seconds) */
@@ -25,6 +26,28 @@
 #define KFDW_DEFAULT_MESSAGE_TIMEOUT_MS 30000
 /* Default for the server option transaction_hold_bytes */
 #define KFDW_DEFAULT_TRANSACTION_HOLD_BYTES (16 * 1024 * 1024)
+
+/*
+ * Kafka's timestamps are milliseconds since the Unix epoch; PostgreSQL's are
+ * microseconds since 2000-01-01.  To Kafka, a fraction of a millisecond is
+ * dropped towards the past.
+ */
+#define KFDW_UNIX_EPOCH_USECS \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
+
+static inline int64
+kfdw_timestamp_to_kafka(TimestampTz ts)
+{
+	int64		us = ts + KFDW_UNIX_EPOCH_USECS;
+
+	return us >= 0 ? us / 1000 : -((-us + 999) / 1000);
+}
+
+static inline TimestampTz
+kfdw_timestamp_from_kafka(int64 ms)
+{
+	return (TimestampTz) ms * 1000 - KFDW_UNIX_EPOCH_USECS;
+}
 
 /* The options of a server that kafka_fdw itself interprets */
 typedef struct KafkaServerOptions
