@@ -346,7 +346,7 @@ pushdown_clause(KafkaPlanState *ps, RelOptInfo *baserel, Expr *clause,
 
 		if (saop->useOr &&
 			(field == KFDW_FIELD_PARTITION || field == KFDW_FIELD_OFFSET) &&
-			(elemtype == INT2OID || elemtype == INT4OID || elemtype == INT8OID) &&
+			kfdw_is_int_type(elemtype) &&
 			is_pushable_value(right))
 		{
 			interp = get_op_btree_interpretation(saop->opno);
@@ -407,7 +407,7 @@ match_comparison(KafkaPlanState *ps, RelOptInfo *baserel, Oid opno,
 			valtype != DATEOID)
 			return false;
 	}
-	else if (valtype != INT2OID && valtype != INT4OID && valtype != INT8OID)
+	else if (!kfdw_is_int_type(valtype))
 		return false;
 
 	interp = get_op_btree_interpretation(opno);

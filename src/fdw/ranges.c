@@ -265,13 +265,9 @@ convert_values(int n, Datum *values, bool *nulls, bool *known, Oid *types)
 			switch (typid)
 			{
 				case INT2OID:
-					v = DatumGetInt16(elems[j]);
-					break;
 				case INT4OID:
-					v = DatumGetInt32(elems[j]);
-					break;
 				case INT8OID:
-					v = DatumGetInt64(elems[j]);
+					v = kfdw_datum_to_int(elems[j], typid);
 					break;
 				case TIMESTAMPOID:
 					v = DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz,
