@@ -5,7 +5,7 @@
  *		  IMPORT FOREIGN SCHEMA
  *
  * Quals on the partition and offset columns become a tree of ranges that
- * scan.c evaluates per partition at scan start (so that parameters and
+ * ranges.c evaluates per partition at scan start (so that parameters and
  * stable expressions are known); lower bounds on the timestamp column go
  * through offsets-for-times.  Every qual also stays in the plan's local
  * quals, so pushdown can make a scan cheaper but never wrong.
@@ -43,7 +43,7 @@
 typedef struct KafkaPlanState
 {
 	KafkaTableOptions opts;
-	List	   *pushdown;		/* tree, see kafka_fdw.h */
+	List	   *pushdown;		/* tree, see fdw.h */
 	List	   *ts_bounds;		/* (strategy, value index) pairs */
 	List	   *values;			/* the Exprs the tree refers to */
 	List	   *inexact;		/* RestrictInfos not enforced by pushdown */

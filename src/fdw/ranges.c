@@ -308,6 +308,7 @@ static OffsetSet
 set_compare(int strategy, int64 v)
 {
 	OffsetSet	s = all_offsets;
+	int64		after = v < PG_INT64_MAX ? v + 1 : v;	/* first offset > v */
 
 	switch (strategy)
 	{
@@ -315,17 +316,17 @@ set_compare(int strategy, int64 v)
 			s.hi = v;
 			break;
 		case BTLessEqualStrategyNumber:
-			s.hi = v < PG_INT64_MAX ? v + 1 : v;
+			s.hi = after;
 			break;
 		case BTEqualStrategyNumber:
 			s.lo = v;
-			s.hi = v < PG_INT64_MAX ? v + 1 : v;
+			s.hi = after;
 			break;
 		case BTGreaterEqualStrategyNumber:
 			s.lo = v;
 			break;
 		case BTGreaterStrategyNumber:
-			s.lo = v < PG_INT64_MAX ? v + 1 : v;
+			s.lo = after;
 			break;
 	}
 	return s;
