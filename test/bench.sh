@@ -174,7 +174,7 @@ topic_count()
 	read -r _ _ TC_HIGH TC_MAXLOW <<<"$out"
 }
 
-has_code() { grep -q -E "$1" "$REPO"/src/*.c 2>/dev/null; }
+has_code() { grep -q -E "$1" "$REPO"/src/*.c "$REPO"/src/*/*.c 2>/dev/null; }
 
 cleanup()
 {
