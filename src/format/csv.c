@@ -18,7 +18,6 @@
  */
 #include "format/format.h"
 
-#include "mb/pg_wchar.h"
 #include "utils/lsyscache.h"
 
 static void csv_decode(KafkaDecoder *dec, const char *data, int len);
@@ -47,13 +46,8 @@ csv_decode(KafkaDecoder *dec, const char *data, int len)
 	StringInfoData field;
 	int			fieldno = 0;
 
-	if (!pg_verify_mbstr(GetDatabaseEncoding(), data, len, true))
-	{
-		kfdw_decoder_fail(dec, NULL,
-						  psprintf("invalid byte sequence for encoding \"%s\"",
-								   GetDatabaseEncodingName()));
+	if (!kfdw_decoder_check_text(dec, NULL, data, len))
 		return;
-	}
 
 	/* a record may end with a line break, as a line of a CSV file does */
 	if (end > p && end[-1] == '\n')

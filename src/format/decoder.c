@@ -27,6 +27,7 @@
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -291,19 +292,13 @@ kfdw_decoder_set(KafkaDecoder *dec, KafkaColumnDecoder *cd, const char *str,
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
-	dec->cur_column = cd->col->attname;
-
 	/* JSON from a raw value, a CSV field or a key: bounded like a message */
 	if (!json_text && (cd->category == KAFKA_VALUE_JSON ||
 					   cd->category == KAFKA_VALUE_JSONB) &&
-		!kfdw_json_depth_ok(str, strlen(str)))
-	{
-		dec->cur_column = NULL;
-		kfdw_decoder_fail(dec, cd,
-						  psprintf("JSON value nested more than %d levels deep",
-								   KFDW_JSON_MAX_DEPTH));
+		!kfdw_decoder_check_depth(dec, cd, str, strlen(str)))
 		return;
-	}
+
+	dec->cur_column = cd->col->attname;
 
 	if (!dec->tolerate_junk || (cd->isolate && IsInParallelMode()))
 		input_value(dec, cd, str, json_text);
@@ -342,6 +337,40 @@ kfdw_decoder_set(KafkaDecoder *dec, KafkaColumnDecoder *cd, const char *str,
 		PG_END_TRY();
 	}
 	dec->cur_column = NULL;
+}
+
+/*
+ * Whether data is text in the database encoding without NULs, as input
+ * functions want it; if not, the message (cd NULL) or the column cd cannot
+ * be decoded (see kfdw_decoder_fail).
+ */
+bool
+kfdw_decoder_check_text(KafkaDecoder *dec, KafkaColumnDecoder *cd,
+						const char *data, int len)
+{
+	if (pg_verify_mbstr(GetDatabaseEncoding(), data, len, true))
+		return true;
+	kfdw_decoder_fail(dec, cd,
+					  psprintf("invalid byte sequence for encoding \"%s\"",
+							   GetDatabaseEncodingName()));
+	return false;
+}
+
+/*
+ * Whether JSON text (a message, or a column's) nests within
+ * KFDW_JSON_MAX_DEPTH levels; if not, the message (cd NULL) or the column
+ * cd cannot be decoded.
+ */
+bool
+kfdw_decoder_check_depth(KafkaDecoder *dec, KafkaColumnDecoder *cd,
+						 const char *data, int len)
+{
+	if (kfdw_json_depth_ok(data, len))
+		return true;
+	kfdw_decoder_fail(dec, cd,
+					  psprintf("JSON value nested more than %d levels deep",
+							   KFDW_JSON_MAX_DEPTH));
+	return false;
 }
 
 /*

@@ -218,6 +218,10 @@ extern void kfdw_decoder_set(KafkaDecoder *dec, KafkaColumnDecoder *cd,
 							 const char *str, bool json_text);
 extern void kfdw_decoder_fail(KafkaDecoder *dec, KafkaColumnDecoder *cd,
 							  const char *reason);
+extern bool kfdw_decoder_check_text(KafkaDecoder *dec, KafkaColumnDecoder *cd,
+									const char *data, int len);
+extern bool kfdw_decoder_check_depth(KafkaDecoder *dec, KafkaColumnDecoder *cd,
+									 const char *data, int len);
 
 /* in encode.c */
 extern void kfdw_encoder_init(KafkaEncoder *enc, KafkaTableOptions *opts);

@@ -83,22 +83,10 @@ json_decode(KafkaDecoder *dec, const char *data, int len)
 	JsonParseErrorType res;
 	int			i;
 
-	if (!pg_verify_mbstr(GetDatabaseEncoding(), data, len, true))
-	{
-		kfdw_decoder_fail(dec, NULL,
-						  psprintf("invalid byte sequence for encoding \"%s\"",
-								   GetDatabaseEncodingName()));
-		return;
-	}
-
 	/* the parser recurses once per level: bound the levels first */
-	if (!kfdw_json_depth_ok(data, len))
-	{
-		kfdw_decoder_fail(dec, NULL,
-						  psprintf("JSON value nested more than %d levels deep",
-								   KFDW_JSON_MAX_DEPTH));
+	if (!kfdw_decoder_check_text(dec, NULL, data, len) ||
+		!kfdw_decoder_check_depth(dec, NULL, data, len))
 		return;
-	}
 
 	memset(&st, 0, sizeof(st));
 	st.dec = dec;

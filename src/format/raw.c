@@ -16,7 +16,6 @@
 #include "format/format.h"
 
 #include "catalog/pg_type.h"
-#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
@@ -55,14 +54,8 @@ kfdw_decoder_set_bytes(KafkaDecoder *dec, KafkaColumnDecoder *cd,
 	}
 
 	/* text input functions need a NUL-free string in the server encoding */
-	if (!pg_verify_mbstr(GetDatabaseEncoding(), data, len, true))
-	{
-		kfdw_decoder_fail(dec, cd,
-						  psprintf("invalid byte sequence for encoding \"%s\"",
-								   GetDatabaseEncodingName()));
+	if (!kfdw_decoder_check_text(dec, cd, data, len))
 		return;
-	}
-
 	kfdw_decoder_set(dec, cd, pnstrdup(data, len), false);
 }
 
