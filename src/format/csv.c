@@ -27,13 +27,6 @@ static void csv_encode(KafkaEncoder *enc, TupleTableSlot *slot,
 static void append_csv_field(StringInfo buf, KafkaTableOptions *opts,
 							 const char *str);
 
-const KafkaFormatRoutine kfdw_csv_format = {
-	.name = "csv",
-	.decode = csv_decode,
-	.begin_encode = csv_begin_encode,
-	.encode = csv_encode
-};
-
 /*
  * Split one CSV record and store its fields in the data columns.
  */
@@ -231,3 +224,11 @@ append_csv_field(StringInfo buf, KafkaTableOptions *opts, const char *str)
 	}
 	appendStringInfoCharMacro(buf, opts->quote);
 }
+
+/* The format, for kfdw_formats (format.c) */
+const KafkaFormatRoutine kfdw_csv_format = {
+	.name = "csv",
+	.decode = csv_decode,
+	.begin_encode = csv_begin_encode,
+	.encode = csv_encode
+};

@@ -64,13 +64,6 @@ static void json_begin_encode(KafkaEncoder *enc);
 static void json_encode(KafkaEncoder *enc, TupleTableSlot *slot,
 						StringInfo buf);
 
-const KafkaFormatRoutine kfdw_json_format = {
-	.name = "json",
-	.decode = json_decode,
-	.begin_encode = json_begin_encode,
-	.encode = json_encode
-};
-
 /*
  * Decode a JSON message value into the data columns.
  */
@@ -360,3 +353,11 @@ json_encode(KafkaEncoder *enc, TupleTableSlot *slot, StringInfo buf)
 	}
 	appendStringInfoCharMacro(buf, '}');
 }
+
+/* The format, for kfdw_formats (format.c) */
+const KafkaFormatRoutine kfdw_json_format = {
+	.name = "json",
+	.decode = json_decode,
+	.begin_encode = json_begin_encode,
+	.encode = json_encode
+};

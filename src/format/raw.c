@@ -23,13 +23,6 @@ static void raw_decode(KafkaDecoder *dec, const char *data, int len);
 static void raw_encode(KafkaEncoder *enc, TupleTableSlot *slot,
 					   StringInfo buf);
 
-const KafkaFormatRoutine kfdw_raw_format = {
-	.name = "raw",
-	.decode = raw_decode,
-	.begin_encode = NULL,
-	.encode = raw_encode
-};
-
 /*
  * Store bytes that come from Kafka (a value, a key) into a column: a bytea
  * column takes them as they are; any other type must get text in the
@@ -130,3 +123,11 @@ raw_encode(KafkaEncoder *enc, TupleTableSlot *slot, StringInfo buf)
 	else
 		kfdw_encode_bytes(buf, slot->tts_values[i], enc->basetypids[i]);
 }
+
+/* The format, for kfdw_formats (format.c) */
+const KafkaFormatRoutine kfdw_raw_format = {
+	.name = "raw",
+	.decode = raw_decode,
+	.begin_encode = NULL,
+	.encode = raw_encode
+};
