@@ -14,6 +14,7 @@
 
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "datatype/timestamp.h"
 #include "foreign/fdwapi.h"
 #include "kafka/kafka.h"

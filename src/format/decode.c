@@ -56,11 +56,8 @@ kfdw_decode_message(KafkaDecoder *dec, rd_kafka_message_t *msg,
 
 	if ((a = opts->partition_attnum) != InvalidAttrNumber)
 	{
-		Oid			typid = dec->cols[a - 1].basetype;
-
-		values[a - 1] = typid == INT8OID ? Int64GetDatum(msg->partition) :
-			typid == INT2OID ? Int16GetDatum(msg->partition) :
-			Int32GetDatum(msg->partition);
+		values[a - 1] = kfdw_int_to_datum(msg->partition,
+										  dec->cols[a - 1].basetype);
 		nulls[a - 1] = false;
 	}
 	if ((a = opts->offset_attnum) != InvalidAttrNumber)

@@ -104,21 +104,9 @@ kfdw_encode_row(KafkaEncoder *enc, TupleTableSlot *slot)
 	attnum = opts->partition_attnum;
 	if (attnum != InvalidAttrNumber && !slot->tts_isnull[attnum - 1])
 	{
-		Datum		d = slot->tts_values[attnum - 1];
-		int64		p;
+		int64		p = kfdw_datum_to_int(slot->tts_values[attnum - 1],
+										  enc->basetypids[attnum - 1]);
 
-		switch (enc->basetypids[attnum - 1])
-		{
-			case INT2OID:
-				p = DatumGetInt16(d);
-				break;
-			case INT8OID:
-				p = DatumGetInt64(d);
-				break;
-			default:
-				p = DatumGetInt32(d);
-				break;
-		}
 		if (p < 0 || p > PG_INT32_MAX)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
