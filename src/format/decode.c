@@ -92,7 +92,8 @@ kfdw_decode_message(KafkaDecoder *dec, rd_kafka_message_t *msg,
 
 	/* a tombstone (null value) has NULL data columns */
 	if (dec->need_value && msg->payload != NULL)
-		dec->format->decode(dec, (const char *) msg->payload, (int) msg->len);
+		kfdw_formats[opts->format]->decode(dec, (const char *) msg->payload,
+										   (int) msg->len);
 
 	if (dec->junk_reason != NULL)
 	{

@@ -61,7 +61,6 @@ kfdw_decoder_init(KafkaDecoder *dec, KafkaTableOptions *opts,
 	dec->opts = opts;
 	dec->cols = palloc0(sizeof(KafkaColumnDecoder) * Max(opts->natts, 1));
 	dec->data = palloc0(sizeof(KafkaColumnDecoder *) * Max(opts->ndata, 1));
-	dec->format = kfdw_formats[opts->format];
 	dec->tolerate_junk = opts->ignore_junk ||
 		opts->junk_attnum != InvalidAttrNumber ||
 		opts->junk_error_attnum != InvalidAttrNumber;

@@ -167,7 +167,6 @@ typedef struct KafkaColumnDecoder
 typedef struct KafkaDecoder
 {
 	KafkaTableOptions *opts;
-	const KafkaFormatRoutine *format;
 	KafkaColumnDecoder *cols;	/* indexed by attnum - 1 */
 	KafkaColumnDecoder **data;	/* data columns, by data_index */
 	bool		need_value;		/* a data column is read: decode the value */
