@@ -579,13 +579,12 @@ validate_table_options(List *options_list)
 		{
 			const char *format = defGetString(def);
 
-			if (strcmp(format, "json") != 0 && strcmp(format, "csv") != 0 &&
-				strcmp(format, "raw") != 0)
+			if (kfdw_format_by_name(format) < 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 						 errmsg("invalid value for option \"format\": \"%s\"", format),
 						 errhint("Valid formats are json, csv and raw.")));
-			csv = (strcmp(format, "csv") == 0);
+			csv = (kfdw_format_by_name(format) == KAFKA_FORMAT_CSV);
 		}
 		else if (strcmp(name, "delimiter") == 0)
 		{
@@ -1162,14 +1161,11 @@ kfdw_get_table_options(Oid relid, KafkaTableOptions *opts)
 			opts->topic = defGetString(def);
 		else if (strcmp(name, "format") == 0)
 		{
-			const char *format = defGetString(def);
+			int			format = kfdw_format_by_name(defGetString(def));
 
-			if (strcmp(format, "csv") == 0)
-				opts->format = KAFKA_FORMAT_CSV;
-			else if (strcmp(format, "raw") == 0)
-				opts->format = KAFKA_FORMAT_RAW;
-			else
-				opts->format = KAFKA_FORMAT_JSON;
+			/* validated already */
+			opts->format = format >= 0 ? (KafkaFormat) format :
+				KAFKA_FORMAT_JSON;
 		}
 		else if (strcmp(name, "delimiter") == 0)
 			opts->delimiter = defGetString(def)[0];

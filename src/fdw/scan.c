@@ -33,30 +33,19 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
-#include "catalog/pg_language.h"
-#include "catalog/pg_proc.h"
-#include "catalog/pg_type.h"
 #include "commands/explain.h"
 #include "commands/vacuum.h"
 #include "datatype/timestamp.h"
 #include "executor/executor.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "parser/parsetree.h"
 #include "port/atomics.h"
 #include "portability/instr_time.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
-#include "utils/json.h"
-#include "utils/jsonb.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/resowner.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
-#include "utils/typcache.h"
 
 /* Longest a single wait for librdkafka lasts before interrupts are checked */
 #define KFDW_POLL_MS 100
@@ -100,7 +89,6 @@ typedef struct KafkaScanState
 	int64		limit;
 
 	/* what the plan reads */
-	bool		need_value;
 	bool	   *attr_needed;	/* by attnum - 1 */
 
 	KafkaDecoder dec;
@@ -131,10 +119,6 @@ typedef struct KafkaScanState
 	int64		bytes;
 	int64		worker_messages;	/* of the parallel workers */
 	int64		worker_bytes;
-
-	/* where the current row comes from, for the error context */
-	int32		cur_partition;
-	int64		cur_offset;
 } KafkaScanState;
 
 static List *active_resources = NIL;
@@ -169,20 +153,8 @@ static void stop_reading(KafkaScanState *st);
 static void free_messages(KafkaScanResources *res);
 static void make_row(KafkaScanState *st, rd_kafka_message_t *msg,
 					 TupleTableSlot *slot);
-static void init_decoder(KafkaScanState *st, MemoryContext cxt);
-static bool input_is_self_contained(Oid typid);
-static bool is_builtin_function(Oid funcid);
-static bool is_junk_error(int sqlerrcode);
-static void release_input_owner(KafkaDecoder *dec, bool isCommit);
-static void input_value(KafkaDecoder *dec, KafkaColumnDecoder *cd,
-						const char *str, bool json_text);
-static void input_value_isolated(KafkaDecoder *dec, KafkaColumnDecoder *cd,
-								 const char *str, bool json_text);
 static void open_resources(KafkaScanState *st);
 static void close_resources(KafkaScanState *st);
-static Datum headers_to_jsonb(KafkaScanState *st, rd_kafka_message_t *msg,
-							  bool *isnull);
-static void scan_error_callback(void *arg);
 static void scan_xact_callback(XactEvent event, void *arg);
 static void scan_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								  SubTransactionId parentSubid, void *arg);
@@ -259,7 +231,8 @@ kafkaBeginForeignScan(ForeignScanState *node, int eflags)
 	st->tuple_cxt = AllocSetContextCreate(estate->es_query_cxt,
 										  "kafka_fdw tuple",
 										  ALLOCSET_DEFAULT_SIZES);
-	init_decoder(st, estate->es_query_cxt);
+	kfdw_decoder_init(&st->dec, &st->opts, st->attr_needed,
+					  estate->es_query_cxt);
 
 	open_resources(st);
 	st->ts_lower = DT_NOBEGIN;
@@ -312,382 +285,6 @@ close_resources(KafkaScanState *st)
 }
 
 /*
- * Set up the decoding of the columns the plan reads.
- */
-static void
-init_decoder(KafkaScanState *st, MemoryContext cxt)
-{
-	KafkaTableOptions *opts = &st->opts;
-	KafkaDecoder *dec = &st->dec;
-	int			i;
-
-	dec->opts = opts;
-	dec->cols = palloc0(sizeof(KafkaColumnDecoder) * Max(opts->natts, 1));
-	dec->data = palloc0(sizeof(KafkaColumnDecoder *) * Max(opts->ndata, 1));
-	dec->tolerate_junk = opts->ignore_junk ||
-		opts->junk_attnum != InvalidAttrNumber ||
-		opts->junk_error_attnum != InvalidAttrNumber;
-
-	for (i = 0; i < opts->natts; i++)
-	{
-		KafkaColumn *col = &opts->columns[i];
-		KafkaColumnDecoder *cd = &dec->cols[i];
-		Oid			infunc;
-
-		cd->col = col;
-		if (col->dropped)
-			continue;
-		cd->needed = st->attr_needed[i];
-		cd->basetype = getBaseType(col->typid);
-		cd->isolate = !input_is_self_contained(col->typid);
-		getTypeInputInfo(col->typid, &infunc, &cd->ioparam);
-		fmgr_info_cxt(infunc, &cd->infunc, cxt);
-		if (cd->basetype == JSONOID)
-			cd->category = 'j';
-		else if (cd->basetype == JSONBOID)
-			cd->category = 'b';
-		else if (cd->basetype == BYTEAOID)
-			cd->category = 'x';
-		else if (OidIsValid(get_element_type(cd->basetype)))
-			cd->category = 'a';
-		else if (type_is_rowtype(cd->basetype))
-			cd->category = 'c';
-		else
-			cd->category = 's';
-
-		if (col->kind == KAFKA_COL_DATA)
-		{
-			dec->data[col->data_index] = cd;
-			if (cd->needed)
-				st->need_value = true;
-		}
-	}
-
-	/*
-	 * Junk columns say whether the message parses: they need it parsed,
-	 * the key and the headers too, so that a row is junk or not whatever
-	 * the columns the query reads.
-	 */
-	if ((opts->junk_attnum != InvalidAttrNumber &&
-		 st->attr_needed[opts->junk_attnum - 1]) ||
-		(opts->junk_error_attnum != InvalidAttrNumber &&
-		 st->attr_needed[opts->junk_error_attnum - 1]))
-	{
-		st->need_value = true;
-		for (i = 0; i < opts->ndata; i++)
-			dec->data[i]->needed = true;
-		if (opts->key_attnum != InvalidAttrNumber)
-			st->attr_needed[opts->key_attnum - 1] = true;
-		if (opts->headers_attnum != InvalidAttrNumber)
-			st->attr_needed[opts->headers_attnum - 1] = true;
-	}
-}
-
-/*
- * Whether a failure of the input of type typid can be caught without a
- * subtransaction.  That holds when its input function, and those of the
- * types it is made of (array elements, composite fields, the subtype of a
- * range), are built-in C functions, which raise their data exceptions
- * before they hold any resource, and no domain on the way has constraints:
- * a CHECK may call any SQL or PL function, which takes snapshots, locks or
- * an SPI connection before it fails.  Decided once per column at scan
- * start.
- */
-static bool
-input_is_self_contained(Oid typid)
-{
-	HeapTuple	tup;
-	Form_pg_type typ;
-	Oid			typinput;
-	char		typtype;
-	Oid			typbasetype;
-	Oid			typelem;
-	bool		result;
-
-	check_stack_depth();
-	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for type %u", typid);
-	typ = (Form_pg_type) GETSTRUCT(tup);
-	typinput = typ->typinput;
-	typtype = typ->typtype;
-	typbasetype = typ->typbasetype;
-	typelem = typ->typelem;
-	ReleaseSysCache(tup);
-
-	if (!is_builtin_function(typinput))
-		return false;
-
-	switch (typtype)
-	{
-		case TYPTYPE_DOMAIN:
-			result = !DomainHasConstraints(typid) &&
-				input_is_self_contained(typbasetype);
-			break;
-		case TYPTYPE_COMPOSITE:
-			{
-				TupleDesc	tupdesc = lookup_rowtype_tupdesc_copy(typid, -1);
-				int			i;
-
-				result = true;
-				for (i = 0; i < tupdesc->natts && result; i++)
-				{
-					Form_pg_attribute att = TupleDescAttr(tupdesc, i);
-
-					if (!att->attisdropped)
-						result = input_is_self_contained(att->atttypid);
-				}
-				FreeTupleDesc(tupdesc);
-			}
-			break;
-		case TYPTYPE_RANGE:
-			{
-				TypeCacheEntry *tc = lookup_type_cache(typid,
-													   TYPECACHE_RANGE_INFO);
-
-				/* range_in also compares bounds and canonicalizes */
-				result = is_builtin_function(tc->rng_cmp_proc_finfo.fn_oid) &&
-					(!OidIsValid(tc->rng_canonical_finfo.fn_oid) ||
-					 is_builtin_function(tc->rng_canonical_finfo.fn_oid)) &&
-					input_is_self_contained(tc->rngelemtype->type_id);
-			}
-			break;
-		case TYPTYPE_MULTIRANGE:
-			result = input_is_self_contained(get_multirange_range(typid));
-			break;
-		default:
-			result = typinput != F_ARRAY_IN ||
-				input_is_self_contained(typelem);
-			break;
-	}
-	return result;
-}
-
-/* A C function of PostgreSQL itself (not of an extension) */
-static bool
-is_builtin_function(Oid funcid)
-{
-	HeapTuple	tup;
-	bool		result;
-
-	if (!OidIsValid(funcid) || funcid >= FirstGenbkiObjectId)
-		return false;
-	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for function %u", funcid);
-	result = ((Form_pg_proc) GETSTRUCT(tup))->prolang == INTERNALlanguageId;
-	ReleaseSysCache(tup);
-	return result;
-}
-
-/*
- * The errors that make a value junk: data exceptions (class 22), integrity
- * constraint violations (class 23), which domain constraints raise, and a
- * value too large or nested too deep for PostgreSQL (54000, and 54001, the
- * stack depth limit of a recursive parser).  Every other error (out of
- * memory, cancel, ...) goes on.
- */
-static bool
-is_junk_error(int sqlerrcode)
-{
-	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_DATA_EXCEPTION ||
-		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
-		sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
-		sqlerrcode == ERRCODE_STATEMENT_TOO_COMPLEX;
-}
-
-/*
- * Store a text value in a column through the type's input function.
- * json_text says str is the JSON text of an array or object, which array
- * and composite columns take as their own literal.
- *
- * When the table tolerates junk, a junk error (is_junk_error) leaves the
- * column NULL and marks the message as junk.  For a column whose input is
- * self-contained (input_is_self_contained) the error is caught as it is,
- * with the input run under a resource owner of its own, released after a
- * failure: record_in, for one, holds a reference to its tuple descriptor
- * when a field's input fails.  Any other column's input runs in a
- * subtransaction, rolled back on error, which releases whatever the failed
- * input held.  Subtransactions cannot be started in parallel mode: there
- * (only under force_parallel_mode, as such scans are not parallel safe)
- * those columns' errors are errors.
- */
-void
-kfdw_decoder_set(KafkaDecoder *dec, KafkaColumnDecoder *cd, const char *str,
-				 bool json_text)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-
-	dec->cur_column = cd->col->attname;
-
-	/* JSON from a raw value, a CSV field or a key: bounded like a message */
-	if (!json_text && (cd->category == 'j' || cd->category == 'b') &&
-		!kfdw_json_depth_ok(str, strlen(str)))
-	{
-		dec->cur_column = NULL;
-		kfdw_decoder_fail(dec, cd,
-						  psprintf("JSON value nested more than %d levels deep",
-								   KFDW_JSON_MAX_DEPTH));
-		return;
-	}
-
-	if (!dec->tolerate_junk || (cd->isolate && IsInParallelMode()))
-		input_value(dec, cd, str, json_text);
-	else if (cd->isolate)
-		input_value_isolated(dec, cd, str, json_text);
-	else
-	{
-		ResourceOwner owner = CurrentResourceOwner;
-
-		if (dec->input_owner == NULL)
-			dec->input_owner = ResourceOwnerCreate(owner,
-												   "kafka_fdw column input");
-		CurrentResourceOwner = dec->input_owner;
-		PG_TRY();
-		{
-			input_value(dec, cd, str, json_text);
-			CurrentResourceOwner = owner;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			CurrentResourceOwner = owner;
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			if (!is_junk_error(edata->sqlerrcode))
-				PG_RE_THROW();	/* the abort releases dec->input_owner */
-			FlushErrorState();
-
-			/* what the failed input held; a new owner for the next one */
-			release_input_owner(dec, false);
-
-			dec->cur_column = NULL;
-			kfdw_decoder_fail(dec, cd, edata->message);
-		}
-		PG_END_TRY();
-	}
-	dec->cur_column = NULL;
-}
-
-/*
- * Release and delete the resource owner of the decoder's column inputs:
- * after a failed input (isCommit false: whatever it held is let go
- * silently), or at the end of the scan (isCommit true: an input that
- * succeeded holds nothing, or gets the usual leak WARNING).
- */
-static void
-release_input_owner(KafkaDecoder *dec, bool isCommit)
-{
-	ResourceOwner owner = dec->input_owner;
-
-	if (owner == NULL)
-		return;
-	dec->input_owner = NULL;
-	ResourceOwnerRelease(owner, RESOURCE_RELEASE_BEFORE_LOCKS, isCommit, false);
-	ResourceOwnerRelease(owner, RESOURCE_RELEASE_LOCKS, isCommit, false);
-	ResourceOwnerRelease(owner, RESOURCE_RELEASE_AFTER_LOCKS, isCommit, false);
-	ResourceOwnerDelete(owner);
-}
-
-/* Run the input function of the column: the value or an ERROR */
-static void
-input_value(KafkaDecoder *dec, KafkaColumnDecoder *cd, const char *str,
-			bool json_text)
-{
-	int			idx = cd->col->attnum - 1;
-
-	if (json_text && (cd->category == 'a' || cd->category == 'c'))
-		str = kfdw_json_to_literal(str, cd->basetype);
-	dec->values[idx] = InputFunctionCall(&cd->infunc, (char *) str,
-										 cd->ioparam, cd->col->typmod);
-	dec->nulls[idx] = false;
-}
-
-/*
- * input_value() in a subtransaction, as PL/pgSQL runs a block with an
- * exception handler: on error, the subtransaction is rolled back (which
- * releases the snapshots, locks, SPI connections and buffer pins the
- * failed input held), the memory context and resource owner are restored,
- * and a junk error makes the column junk; any other error is thrown again.
- */
-static void
-input_value_isolated(KafkaDecoder *dec, KafkaColumnDecoder *cd,
-					 const char *str, bool json_text)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-
-	BeginInternalSubTransaction(NULL);
-	/* the value is made in the caller's (per-row) context */
-	MemoryContextSwitchTo(cxt);
-
-	PG_TRY();
-	{
-		input_value(dec, cd, str, json_text);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-
-		if (!is_junk_error(edata->sqlerrcode))
-			ReThrowError(edata);
-		dec->cur_column = NULL;
-		kfdw_decoder_fail(dec, cd, edata->message);
-	}
-	PG_END_TRY();
-}
-
-/*
- * A message, or one of its columns (cd), could not be decoded.  Unless the
- * table tolerates junk this is an ERROR whose context names the topic,
- * partition, offset and column; otherwise what failed is NULL and the
- * reason is kept for the junk_error column.
- */
-void
-kfdw_decoder_fail(KafkaDecoder *dec, KafkaColumnDecoder *cd,
-				  const char *reason)
-{
-	int			i;
-
-	if (!dec->tolerate_junk)
-	{
-		dec->cur_column = cd ? cd->col->attname : NULL;
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_STRING_FORMAT),
-				 errmsg("could not parse Kafka message"),
-				 errdetail_internal("%s", reason),
-				 errhint("Add a junk or junk_error column, or set the table option ignore_junk, to read such messages as junk.")));
-	}
-
-	if (cd)
-	{
-		dec->nulls[cd->col->attnum - 1] = true;
-		if (dec->junk_reason == NULL)
-			dec->junk_reason = psprintf("column \"%s\": %s",
-										cd->col->attname, reason);
-	}
-	else
-	{
-		for (i = 0; i < dec->opts->ndata; i++)
-			dec->nulls[dec->data[i]->col->attnum - 1] = true;
-		if (dec->junk_reason == NULL)
-			dec->junk_reason = pstrdup(reason);
-	}
-}
-
-/*
  * Return the next row, or an empty slot at the end of the scan.
  */
 static TupleTableSlot *
@@ -696,7 +293,6 @@ kafkaIterateForeignScan(ForeignScanState *node)
 	KafkaScanState *st = (KafkaScanState *) node->fdw_state;
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
 	rd_kafka_message_t *msg;
-	ErrorContextCallback errcallback;
 
 	ExecClearTuple(slot);
 	if (st->finished)
@@ -715,22 +311,7 @@ kafkaIterateForeignScan(ForeignScanState *node)
 		return slot;
 	}
 
-	st->cur_partition = msg->partition;
-	st->cur_offset = msg->offset;
-	errcallback.callback = scan_error_callback;
-	errcallback.arg = st;
-	errcallback.previous = error_context_stack;
-	error_context_stack = &errcallback;
-
-	MemoryContextReset(st->tuple_cxt);
-	{
-		MemoryContext oldcxt = MemoryContextSwitchTo(st->tuple_cxt);
-
-		make_row(st, msg, slot);
-		MemoryContextSwitchTo(oldcxt);
-	}
-
-	error_context_stack = errcallback.previous;
+	make_row(st, msg, slot);
 
 	/* the row holds copies: the message can go */
 	st->res->msgs[st->res->next++] = NULL;
@@ -740,221 +321,19 @@ kafkaIterateForeignScan(ForeignScanState *node)
 }
 
 /*
- * Fill the slot from a message.  Runs in the per-tuple context.
+ * Make the row of a message in the slot, in the per-row context.
  */
 static void
 make_row(KafkaScanState *st, rd_kafka_message_t *msg, TupleTableSlot *slot)
 {
-	KafkaTableOptions *opts = &st->opts;
-	KafkaDecoder *dec = &st->dec;
-	Datum	   *values = slot->tts_values;
-	bool	   *nulls = slot->tts_isnull;
-	AttrNumber	a;
-
-	memset(nulls, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
-	dec->values = values;
-	dec->nulls = nulls;
-	dec->junk_reason = NULL;
-	dec->cur_column = NULL;
+	MemoryContext oldcxt;
 
 	st->messages++;
 	st->bytes += msg->len + msg->key_len;
-
-	if ((a = opts->partition_attnum) != InvalidAttrNumber)
-	{
-		Oid			typid = dec->cols[a - 1].basetype;
-
-		values[a - 1] = kfdw_int_to_datum(msg->partition, typid);
-		nulls[a - 1] = false;
-	}
-	if ((a = opts->offset_attnum) != InvalidAttrNumber)
-	{
-		values[a - 1] = Int64GetDatum(msg->offset);
-		nulls[a - 1] = false;
-	}
-	if ((a = opts->key_attnum) != InvalidAttrNumber &&
-		st->attr_needed[a - 1] && msg->key != NULL)
-		kfdw_decoder_set_bytes(dec, &dec->cols[a - 1], msg->key,
-							   (int) msg->key_len);
-	if ((a = opts->timestamp_attnum) != InvalidAttrNumber &&
-		st->attr_needed[a - 1])
-	{
-		rd_kafka_timestamp_type_t tstype;
-		int64		ms = rd_kafka_message_timestamp(msg, &tstype);
-
-		if (ms >= 0)
-		{
-			TimestampTz ts = kfdw_timestamp_from_kafka(ms);
-
-			values[a - 1] = dec->cols[a - 1].basetype == TIMESTAMPOID ?
-				DirectFunctionCall1(timestamptz_timestamp,
-									TimestampTzGetDatum(ts)) :
-				TimestampTzGetDatum(ts);
-			nulls[a - 1] = false;
-		}
-	}
-	if ((a = opts->headers_attnum) != InvalidAttrNumber &&
-		st->attr_needed[a - 1])
-		values[a - 1] = headers_to_jsonb(st, msg, &nulls[a - 1]);
-
-	/* a tombstone (null value) has NULL data columns */
-	if (st->need_value && msg->payload != NULL)
-	{
-		switch (opts->format)
-		{
-			case KAFKA_FORMAT_JSON:
-				kfdw_decode_json(dec, (char *) msg->payload, (int) msg->len);
-				break;
-			case KAFKA_FORMAT_CSV:
-				kfdw_decode_csv(dec, (const char *) msg->payload,
-								(int) msg->len);
-				break;
-			case KAFKA_FORMAT_RAW:
-				kfdw_decode_raw(dec, (const char *) msg->payload,
-								(int) msg->len);
-				break;
-		}
-	}
-
-	if (dec->junk_reason != NULL)
-	{
-		if ((a = opts->junk_attnum) != InvalidAttrNumber &&
-			msg->payload != NULL)
-		{
-			const char *data = (const char *) msg->payload;
-			int			len = (int) msg->len;
-
-			if (pg_verify_mbstr(GetDatabaseEncoding(), data, len, true))
-				values[a - 1] = PointerGetDatum(cstring_to_text_with_len(data, len));
-			else
-			{
-				/* not text: the bytes in bytea's hex format */
-				bytea	   *b = (bytea *) palloc(len + VARHDRSZ);
-
-				SET_VARSIZE(b, len + VARHDRSZ);
-				memcpy(VARDATA(b), data, len);
-				values[a - 1] = PointerGetDatum(cstring_to_text(DatumGetCString(DirectFunctionCall1(byteaout,
-																									  PointerGetDatum(b)))));
-			}
-			nulls[a - 1] = false;
-		}
-		if ((a = opts->junk_error_attnum) != InvalidAttrNumber)
-		{
-			values[a - 1] = PointerGetDatum(cstring_to_text(dec->junk_reason));
-			nulls[a - 1] = false;
-		}
-	}
-
-	ExecStoreVirtualTuple(slot);
-}
-
-/*
- * The headers of a message as a jsonb object: name -> text value, a name
- * repeated in the message -> JSON array of its values in order, a null
- * value -> JSON null.
- */
-static Datum
-headers_to_jsonb(KafkaScanState *st, rd_kafka_message_t *msg, bool *isnull)
-{
-	rd_kafka_headers_t *hdrs;
-	KafkaColumnDecoder *cd = &st->dec.cols[st->opts.headers_attnum - 1];
-	StringInfoData buf;
-	size_t		n,
-				i,
-				j;
-	bool		first = true;
-	bool	   *emitted;
-
-	*isnull = false;
-	if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
-
-	n = rd_kafka_header_cnt(hdrs);
-	emitted = palloc0(sizeof(bool) * Max(n, 1));
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	for (i = 0; i < n; i++)
-	{
-		const char *name;
-		const void *val;
-		size_t		size;
-		int			count = 0;
-
-		if (emitted[i])
-			continue;
-		(void) rd_kafka_header_get_all(hdrs, i, &name, &val, &size);
-		/* how many headers have this name */
-		for (j = i; j < n; j++)
-		{
-			const char *n2;
-			const void *v2;
-			size_t		s2;
-
-			(void) rd_kafka_header_get_all(hdrs, j, &n2, &v2, &s2);
-			if (strcmp(n2, name) == 0)
-				count++;
-		}
-
-		if (!pg_verify_mbstr(GetDatabaseEncoding(), name, strlen(name), true))
-		{
-			kfdw_decoder_fail(&st->dec, cd, "header name is not valid text");
-			*isnull = true;
-			return (Datum) 0;
-		}
-		if (!first)
-			appendStringInfoString(&buf, ", ");
-		first = false;
-		escape_json(&buf, name);
-		appendStringInfoString(&buf, ": ");
-		if (count > 1)
-			appendStringInfoChar(&buf, '[');
-		for (j = i; j < n; j++)
-		{
-			const char *n2;
-			const void *v2;
-			size_t		s2;
-
-			(void) rd_kafka_header_get_all(hdrs, j, &n2, &v2, &s2);
-			if (strcmp(n2, name) != 0)
-				continue;
-			if (j > i)
-				appendStringInfoString(&buf, ", ");
-			emitted[j] = true;
-			if (v2 == NULL)
-				appendStringInfoString(&buf, "null");
-			else if (!pg_verify_mbstr(GetDatabaseEncoding(), v2, (int) s2, true))
-			{
-				kfdw_decoder_fail(&st->dec, cd,
-								  psprintf("value of header \"%s\" is not valid text", name));
-				*isnull = true;
-				return (Datum) 0;
-			}
-			else
-				escape_json(&buf, pnstrdup(v2, s2));
-		}
-		if (count > 1)
-			appendStringInfoChar(&buf, ']');
-	}
-	appendStringInfoChar(&buf, '}');
-
-	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
-}
-
-/*
- * Error context: where the row being made comes from.
- */
-static void
-scan_error_callback(void *arg)
-{
-	KafkaScanState *st = (KafkaScanState *) arg;
-
-	if (st->dec.cur_column)
-		errcontext("Kafka topic \"%s\", partition %d, offset " INT64_FORMAT ", column \"%s\"",
-				   st->topic, st->cur_partition, st->cur_offset,
-				   st->dec.cur_column);
-	else
-		errcontext("Kafka topic \"%s\", partition %d, offset " INT64_FORMAT,
-				   st->topic, st->cur_partition, st->cur_offset);
+	MemoryContextReset(st->tuple_cxt);
+	oldcxt = MemoryContextSwitchTo(st->tuple_cxt);
+	kfdw_decode_message(&st->dec, msg, slot);
+	MemoryContextSwitchTo(oldcxt);
 }
 
 /*
@@ -1282,7 +661,7 @@ kafkaEndForeignScan(ForeignScanState *node)
 
 	if (st != NULL)
 	{
-		release_input_owner(&st->dec, true);
+		kfdw_decoder_end(&st->dec);
 		close_resources(st);
 	}
 }
@@ -1385,31 +764,17 @@ kafkaExplainForeignScan(ForeignScanState *node, ExplainState *es)
 }
 
 /*
- * Parallel safe, unless the table tolerates junk and a column's input
- * needs a subtransaction to catch its errors (see kfdw_decoder_set), which
- * parallel mode forbids.
+ * Parallel safe, unless decoding needs subtransactions, which parallel mode
+ * forbids (see kfdw_decoder_parallel_safe).
  */
 static bool
 kafkaIsForeignScanParallelSafe(PlannerInfo *root, RelOptInfo *rel,
 							   RangeTblEntry *rte)
 {
 	KafkaTableOptions opts;
-	int			i;
 
 	kfdw_get_table_options(rte->relid, &opts);
-	if (!opts.ignore_junk && opts.junk_attnum == InvalidAttrNumber &&
-		opts.junk_error_attnum == InvalidAttrNumber)
-		return true;
-	for (i = 0; i < opts.natts; i++)
-	{
-		KafkaColumn *col = &opts.columns[i];
-
-		if (!col->dropped &&
-			(col->kind == KAFKA_COL_DATA || col->kind == KAFKA_COL_KEY) &&
-			!input_is_self_contained(col->typid))
-			return false;
-	}
-	return true;
+	return kfdw_decoder_parallel_safe(&opts);
 }
 
 /*
@@ -1529,7 +894,7 @@ kfdw_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 		st->attr_needed[i] = true;
 	st->tuple_cxt = AllocSetContextCreate(cxt, "kafka_fdw tuple",
 										  ALLOCSET_DEFAULT_SIZES);
-	init_decoder(st, cxt);
+	kfdw_decoder_init(&st->dec, &st->opts, st->attr_needed, cxt);
 	st->dec.tolerate_junk = true;
 	open_resources(st);
 
@@ -1567,30 +932,17 @@ kfdw_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 	while (!st->finished && nrows < targrows)
 	{
 		rd_kafka_message_t *msg = next_message(st);
-		MemoryContext oldcxt;
-		ErrorContextCallback errcallback;
 
 		if (msg == NULL)
 			break;
-		st->cur_partition = msg->partition;
-		st->cur_offset = msg->offset;
-		errcallback.callback = scan_error_callback;
-		errcallback.arg = st;
-		errcallback.previous = error_context_stack;
-		error_context_stack = &errcallback;
-		MemoryContextReset(st->tuple_cxt);
-		oldcxt = MemoryContextSwitchTo(st->tuple_cxt);
 		make_row(st, msg, slot);
-		MemoryContextSwitchTo(cxt);
 		rows[nrows++] = ExecCopySlotHeapTuple(slot);
-		MemoryContextSwitchTo(oldcxt);
-		error_context_stack = errcallback.previous;
 		st->res->msgs[st->res->next++] = NULL;
 		rd_kafka_message_destroy(msg);
 		vacuum_delay_point();
 	}
 	ExecDropSingleTupleTableSlot(slot);
-	release_input_owner(&st->dec, true);
+	kfdw_decoder_end(&st->dec);
 	close_resources(st);
 
 	ereport(elevel,

@@ -3,11 +3,12 @@
  * encode.c
  *		  Turn a row of a foreign table into a Kafka message
  *
- * The message value is encoded by the table's format: json (an object of
- * the data columns, through json_encode.c), csv (one line by the table's
- * CSV options) or raw (the bytes of the one data column).  The key, the
+ * The message value is encoded by the table's format (see format.c): json
+ * (an object of the data columns), csv (one line by the table's CSV
+ * options) or raw (the bytes of the one data column).  The key, the
  * partition, the timestamp and the headers come from the meta columns,
- * which never appear in the value.
+ * which never appear in the value, and are encoded here whatever the
+ * format: the key as raw.c gives a column's bytes.
  *
  * Everything is encoded into buffers that the encoder reuses from row to
  * row, so that encoding a row allocates nothing in the common case.
@@ -26,17 +27,11 @@
 
 #include "catalog/pg_type.h"
 #include "datatype/timestamp.h"
-#include "executor/tuptable.h"
-#include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
-static void append_column_bytes(StringInfo buf, Datum value, Oid basetypid);
-static void encode_json_value(KafkaEncoder *enc, TupleTableSlot *slot);
-static void encode_csv_value(KafkaEncoder *enc, TupleTableSlot *slot);
-static void append_csv_field(KafkaEncoder *enc, const char *str);
 static void encode_headers(KafkaEncoder *enc, Datum value);
 static void append_header(StringInfo buf, const char *name, int namelen,
 						  const char *value, int valuelen);
@@ -59,9 +54,8 @@ kfdw_encoder_init(KafkaEncoder *enc, KafkaTableOptions *opts)
 	initStringInfo(&enc->headers);
 	initStringInfo(&enc->scratch);
 
+	enc->format = kfdw_formats[opts->format];
 	enc->data_attnums = palloc0(sizeof(AttrNumber) * Max(opts->ndata, 1));
-	enc->json_prefixes = palloc0(sizeof(char *) * Max(opts->ndata, 1));
-	enc->out_functions = palloc0(sizeof(FmgrInfo) * Max(opts->ndata, 1));
 	enc->basetypids = palloc0(sizeof(Oid) * Max(opts->natts, 1));
 
 	for (i = 0; i < opts->natts; i++)
@@ -72,26 +66,10 @@ kfdw_encoder_init(KafkaEncoder *enc, KafkaTableOptions *opts)
 			continue;
 		enc->basetypids[i] = getBaseType(col->typid);
 		if (col->kind == KAFKA_COL_DATA)
-		{
-			int			d = col->data_index;
-			StringInfoData prefix;
-			Oid			outfunc;
-			bool		isvarlena;
-
-			enc->data_attnums[d] = col->attnum;
-
-			/* the JSON member name, with the comma that follows a member */
-			initStringInfo(&prefix);
-			if (d > 0)
-				appendStringInfoChar(&prefix, ',');
-			kfdw_json_append_string(&prefix, col->json_name);
-			appendStringInfoChar(&prefix, ':');
-			enc->json_prefixes[d] = prefix.data;
-
-			getTypeOutputInfo(col->typid, &outfunc, &isvarlena);
-			fmgr_info(outfunc, &enc->out_functions[d]);
-		}
+			enc->data_attnums[col->data_index] = col->attnum;
 	}
+	if (enc->format->begin_encode)
+		enc->format->begin_encode(enc);
 }
 
 /*
@@ -117,8 +95,8 @@ kfdw_encode_row(KafkaEncoder *enc, TupleTableSlot *slot)
 	attnum = opts->key_attnum;
 	if (attnum != InvalidAttrNumber && !slot->tts_isnull[attnum - 1])
 	{
-		append_column_bytes(&enc->key, slot->tts_values[attnum - 1],
-							enc->basetypids[attnum - 1]);
+		kfdw_encode_bytes(&enc->key, slot->tts_values[attnum - 1],
+						  enc->basetypids[attnum - 1]);
 		enc->has_key = true;
 	}
 
@@ -126,21 +104,9 @@ kfdw_encode_row(KafkaEncoder *enc, TupleTableSlot *slot)
 	attnum = opts->partition_attnum;
 	if (attnum != InvalidAttrNumber && !slot->tts_isnull[attnum - 1])
 	{
-		Datum		d = slot->tts_values[attnum - 1];
-		int64		p;
+		int64		p = kfdw_datum_to_int(slot->tts_values[attnum - 1],
+										  enc->basetypids[attnum - 1]);
 
-		switch (enc->basetypids[attnum - 1])
-		{
-			case INT2OID:
-				p = DatumGetInt16(d);
-				break;
-			case INT8OID:
-				p = DatumGetInt64(d);
-				break;
-			default:
-				p = DatumGetInt32(d);
-				break;
-		}
 		if (p < 0 || p > PG_INT32_MAX)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -180,156 +146,7 @@ kfdw_encode_row(KafkaEncoder *enc, TupleTableSlot *slot)
 		encode_headers(enc, slot->tts_values[attnum - 1]);
 
 	/* value */
-	switch (opts->format)
-	{
-		case KAFKA_FORMAT_JSON:
-			encode_json_value(enc, slot);
-			break;
-		case KAFKA_FORMAT_CSV:
-			encode_csv_value(enc, slot);
-			break;
-		case KAFKA_FORMAT_RAW:
-			if (opts->ndata == 0 ||
-				slot->tts_isnull[enc->data_attnums[0] - 1])
-				enc->has_value = false;		/* a tombstone */
-			else
-				append_column_bytes(&enc->value,
-									slot->tts_values[enc->data_attnums[0] - 1],
-									enc->basetypids[enc->data_attnums[0] - 1]);
-			break;
-	}
-}
-
-/*
- * The bytes of a key or raw value: text as it is, bytea's bytes, json's
- * text, jsonb as its text.
- */
-static void
-append_column_bytes(StringInfo buf, Datum value, Oid basetypid)
-{
-	switch (basetypid)
-	{
-		case JSONBOID:
-			{
-				Jsonb	   *jb = DatumGetJsonbP(value);
-
-				(void) JsonbToCString(buf, &jb->root, VARSIZE(jb));
-			}
-			break;
-		case TEXTOID:
-		case VARCHAROID:
-		case BYTEAOID:
-		case JSONOID:
-			{
-				struct varlena *v = PG_DETOAST_DATUM_PACKED(value);
-
-				appendBinaryStringInfo(buf, VARDATA_ANY(v),
-									   VARSIZE_ANY_EXHDR(v));
-			}
-			break;
-		default:
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
-					 errmsg("cannot publish a value of type %s as raw bytes",
-							format_type_be(basetypid)),
-					 errhint("Use text, varchar, bytea, json or jsonb.")));
-	}
-}
-
-static void
-encode_json_value(KafkaEncoder *enc, TupleTableSlot *slot)
-{
-	KafkaTableOptions *opts = enc->opts;
-	int			d;
-
-	appendStringInfoCharMacro(&enc->value, '{');
-	for (d = 0; d < opts->ndata; d++)
-	{
-		int			i = enc->data_attnums[d] - 1;
-
-		appendStringInfoString(&enc->value, enc->json_prefixes[d]);
-		kfdw_json_append_datum(&enc->value, slot->tts_values[i],
-							   slot->tts_isnull[i], opts->columns[i].typid);
-	}
-	appendStringInfoCharMacro(&enc->value, '}');
-}
-
-/*
- * One line, as COPY ... (FORMAT csv) writes it, without the line end.
- */
-static void
-encode_csv_value(KafkaEncoder *enc, TupleTableSlot *slot)
-{
-	KafkaTableOptions *opts = enc->opts;
-	int			d;
-
-	for (d = 0; d < opts->ndata; d++)
-	{
-		int			i = enc->data_attnums[d] - 1;
-
-		if (d > 0)
-			appendStringInfoCharMacro(&enc->value, opts->delimiter);
-		if (slot->tts_isnull[i])
-			appendStringInfoString(&enc->value, opts->null_string);
-		else
-		{
-			char	   *str = OutputFunctionCall(&enc->out_functions[d],
-												 slot->tts_values[i]);
-
-			append_csv_field(enc, str);
-			pfree(str);
-		}
-	}
-}
-
-/*
- * Append a CSV field as COPY ... (FORMAT csv) writes it: quoted when it reads
- * as the null string (or COPY's end-of-data marker) or holds the delimiter,
- * the quote or a line end; inside the quotes, the quote and the escape are
- * preceded by the escape (so with escape equal to quote, a quote is
- * doubled).  An escape outside quotes is an ordinary character, so a value
- * that holds only that is not quoted, as COPY does not quote it.
- */
-static void
-append_csv_field(KafkaEncoder *enc, const char *str)
-{
-	KafkaTableOptions *opts = enc->opts;
-	StringInfo	buf = &enc->value;
-	bool		use_quote = false;
-	const char *p;
-
-	if (strcmp(str, opts->null_string) == 0)
-		use_quote = true;
-	else if (opts->ndata == 1 &&
-			 str[0] == '\\' && str[1] == '.' && str[2] == '\0')
-		use_quote = true;		/* COPY's end-of-data marker, alone on a line */
-	else
-	{
-		for (p = str; *p; p++)
-		{
-			if (*p == opts->delimiter || *p == opts->quote ||
-				*p == '\n' || *p == '\r')
-			{
-				use_quote = true;
-				break;
-			}
-		}
-	}
-
-	if (!use_quote)
-	{
-		appendStringInfoString(buf, str);
-		return;
-	}
-
-	appendStringInfoCharMacro(buf, opts->quote);
-	for (p = str; *p; p++)
-	{
-		if (*p == opts->quote || *p == opts->escape)
-			appendStringInfoCharMacro(buf, opts->escape);
-		appendStringInfoCharMacro(buf, *p);
-	}
-	appendStringInfoCharMacro(buf, opts->quote);
+	enc->format->encode(enc, slot, &enc->value);
 }
 
 /*

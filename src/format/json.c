@@ -1,18 +1,20 @@
 /*-------------------------------------------------------------------------
  *
  * json.c
- *		  Decoding of messages in JSON format: top-level keys to columns
+ *		  Messages in JSON format: an object whose top-level keys are columns
  *
- * A message value is a JSON object; each data column takes the top-level
- * key of its name (or of its column option json).  The value is parsed
- * once, with PostgreSQL's own JSON parser and semantic actions that only
- * note where each wanted value starts and ends, so no intermediate tree
- * is built.  Scalars then go through the column type's input function;
- * nested objects and arrays are passed as JSON text to json and jsonb
- * columns (and to text ones), and are turned into array or composite
- * literals for array and composite columns.  A JSON string read into
- * bytea (a column, an array element or a composite field) is base64, as
- * the JSON encoder of INSERT writes it.
+ * Decoding: a message value is a JSON object; each data column takes the
+ * top-level key of its name (or of its column option json).  The value is
+ * parsed once, with PostgreSQL's own JSON parser and semantic actions that
+ * only note where each wanted value starts and ends, so no intermediate
+ * tree is built.  Scalars then go through the column type's input
+ * function; nested objects and arrays are passed as JSON text to json and
+ * jsonb columns (and to text ones), and are turned into array or composite
+ * literals (json_literal.c) for array and composite columns.  A JSON string
+ * read into bytea is base64, as the encoder writes it.
+ *
+ * Encoding: an object of the data columns, each value as json_encode.c
+ * writes it.
  *
  * IDENTIFICATION
  *		  src/format/json.c
@@ -21,16 +23,9 @@
  */
 #include "format/format.h"
 
-#include "common/base64.h"
 #include "common/jsonapi.h"
-#include "funcapi.h"
 #include "mb/pg_wchar.h"
-#include "miscadmin.h"
-#include "utils/builtins.h"
 #include "utils/json.h"
-#include "utils/jsonb.h"
-#include "utils/lsyscache.h"
-#include "utils/typcache.h"
 
 /* What the parse found for one data column */
 typedef struct JsonFound
@@ -64,24 +59,16 @@ static bool parse_message(KafkaDecoder *dec, JsonLexContext *lex,
 						  JsonSemAction *sem, JsonParseErrorType *res);
 static void nested_start(JsonDecodeState *st, JsonTokenType type);
 static void nested_end(JsonDecodeState *st, JsonTokenType type);
-static bool array_literal_fast(const char *json, Oid elemtype,
-							   StringInfo out);
-static char *bytea_literal(const char *b64, int len);
-static char *bytea_literal_or_error(const char *b64, int len);
-static KFDW_JSON_ACTION lit_array_start(void *state);
-static KFDW_JSON_ACTION lit_array_end(void *state);
-static KFDW_JSON_ACTION lit_element_start(void *state, bool isnull);
-static KFDW_JSON_ACTION lit_object_start(void *state);
-static KFDW_JSON_ACTION lit_scalar(void *state, char *token, JsonTokenType tokentype);
-static void append_literal(StringInfo buf, JsonbValue *v, Oid typid);
-static void append_quoted(StringInfo buf, const char *str);
-static char *scalar_text(JsonbValue *v);
+static void json_decode(KafkaDecoder *dec, const char *data, int len);
+static void json_begin_encode(KafkaEncoder *enc);
+static void json_encode(KafkaEncoder *enc, TupleTableSlot *slot,
+						StringInfo buf);
 
 /*
  * Decode a JSON message value into the data columns.
  */
-void
-kfdw_decode_json(KafkaDecoder *dec, char *data, int len)
+static void
+json_decode(KafkaDecoder *dec, const char *data, int len)
 {
 	KafkaTableOptions *opts = dec->opts;
 	JsonDecodeState st;
@@ -89,28 +76,16 @@ kfdw_decode_json(KafkaDecoder *dec, char *data, int len)
 	JsonParseErrorType res;
 	int			i;
 
-	if (!pg_verify_mbstr(GetDatabaseEncoding(), data, len, true))
-	{
-		kfdw_decoder_fail(dec, NULL,
-						  psprintf("invalid byte sequence for encoding \"%s\"",
-								   GetDatabaseEncodingName()));
-		return;
-	}
-
 	/* the parser recurses once per level: bound the levels first */
-	if (!kfdw_json_depth_ok(data, len))
-	{
-		kfdw_decoder_fail(dec, NULL,
-						  psprintf("JSON value nested more than %d levels deep",
-								   KFDW_JSON_MAX_DEPTH));
+	if (!kfdw_decoder_check_text(dec, NULL, data, len) ||
+		!kfdw_decoder_check_depth(dec, NULL, data, len))
 		return;
-	}
 
 	memset(&st, 0, sizeof(st));
 	st.dec = dec;
 	st.target = -1;
 	st.found = palloc0(sizeof(JsonFound) * Max(opts->ndata, 1));
-	st.lex = KFDW_MAKE_JSON_LEX(data, len, true);
+	st.lex = KFDW_MAKE_JSON_LEX((char *) data, len, true);
 
 	memset(&sem, 0, sizeof(sem));
 	sem.semstate = &st;
@@ -155,7 +130,8 @@ kfdw_decode_json(KafkaDecoder *dec, char *data, int len)
 			f->type == JSON_TOKEN_ARRAY_START)
 			kfdw_decoder_set(dec, cd, pnstrdup(f->start, f->len), true);
 		else if (f->type == JSON_TOKEN_STRING &&
-				 (cd->category == 'j' || cd->category == 'b'))
+				 (cd->category == KAFKA_VALUE_JSON ||
+				  cd->category == KAFKA_VALUE_JSONB))
 		{
 			/* a JSON string into a json column: quoted again */
 			StringInfoData buf;
@@ -164,10 +140,11 @@ kfdw_decode_json(KafkaDecoder *dec, char *data, int len)
 			escape_json(&buf, f->str);
 			kfdw_decoder_set(dec, cd, buf.data, false);
 		}
-		else if (f->type == JSON_TOKEN_STRING && cd->category == 'x')
+		else if (f->type == JSON_TOKEN_STRING &&
+				 cd->category == KAFKA_VALUE_BYTEA)
 		{
 			/* bytea travels in JSON as base64 */
-			char	   *lit = bytea_literal(f->str, strlen(f->str));
+			char	   *lit = kfdw_bytea_literal(f->str, strlen(f->str));
 
 			if (lit == NULL)
 				kfdw_decoder_fail(dec, cd, "invalid base64 data for type bytea");
@@ -330,347 +307,57 @@ json_scalar(void *state, char *token, JsonTokenType tokentype)
 }
 
 /*
- * Whether the JSON text nests arrays and objects at most KFDW_JSON_MAX_DEPTH
- * levels deep.  A loop that skips strings as the JSON lexer does, so that
- * the levels it counts are the ones the parser would recurse into, up to
- * the first error the parser would report; text that is not JSON passes,
- * for the parser to reject.
+ * The JSON member name of each data column, with the comma before every
+ * member but the first: written once, copied into every message.
  */
-bool
-kfdw_json_depth_ok(const char *data, int len)
-{
-	const char *p = data;
-	const char *end = data + len;
-	int			depth = 0;
-
-	while (p < end)
-	{
-		switch (*p++)
-		{
-			case '[':
-			case '{':
-				if (++depth > KFDW_JSON_MAX_DEPTH)
-					return false;
-				break;
-			case ']':
-			case '}':
-				if (depth > 0)
-					depth--;
-				break;
-			case '"':
-				/* a string: up to the next quote not escaped */
-				while (p < end && *p != '"')
-				{
-					if (*p == '\\')
-						p++;
-					p++;
-				}
-				p++;
-				break;
-			default:
-				break;
-		}
-	}
-	return true;
-}
-
-/*
- * Turn a JSON array or object into the text literal of an array or
- * composite type, so that the type's input function can read it: arrays
- * of JSON arrays become multi-dimensional arrays, objects fill composite
- * fields by name (missing ones are NULL).
- */
-char *
-kfdw_json_to_literal(const char *json, Oid typid)
-{
-	Jsonb	   *jb;
-	JsonbValue	v;
-	StringInfoData buf;
-	Oid			basetype = getBaseType(typid);
-	Oid			elemtype = get_element_type(basetype);
-
-	/* arrays of scalars, the common case, without a jsonb detour */
-	if (OidIsValid(elemtype) && json[0] == '[')
-	{
-		Oid			elembase = getBaseType(elemtype);
-
-		if (elembase != JSONOID && elembase != JSONBOID &&
-			!type_is_rowtype(elembase))
-		{
-			initStringInfo(&buf);
-			if (array_literal_fast(json, elemtype, &buf))
-				return buf.data;
-			pfree(buf.data);
-		}
-	}
-
-	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
-
-	v.type = jbvBinary;
-	v.val.binary.data = &jb->root;
-	v.val.binary.len = VARSIZE(jb) - VARHDRSZ;
-
-	initStringInfo(&buf);
-	append_literal(&buf, &v, typid);
-	return buf.data;
-}
-
-/* State of array_literal_fast() */
-typedef struct LiteralState
-{
-	StringInfo	out;
-	bool		bytea_elems;	/* elements are bytea: strings are base64 */
-	bool		first;			/* no element yet in the current array */
-	bool		failed;			/* found an object: not for the fast path */
-} LiteralState;
-
-/*
- * Write the array literal of a JSON array of scalars (or of arrays of
- * them).  Returns false if the JSON holds an object, or does not parse.
- */
-static bool
-array_literal_fast(const char *json, Oid elemtype, StringInfo out)
-{
-	LiteralState ls;
-	JsonSemAction sem;
-	JsonLexContext *lex;
-
-	ls.out = out;
-	ls.bytea_elems = (getBaseType(elemtype) == BYTEAOID);
-	ls.first = true;
-	ls.failed = false;
-	memset(&sem, 0, sizeof(sem));
-	sem.semstate = &ls;
-	sem.array_start = lit_array_start;
-	sem.array_end = lit_array_end;
-	sem.array_element_start = lit_element_start;
-	sem.object_start = lit_object_start;
-	sem.scalar = lit_scalar;
-	lex = KFDW_MAKE_JSON_LEX((char *) json, strlen(json), true);
-	return pg_parse_json(lex, &sem) == JSON_SUCCESS && !ls.failed;
-}
-
-static KFDW_JSON_ACTION
-lit_array_start(void *state)
-{
-	LiteralState *ls = (LiteralState *) state;
-
-	appendStringInfoChar(ls->out, '{');
-	ls->first = true;
-	KFDW_JSON_ACTION_DONE;
-}
-
-static KFDW_JSON_ACTION
-lit_array_end(void *state)
-{
-	LiteralState *ls = (LiteralState *) state;
-
-	appendStringInfoChar(ls->out, '}');
-	ls->first = false;
-	KFDW_JSON_ACTION_DONE;
-}
-
-static KFDW_JSON_ACTION
-lit_element_start(void *state, bool isnull)
-{
-	LiteralState *ls = (LiteralState *) state;
-
-	if (!ls->first)
-		appendStringInfoChar(ls->out, ',');
-	ls->first = false;
-	KFDW_JSON_ACTION_DONE;
-}
-
-static KFDW_JSON_ACTION
-lit_object_start(void *state)
-{
-	((LiteralState *) state)->failed = true;
-	KFDW_JSON_ACTION_DONE;
-}
-
-static KFDW_JSON_ACTION
-lit_scalar(void *state, char *token, JsonTokenType tokentype)
-{
-	LiteralState *ls = (LiteralState *) state;
-
-	if (tokentype == JSON_TOKEN_NULL)
-		appendStringInfoString(ls->out, "NULL");
-	else if (tokentype == JSON_TOKEN_STRING && ls->bytea_elems)
-		append_quoted(ls->out, bytea_literal_or_error(token, strlen(token)));
-	else
-		append_quoted(ls->out, token);
-	KFDW_JSON_ACTION_DONE;
-}
-
-/* Append the literal of v as a value of type typid (unquoted) */
 static void
-append_literal(StringInfo buf, JsonbValue *v, Oid typid)
+json_begin_encode(KafkaEncoder *enc)
 {
-	Oid			basetype = getBaseType(typid);
-	Oid			elemtype = get_element_type(basetype);
-	JsonbContainer *jc;
+	KafkaTableOptions *opts = enc->opts;
+	char	  **prefixes = palloc0(sizeof(char *) * Max(opts->ndata, 1));
+	int			d;
 
-	check_stack_depth();		/* recurses once per level of v */
-
-	if (v->type == jbvString && basetype == BYTEAOID)
+	for (d = 0; d < opts->ndata; d++)
 	{
-		appendStringInfoString(buf,
-							   bytea_literal_or_error(v->val.string.val,
-													  v->val.string.len));
-		return;
+		KafkaColumn *col = &opts->columns[enc->data_attnums[d] - 1];
+		StringInfoData prefix;
+
+		initStringInfo(&prefix);
+		if (d > 0)
+			appendStringInfoChar(&prefix, ',');
+		kfdw_json_append_string(&prefix, col->json_name);
+		appendStringInfoChar(&prefix, ':');
+		prefixes[d] = prefix.data;
 	}
-	if (v->type != jbvBinary)
-	{
-		char	   *s = scalar_text(v);
-
-		appendStringInfoString(buf, s ? s : "");
-		return;
-	}
-
-	jc = v->val.binary.data;
-	if (JsonContainerIsArray(jc) && !JsonContainerIsScalar(jc) &&
-		OidIsValid(elemtype))
-	{
-		int			n = JsonContainerSize(jc);
-		int			i;
-
-		appendStringInfoChar(buf, '{');
-		for (i = 0; i < n; i++)
-		{
-			JsonbValue *e = getIthJsonbValueFromContainer(jc, i);
-
-			if (i > 0)
-				appendStringInfoChar(buf, ',');
-			if (e->type == jbvNull)
-				appendStringInfoString(buf, "NULL");
-			else if (e->type == jbvBinary &&
-					 JsonContainerIsArray(e->val.binary.data))
-				append_literal(buf, e, basetype);	/* next dimension */
-			else
-			{
-				StringInfoData elem;
-
-				initStringInfo(&elem);
-				append_literal(&elem, e, elemtype);
-				append_quoted(buf, elem.data);
-			}
-		}
-		appendStringInfoChar(buf, '}');
-		return;
-	}
-
-	if (JsonContainerIsObject(jc) && type_is_rowtype(basetype))
-	{
-		/*
-		 * A copy, not a reference: a field's input can fail with an error
-		 * that the junk handling swallows, which would leak a reference.
-		 */
-		TupleDesc	tupdesc = lookup_rowtype_tupdesc_copy(basetype, -1);
-		bool		first = true;
-		int			i;
-
-		appendStringInfoChar(buf, '(');
-		for (i = 0; i < tupdesc->natts; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
-			const char *name = NameStr(att->attname);
-			JsonbValue *e;
-
-			if (att->attisdropped)
-				continue;
-			if (!first)
-				appendStringInfoChar(buf, ',');
-			first = false;
-			e = getKeyJsonValueFromContainer(jc, name, strlen(name), NULL);
-			if (e != NULL && e->type != jbvNull)
-			{
-				StringInfoData field;
-
-				initStringInfo(&field);
-				append_literal(&field, e, att->atttypid);
-				append_quoted(buf, field.data);
-			}
-		}
-		appendStringInfoChar(buf, ')');
-		FreeTupleDesc(tupdesc);
-		return;
-	}
-
-	/* anything else is given as JSON text */
-	(void) JsonbToCString(buf, jc, v->val.binary.len);
+	enc->format_state = prefixes;
 }
 
-/* Append str double-quoted, as array and record literals want it */
+/*
+ * An object of the data columns, in their order.
+ */
 static void
-append_quoted(StringInfo buf, const char *str)
+json_encode(KafkaEncoder *enc, TupleTableSlot *slot, StringInfo buf)
 {
-	appendStringInfoChar(buf, '"');
-	for (; *str; str++)
+	KafkaTableOptions *opts = enc->opts;
+	char	  **prefixes = (char **) enc->format_state;
+	int			d;
+
+	appendStringInfoCharMacro(buf, '{');
+	for (d = 0; d < opts->ndata; d++)
 	{
-		if (*str == '"' || *str == '\\')
-			appendStringInfoChar(buf, '\\');
-		appendStringInfoChar(buf, *str);
+		int			i = enc->data_attnums[d] - 1;
+
+		appendStringInfoString(buf, prefixes[d]);
+		kfdw_json_append_datum(buf, slot->tts_values[i],
+							   slot->tts_isnull[i], opts->columns[i].typid);
 	}
-	appendStringInfoChar(buf, '"');
+	appendStringInfoCharMacro(buf, '}');
 }
 
-/*
- * The bytea literal (hex format) of the bytes that base64 text encodes, or
- * NULL if the text is not valid base64.
- */
-static char *
-bytea_literal(const char *b64, int len)
-{
-	int			maxlen = pg_b64_dec_len(len);
-	char	   *bytes = palloc(maxlen + 1);
-	char	   *lit;
-	int			n;
-
-	n = pg_b64_decode(b64, len, bytes, maxlen);
-	if (n < 0)
-	{
-		pfree(bytes);
-		return NULL;
-	}
-	lit = palloc(2 * n + 3);
-	lit[0] = '\\';
-	lit[1] = 'x';
-	lit[2 + hex_encode(bytes, n, lit + 2)] = '\0';
-	pfree(bytes);
-	return lit;
-}
-
-/*
- * As bytea_literal(), for a value inside an array or composite: invalid
- * base64 is a data exception, which the junk handling of
- * kfdw_decoder_set() catches when the table tolerates junk.
- */
-static char *
-bytea_literal_or_error(const char *b64, int len)
-{
-	char	   *lit = bytea_literal(b64, len);
-
-	if (lit == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid base64 data for type bytea")));
-	return lit;
-}
-
-/* The text of a JSON scalar as an input function wants it, NULL for null */
-static char *
-scalar_text(JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvString:
-			return pnstrdup(v->val.string.val, v->val.string.len);
-		case jbvNumeric:
-			return DatumGetCString(DirectFunctionCall1(numeric_out,
-													   NumericGetDatum(v->val.numeric)));
-		case jbvBool:
-			return v->val.boolean ? "true" : "false";
-		default:
-			return NULL;
-	}
-}
+/* The format, for kfdw_formats (format.c) */
+const KafkaFormatRoutine kfdw_json_format = {
+	.name = "json",
+	.decode = json_decode,
+	.begin_encode = json_begin_encode,
+	.encode = json_encode
+};

@@ -53,7 +53,6 @@
 /* How a type is encoded */
 typedef enum JsonEncodeCategory
 {
-	JE_NULL_ONLY,				/* unused: placeholder for invalid entries */
 	JE_BOOL,
 	JE_INT2,
 	JE_INT4,
@@ -463,7 +462,6 @@ append_value(StringInfo buf, Datum value, JsonTypeEntry *entry)
 			append_composite(buf, value);
 			break;
 		case JE_OTHER:
-		case JE_NULL_ONLY:
 			{
 				char	   *str = OutputFunctionCall(&entry->outfunc, value);
 
