@@ -104,4 +104,17 @@
 	ReplicationSlotCreate((name), (db_specific), (persistency), (two_phase))
 #endif
 
+/*
+ * Wait events.  PostgreSQL 17 lets an extension name its own
+ * (WaitEventExtensionNew), which pg_stat_activity shows under the type
+ * "Extension"; before, every wait of an extension is PG_WAIT_EXTENSION
+ * (type "Extension", event "Extension").  Only 15 is tested.  The user
+ * includes utils/wait_event.h.
+ */
+#if PG_VERSION_NUM >= 170000
+#define KFDW_WAIT_EVENT_NEW(name) WaitEventExtensionNew(name)
+#else
+#define KFDW_WAIT_EVENT_NEW(name) PG_WAIT_EXTENSION
+#endif
+
 #endif							/* KAFKA_FDW_COMPAT_H */

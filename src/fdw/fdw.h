@@ -87,9 +87,6 @@ typedef struct KafkaScanRanges
 } KafkaScanRanges;
 
 /* in ranges.c */
-extern int	kfdw_topic_partitions(KafkaHandle *handle, const char *topic);
-extern void kfdw_query_watermarks(KafkaHandle *handle, const char *topic,
-								  int nparts, int64 *low, int64 *high);
 extern void kfdw_compute_ranges(KafkaHandle *handle, const char *topic,
 								List *pushdown, List *ts_bounds, int nvalues,
 								Datum *values, bool *nulls, Oid *types,

@@ -54,10 +54,7 @@ kafka_fdw_watermarks(PG_FUNCTION_ARGS)
 
 	handle = kfdw_acquire_handle(opts.serverid, GetUserId(),
 								 KFDW_HANDLE_CONSUMER);
-	nparts = kfdw_topic_partitions(handle, opts.topic);
-	low = palloc0(sizeof(int64) * Max(nparts, 1));
-	high = palloc0(sizeof(int64) * Max(nparts, 1));
-	kfdw_query_watermarks(handle, opts.topic, nparts, low, high);
+	nparts = kfdw_topic_watermarks(handle, opts.topic, &low, &high);
 	kfdw_release_handle(handle);
 
 	for (i = 0; i < nparts; i++)

@@ -155,12 +155,11 @@ kafkaGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 	userid = OidIsValid(baserel->userid) ? baserel->userid : GetUserId();
 	handle = kfdw_acquire_handle(ps->opts.serverid, userid,
 								 KFDW_HANDLE_CONSUMER);
-	ps->nparts = kfdw_topic_partitions(handle, ps->opts.topic);
 	{
-		int64	   *low = palloc0(sizeof(int64) * Max(ps->nparts, 1));
-		int64	   *high = palloc0(sizeof(int64) * Max(ps->nparts, 1));
+		int64	   *low,
+				   *high;
 
-		kfdw_query_watermarks(handle, ps->opts.topic, ps->nparts, low, high);
+		ps->nparts = kfdw_topic_watermarks(handle, ps->opts.topic, &low, &high);
 		kfdw_release_handle(handle);
 		ps->messages = kfdw_estimate_messages(ps->pushdown, ps->values,
 											  ps->nparts, low, high,

@@ -322,7 +322,6 @@ kfdw_publisher_end(KafkaPublisher *pub)
 static int
 topic_partition_count(KafkaHandle *handle, const char *topic)
 {
-	const rd_kafka_metadata_t *md;
 	ListCell   *lc;
 	instr_time	now;
 	int			count;
@@ -347,9 +346,7 @@ topic_partition_count(KafkaHandle *handle, const char *topic)
 			return e->partition_cnt;
 	}
 
-	md = kfdw_get_metadata(handle, topic);
-	count = md->topics[0].partition_cnt;
-	rd_kafka_metadata_destroy(md);
+	count = kfdw_topic_partitions(handle, topic);
 
 	/* a few topics per server: a list will do */
 	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
@@ -431,17 +428,20 @@ delivery_release(KafkaDelivery *d)
 }
 
 /*
- * Wait until every message counted by d was reported, serving interrupts
- * at least every KFDW_WAIT_SLICE_MS.  rd_kafka_flush() sends at once what
- * lingers in the queues and serves the delivery reports.
+ * Wait until every message counted by d was reported, checking for a
+ * stall at least every KFDW_WAIT_SLICE_MS.  rd_kafka_flush() sends at once
+ * what lingers in the queues and serves the delivery reports.
  */
 static void
 delivery_wait(KafkaHandle *handle, KafkaDelivery *d)
 {
 	while (d->outstanding > 0)
 	{
-		CHECK_FOR_INTERRUPTS();
-		(void) rd_kafka_flush(handle->rk, KFDW_WAIT_SLICE_MS);
+		(void) rd_kafka_flush(handle->rk, 0);
+		if (d->outstanding == 0)
+			break;
+		kfdw_wait(handle, KFDW_WAIT_SLICE_MS,
+				  kfdw_wait_event(KFDW_WAIT_PRODUCE));
 		delivery_check_stall(handle, d);
 	}
 }
@@ -579,7 +579,7 @@ produce(KafkaHandle *handle, rd_kafka_topic_t *rkt, const char *topic,
 			/* wait for room: deliveries or timeouts free it */
 			PG_TRY();
 			{
-				CHECK_FOR_INTERRUPTS();
+				kfdw_wait(handle, 10, kfdw_wait_event(KFDW_WAIT_PRODUCE));
 			}
 			PG_CATCH();
 			{
@@ -588,7 +588,6 @@ produce(KafkaHandle *handle, rd_kafka_topic_t *rkt, const char *topic,
 				PG_RE_THROW();
 			}
 			PG_END_TRY();
-			rd_kafka_poll(handle->rk, 10);
 			continue;
 		}
 

@@ -9,8 +9,9 @@
  * A range may hold more than the quals accept (they are checked again
  * locally), never less.
  *
- * Requests to the brokers are made in short tries so that interrupts are
- * served, and fail after the server's connect_timeout_ms.
+ * Requests to the brokers (kafka/topic.c) are tried again while the
+ * brokers cannot be reached, serving interrupts, and fail after the
+ * server's connect_timeout_ms.
  *
  * IDENTIFICATION
  *		  src/fdw/ranges.c
@@ -24,15 +25,14 @@
 #include "datatype/timestamp.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
-#include "portability/instr_time.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
-/* Longest a single wait for librdkafka lasts before interrupts are checked */
-#define KFDW_POLL_MS 100
+/* Messages taken at a time when the last message of partitions is read */
+#define KFDW_PROBE_BATCH 64
 
 /* A value of the pushdown evaluated at scan start */
 typedef struct PushdownValue
@@ -58,9 +58,6 @@ static const OffsetSet all_offsets = {0, PG_INT64_MAX, true};
 static const OffsetSet no_offsets = {0, 0, true};
 
 
-static void retry_offsets_request(KafkaHandle *handle,
-								  rd_kafka_topic_partition_list_t *list,
-								  int64 *query, const char *what);
 static PushdownValue *convert_values(int n, Datum *values, bool *nulls,
 									 bool *known, Oid *types);
 static OffsetSet set_compare(int strategy, int64 v);
@@ -76,150 +73,6 @@ static OffsetSet partition_offsets(List *pushdown, int32 partition,
 static void apply_ts_bound(KafkaHandle *handle, const char *topic,
 						   TimestampTz bound, KafkaPartitionRange *ranges,
 						   int n);
-
-/*
- * Number of partitions of a topic (ERROR if it does not exist).
- */
-int
-kfdw_topic_partitions(KafkaHandle *handle, const char *topic)
-{
-	const rd_kafka_metadata_t *md = kfdw_get_metadata(handle, topic);
-	int			n = md->topics[0].partition_cnt;
-
-	rd_kafka_metadata_destroy(md);
-	return n;
-}
-
-/*
- * Run an offsets request (offsets-for-times, where -2 asks for the low and
- * -1 for the high watermark) in tries that may each take what is left of the
- * deadline, serving interrupts while they wait (see kfdw_offsets_for_times),
- * until the server's connect_timeout_ms runs out.  query[i] is what to ask
- * for the i-th partition of the list; the answers are left in the list.
- *
- * librdkafka sends the consumer's isolation.level with ListOffsets, so for
- * a read_committed consumer the high watermark is the last stable offset.
- */
-static void
-retry_offsets_request(KafkaHandle *handle,
-					  rd_kafka_topic_partition_list_t *list,
-					  int64 *query, const char *what)
-{
-	instr_time	start,
-				now;
-	rd_kafka_resp_err_t err;
-	int			i;
-
-	INSTR_TIME_SET_CURRENT(start);
-	for (;;)
-	{
-		long		elapsed;
-		bool		retry = false;
-
-		CHECK_FOR_INTERRUPTS();
-		for (i = 0; i < list->cnt; i++)
-		{
-			list->elems[i].offset = query[i];
-			list->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
-		}
-		/* each try may take what is left of the deadline; cancels are served */
-		INSTR_TIME_SET_CURRENT(now);
-		INSTR_TIME_SUBTRACT(now, start);
-		elapsed = (long) INSTR_TIME_GET_MILLISEC(now);
-		err = kfdw_offsets_for_times(handle, list,
-									 handle->connect_timeout_ms - (int) elapsed);
-
-		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-		{
-			for (i = 0; i < list->cnt; i++)
-			{
-				rd_kafka_resp_err_t perr = list->elems[i].err;
-
-				if (perr == RD_KAFKA_RESP_ERR_NO_ERROR)
-					continue;
-				if (kfdw_errcode(perr) == ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION)
-				{
-					retry = true;
-					err = perr;
-					continue;
-				}
-				kfdw_report_error(ERROR, handle, perr, NULL,
-								  psprintf("could not get %s of Kafka topic \"%s\", partition %d",
-										   what, list->elems[i].topic,
-										   list->elems[i].partition));
-			}
-			if (!retry)
-				return;
-		}
-		else if (kfdw_errcode(err) != ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION)
-			kfdw_report_error(ERROR, handle, err, NULL,
-							  psprintf("could not get %s of Kafka topic \"%s\"",
-									   what, list->cnt > 0 ? list->elems[0].topic : ""));
-
-		INSTR_TIME_SET_CURRENT(now);
-		INSTR_TIME_SUBTRACT(now, start);
-		elapsed = (long) INSTR_TIME_GET_MILLISEC(now);
-		if (elapsed >= handle->connect_timeout_ms)
-			break;
-		/* a transport error came early: wait a little before the next try */
-		if (err != RD_KAFKA_RESP_ERR__TIMED_OUT)
-			kfdw_wait(handle, KFDW_POLL_MS);
-	}
-
-	if ((err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR_NO_ERROR) &&
-		handle->last_err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		err = handle->last_err;
-	if (err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR_NO_ERROR)
-		err = RD_KAFKA_RESP_ERR__TRANSPORT;
-	kfdw_report_error(ERROR, handle, err, NULL,
-					  psprintf("could not get %s from Kafka brokers \"%s\" within %d ms",
-							   what, handle->brokers, handle->connect_timeout_ms));
-}
-
-/*
- * Read the low and high watermarks of partitions 0 .. nparts-1 of a topic,
- * in two batched requests.
- */
-void
-kfdw_query_watermarks(KafkaHandle *handle, const char *topic, int nparts,
-					  int64 *low, int64 *high)
-{
-	rd_kafka_topic_partition_list_t *list;
-	int64	   *query;
-	int			i;
-
-	if (nparts <= 0)
-		return;
-	list = rd_kafka_topic_partition_list_new(nparts);
-	query = palloc(sizeof(int64) * nparts);
-	PG_TRY();
-	{
-		for (i = 0; i < nparts; i++)
-			rd_kafka_topic_partition_list_add(list, topic, i);
-
-		for (i = 0; i < nparts; i++)
-			query[i] = RD_KAFKA_OFFSET_BEGINNING;
-		retry_offsets_request(handle, list, query, "low watermarks");
-		for (i = 0; i < nparts; i++)
-			low[list->elems[i].partition] = Max(list->elems[i].offset, 0);
-
-		for (i = 0; i < nparts; i++)
-			query[i] = RD_KAFKA_OFFSET_END;
-		retry_offsets_request(handle, list, query, "high watermarks");
-		for (i = 0; i < nparts; i++)
-		{
-			int32		p = list->elems[i].partition;
-
-			high[p] = Max(list->elems[i].offset, low[p]);
-		}
-	}
-	PG_FINALLY();
-	{
-		rd_kafka_topic_partition_list_destroy(list);
-	}
-	PG_END_TRY();
-	pfree(query);
-}
 
 /*
  * Turn the pushed-down values, evaluated by the caller, into 64-bit
@@ -482,17 +335,13 @@ kfdw_compute_ranges(KafkaHandle *handle, const char *topic, List *pushdown,
 
 	values = convert_values(nvalues, datums, nulls, NULL, types);
 
-	nparts = kfdw_topic_partitions(handle, topic);
-	low = palloc0(sizeof(int64) * Max(nparts, 1));
-	high = palloc0(sizeof(int64) * Max(nparts, 1));
+	nparts = kfdw_topic_watermarks(handle, topic, &low, &high);
 	st->ranges = palloc0(sizeof(KafkaPartitionRange) * Max(nparts, 1));
 	st->nparts = nparts;
 	st->nranges = 0;
 	st->nskipped = 0;
 	st->limited = false;
 	st->ts_lower = DT_NOBEGIN;
-
-	kfdw_query_watermarks(handle, topic, nparts, low, high);
 
 	for (i = 0; i < nparts; i++)
 	{
@@ -587,7 +436,6 @@ static void
 apply_ts_bound(KafkaHandle *handle, const char *topic, TimestampTz bound,
 			   KafkaPartitionRange *ranges, int n)
 {
-	rd_kafka_queue_t *queue = NULL;
 	rd_kafka_topic_partition_list_t *list;
 	int64	   *query;
 	int64		ms;
@@ -609,7 +457,7 @@ apply_ts_bound(KafkaHandle *handle, const char *topic, TimestampTz bound,
 											  ranges[i].partition);
 			query[i] = ms;
 		}
-		retry_offsets_request(handle, list, query, "offsets for timestamp");
+		kfdw_query_offsets(handle, list, query, "offsets for timestamp");
 
 		for (i = 0; i < n; i++)
 		{
@@ -640,8 +488,7 @@ apply_ts_bound(KafkaHandle *handle, const char *topic, TimestampTz bound,
 	 */
 	{
 		rd_kafka_topic_partition_list_t *assign;
-		instr_time	start,
-					now;
+		KafkaDeadline deadline;
 		int			left = nprobe;
 		bool	   *probed = palloc0(sizeof(bool) * n);
 
@@ -656,52 +503,50 @@ apply_ts_bound(KafkaHandle *handle, const char *topic, TimestampTz bound,
 		PG_TRY();
 		{
 			rd_kafka_assign(handle->rk, assign);
-			queue = rd_kafka_queue_get_consumer(handle->rk);
-			INSTR_TIME_SET_CURRENT(start);
+			kfdw_deadline_start(&deadline, handle->connect_timeout_ms);
 			while (left > 0)
 			{
 				rd_kafka_message_t *m;
 				int			r;
 
 				CHECK_FOR_INTERRUPTS();
-				INSTR_TIME_SET_CURRENT(now);
-				INSTR_TIME_SUBTRACT(now, start);
-				if (INSTR_TIME_GET_MILLISEC(now) >= handle->connect_timeout_ms)
+				if (kfdw_deadline_passed(&deadline))
 					break;
-				kfdw_serve_events(handle);
-				m = rd_kafka_consume_queue(queue, KFDW_POLL_MS);
-				if (m == NULL)
+				if (kfdw_consumer_fetch(handle, KFDW_PROBE_BATCH,
+										kfdw_deadline_remaining(&deadline)) <= 0)
 					continue;
-				for (r = 0; r < n; r++)
+				while ((m = kfdw_consumer_peek(handle)) != NULL)
 				{
-					if (ranges[r].partition == m->partition && ranges[r].probe_ts)
-						break;
-				}
-				if (r < n && !probed[r] &&
-					(m->err == RD_KAFKA_RESP_ERR_NO_ERROR ||
-					 m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF))
-				{
-					if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+					for (r = 0; r < n; r++)
 					{
-						int64		mts = rd_kafka_message_timestamp(m, NULL);
-
-						/* older than the bound: nothing to read */
-						if (mts >= 0 && mts < ms)
-						{
-							ranges[r].start = ranges[r].end;
-							ranges[r].probe_ts = false;
-						}
+						if (ranges[r].partition == m->partition && ranges[r].probe_ts)
+							break;
 					}
-					probed[r] = true;
-					left--;
+					if (r < n && !probed[r] &&
+						(m->err == RD_KAFKA_RESP_ERR_NO_ERROR ||
+						 m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF))
+					{
+						if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+						{
+							int64		mts = rd_kafka_message_timestamp(m, NULL);
+
+							/* older than the bound: nothing to read */
+							if (mts >= 0 && mts < ms)
+							{
+								ranges[r].start = ranges[r].end;
+								ranges[r].probe_ts = false;
+							}
+						}
+						probed[r] = true;
+						left--;
+					}
+					kfdw_consumer_next(handle);
 				}
-				rd_kafka_message_destroy(m);
 			}
 		}
 		PG_FINALLY();
 		{
-			if (queue)
-				rd_kafka_queue_destroy(queue);
+			kfdw_consumer_clear(handle);
 			rd_kafka_assign(handle->rk, NULL);
 			rd_kafka_topic_partition_list_destroy(assign);
 		}

@@ -7,15 +7,14 @@
  * offsets from the low watermark (or a pushed-down lower bound) up to the
  * high watermark read when the scan starts, and then ends: no timeout
  * decides where it stops.  Messages are fetched by the backend's cached
- * consumer with explicit assignments, in batches, waiting at most 100 ms at
- * a time so that interrupts are served.
+ * consumer with explicit assignments, in batches; when none is queued the
+ * scan waits on the latch until one arrives (kafka/wait.c), so that
+ * interrupts are served at once.
  *
- * librdkafka messages are not palloc'd: the ones of the current batch are
- * kept in a KafkaScanResources struct in TopMemoryContext, which is freed by
- * EndForeignScan or, when a scan ends with an error, by this file's
- * (sub)transaction callbacks.  Those are registered after connection.c's,
- * so they run first, before connection.c destroys the consumer still
- * checked out by the failed scan.
+ * librdkafka messages are not palloc'd: the ones of the current batch
+ * belong to the consumer handle (kafka/consumer.c).  EndForeignScan gives
+ * the handle back; when a scan ends with an error, connection.c destroys
+ * the consumer it still has checked out, and its messages with it.
  *
  * Memory stays bounded whatever the size of the topic: librdkafka's
  * prefetching is limited by the consumer configuration (option.c), each
@@ -41,29 +40,17 @@
 #include "nodes/nodeFuncs.h"
 #include "parser/parsetree.h"
 #include "port/atomics.h"
-#include "portability/instr_time.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
-/* Longest a single wait for librdkafka lasts before interrupts are checked */
-#define KFDW_POLL_MS 100
-
 /*
- * The non-palloc resources of a scan: the consumer it checked out and the
- * messages of the current batch.  Lives in TopMemoryContext (the executor's
- * memory may be gone when a transaction callback cleans up after an error).
+ * Longest single wait for messages: past connect_timeout_ms without one,
+ * the scan looks at what librdkafka last said about the brokers this often
+ * (an error wakes it sooner)
  */
-typedef struct KafkaScanResources
-{
-	KafkaHandle *handle;
-	rd_kafka_queue_t *queue;	/* the consumer's queue, or NULL */
-	rd_kafka_message_t **msgs;
-	int			nmsgs;
-	int			next;			/* first message not yet used */
-	SubTransactionId subid;
-} KafkaScanResources;
+#define KFDW_FETCH_WAIT_MS 1000
 
 /* Shared among the participants of a parallel scan (in DSM) */
 typedef struct KafkaParallelShared
@@ -103,7 +90,7 @@ typedef struct KafkaScanState
 	TimestampTz ts_lower;		/* pushed-down timestamp bound, or NOBEGIN */
 
 	/* consumption */
-	KafkaScanResources *res;
+	KafkaHandle *handle;		/* checked out from BeginForeignScan on */
 	bool		started;
 	bool		finished;
 	int		   *range_of;		/* partition -> index in ranges, or -1 */
@@ -120,9 +107,6 @@ typedef struct KafkaScanState
 	int64		worker_messages;	/* of the parallel workers */
 	int64		worker_bytes;
 } KafkaScanState;
-
-static List *active_resources = NIL;
-static bool scan_callbacks_registered = false;
 
 static void kafkaBeginForeignScan(ForeignScanState *node, int eflags);
 static TupleTableSlot *kafkaIterateForeignScan(ForeignScanState *node);
@@ -150,14 +134,10 @@ static bool assign_next(KafkaScanState *st);
 static rd_kafka_message_t *next_message(KafkaScanState *st);
 static void finish_partition(KafkaScanState *st, int r);
 static void stop_reading(KafkaScanState *st);
-static void free_messages(KafkaScanResources *res);
 static void make_row(KafkaScanState *st, rd_kafka_message_t *msg,
 					 TupleTableSlot *slot);
 static void open_resources(KafkaScanState *st);
 static void close_resources(KafkaScanState *st);
-static void scan_xact_callback(XactEvent event, void *arg);
-static void scan_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-								  SubTransactionId parentSubid, void *arg);
 
 void
 kfdw_set_scan_routines(FdwRoutine *routine)
@@ -239,49 +219,26 @@ kafkaBeginForeignScan(ForeignScanState *node, int eflags)
 }
 
 /*
- * Check out a consumer and make the struct that owns the scan's
- * non-palloc resources, which the callbacks clean up after an error.
+ * Check out a consumer.  It is given back by close_resources(), or, when
+ * the scan ends with an error, destroyed by connection.c with the messages
+ * it holds.
  */
 static void
 open_resources(KafkaScanState *st)
 {
-	MemoryContext oldcxt;
-
-	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
-	st->res = palloc0(sizeof(KafkaScanResources));
-	st->res->msgs = palloc0(sizeof(rd_kafka_message_t *) * st->opts.batch_size);
-	st->res->subid = GetCurrentSubTransactionId();
-	active_resources = lappend(active_resources, st->res);
-	MemoryContextSwitchTo(oldcxt);
-
-	st->res->handle = kfdw_acquire_handle(st->opts.serverid, st->userid,
-										  KFDW_HANDLE_CONSUMER);
-	if (!scan_callbacks_registered)
-	{
-		/* registered after connection.c's: called before them */
-		RegisterXactCallback(scan_xact_callback, NULL);
-		RegisterSubXactCallback(scan_subxact_callback, NULL);
-		scan_callbacks_registered = true;
-	}
+	st->handle = kfdw_acquire_handle(st->opts.serverid, st->userid,
+									 KFDW_HANDLE_CONSUMER);
 }
 
 /* Give back what open_resources() took */
 static void
 close_resources(KafkaScanState *st)
 {
-	KafkaScanResources *res = st->res;
-
-	if (res == NULL)
+	if (st->handle == NULL)
 		return;
 	stop_reading(st);
-	if (res->queue)
-		rd_kafka_queue_destroy(res->queue);
-	res->queue = NULL;
-	kfdw_release_handle(res->handle);
-	active_resources = list_delete_ptr(active_resources, res);
-	pfree(res->msgs);
-	pfree(res);
-	st->res = NULL;
+	kfdw_release_handle(st->handle);
+	st->handle = NULL;
 }
 
 /*
@@ -314,8 +271,7 @@ kafkaIterateForeignScan(ForeignScanState *node)
 	make_row(st, msg, slot);
 
 	/* the row holds copies: the message can go */
-	st->res->msgs[st->res->next++] = NULL;
-	rd_kafka_message_destroy(msg);
+	kfdw_consumer_next(st->handle);
 
 	return slot;
 }
@@ -364,7 +320,7 @@ prepare_ranges(KafkaScanState *st, ExprContext *econtext)
 	}
 	MemoryContextSwitchTo(GetMemoryChunkContext(st));
 
-	kfdw_compute_ranges(st->res->handle, st->topic, st->pushdown,
+	kfdw_compute_ranges(st->handle, st->topic, st->pushdown,
 						st->ts_bounds, n, values, nulls, types, st->limit, &r);
 	st->nparts = r.nparts;
 	st->nranges = r.nranges;
@@ -388,12 +344,10 @@ prepare_ranges(KafkaScanState *st, ExprContext *econtext)
 static void
 start_reading(KafkaScanState *st)
 {
-	KafkaHandle *handle = st->res->handle;
+	KafkaHandle *handle = st->handle;
 	int			i;
 
 	st->started = true;
-	if (st->res->queue == NULL)
-		st->res->queue = rd_kafka_queue_get_consumer(handle->rk);
 	for (i = 0; i < st->nparts; i++)
 		st->range_of[i] = -1;
 	st->nopen = 0;
@@ -440,7 +394,7 @@ start_reading(KafkaScanState *st)
 static bool
 assign_next(KafkaScanState *st)
 {
-	KafkaHandle *handle = st->res->handle;
+	KafkaHandle *handle = st->handle;
 	uint32		i = pg_atomic_fetch_add_u32(&st->shared->next_range, 1);
 	KafkaPartitionRange *r;
 	rd_kafka_topic_partition_list_t *list;
@@ -482,7 +436,7 @@ finish_partition(KafkaScanState *st, int r)
 	st->nopen--;
 	list = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(list, st->topic, st->ranges[r].partition);
-	error = rd_kafka_incremental_unassign(st->res->handle->rk, list);
+	error = rd_kafka_incremental_unassign(st->handle->rk, list);
 	if (error)
 	{
 		/* harmless: its messages are ignored anyway */
@@ -494,7 +448,8 @@ finish_partition(KafkaScanState *st, int r)
 
 /*
  * The next message inside the ranges, or NULL when every range has been
- * read.  The message stays in res->msgs[res->next] for the caller.
+ * read.  The message stays in the consumer's batch for the caller, who
+ * moves past it with kfdw_consumer_next().
  *
  * A partition ends when a message at or past its end offset arrives, or
  * at partition EOF: with read_committed, EOF comes at the last stable
@@ -504,18 +459,18 @@ finish_partition(KafkaScanState *st, int r)
 static rd_kafka_message_t *
 next_message(KafkaScanState *st)
 {
-	KafkaScanResources *res = st->res;
-	KafkaHandle *handle = res->handle;
-	instr_time	idle_since;
+	KafkaHandle *handle = st->handle;
+	KafkaDeadline idle;
 
-	INSTR_TIME_SET_CURRENT(idle_since);
+	kfdw_deadline_start(&idle, handle->connect_timeout_ms);
 	for (;;)
 	{
-		ssize_t		n;
+		rd_kafka_message_t *msg;
+		int			n;
+		int			wait_ms;
 
-		while (res->next < res->nmsgs)
+		while ((msg = kfdw_consumer_peek(handle)) != NULL)
 		{
-			rd_kafka_message_t *msg = res->msgs[res->next];
 			int			r = (msg->partition >= 0 && msg->partition < st->nparts) ?
 				st->range_of[msg->partition] : -1;
 
@@ -532,33 +487,30 @@ next_message(KafkaScanState *st)
 				return msg;
 			}
 
-			res->msgs[res->next++] = NULL;
 			if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR ||
 				msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
 			{
 				if (r >= 0)
 					finish_partition(st, r);
-				rd_kafka_message_destroy(msg);
 			}
 			else if (msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
 					 kfdw_errcode(msg->err) == ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION)
 			{
 				/* librdkafka retries these itself */
 				elog(DEBUG1, "kafka_fdw: %s", rd_kafka_message_errstr(msg));
-				rd_kafka_message_destroy(msg);
 			}
 			else
 			{
 				rd_kafka_resp_err_t err = msg->err;
 				char	   *errstr = pstrdup(rd_kafka_message_errstr(msg));
 
-				rd_kafka_message_destroy(msg);
+				kfdw_consumer_next(handle);
 				kfdw_report_error(ERROR, handle, err, errstr,
 								  psprintf("could not read Kafka topic \"%s\"",
 										   st->topic));
 			}
+			kfdw_consumer_next(handle);
 		}
-		res->next = res->nmsgs = 0;
 
 		if (st->nopen == 0)
 		{
@@ -566,79 +518,46 @@ next_message(KafkaScanState *st)
 				return NULL;
 		}
 
-		CHECK_FOR_INTERRUPTS();
-		kfdw_serve_events(handle);
 		/*
-		 * Take what is queued without waiting (a batch call with a timeout
-		 * would wait for a full batch); when nothing is, wait for one
-		 * message, at most KFDW_POLL_MS.
+		 * Take what is queued, or wait for the first message; past the
+		 * idle deadline, wake up now and then to look at the brokers.
 		 */
-		n = rd_kafka_consume_batch_queue(res->queue, 0, res->msgs,
-										 st->opts.batch_size);
-		if (n == 0)
-		{
-			rd_kafka_message_t *m = rd_kafka_consume_queue(res->queue,
-														   KFDW_POLL_MS);
-
-			if (m != NULL)
-			{
-				res->msgs[0] = m;
-				n = 1;
-			}
-		}
-		else if (n < 0)
+		CHECK_FOR_INTERRUPTS();
+		wait_ms = kfdw_deadline_remaining(&idle);
+		if (wait_ms == 0)
+			wait_ms = KFDW_FETCH_WAIT_MS;
+		n = kfdw_consumer_fetch(handle, st->opts.batch_size, wait_ms);
+		if (n < 0)
 			kfdw_report_error(ERROR, handle, rd_kafka_last_error(), NULL,
 							  psprintf("could not read Kafka topic \"%s\"",
 									   st->topic));
-		res->nmsgs = (int) n;
-
 		if (n > 0)
-			INSTR_TIME_SET_CURRENT(idle_since);
-		else
+			kfdw_deadline_start(&idle, handle->connect_timeout_ms);
+		else if (kfdw_deadline_passed(&idle) &&
+				 handle->last_err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+				 kfdw_errcode(handle->last_err) == ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION)
 		{
-			instr_time	now;
-
 			/*
-			 * Nothing arrives although data is known to be there: when the
-			 * brokers cannot be reached for connect_timeout_ms, say so.
+			 * Nothing arrives although data is known to be there: the
+			 * brokers cannot be reached for connect_timeout_ms.
 			 */
-			INSTR_TIME_SET_CURRENT(now);
-			INSTR_TIME_SUBTRACT(now, idle_since);
-			if (INSTR_TIME_GET_MILLISEC(now) >= handle->connect_timeout_ms &&
-				handle->last_err != RD_KAFKA_RESP_ERR_NO_ERROR &&
-				kfdw_errcode(handle->last_err) == ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION)
-				kfdw_report_error(ERROR, handle, handle->last_err, NULL,
-								  psprintf("could not fetch messages from Kafka brokers \"%s\" within %d ms",
-										   handle->brokers,
-										   handle->connect_timeout_ms));
+			kfdw_report_error(ERROR, handle, handle->last_err, NULL,
+							  psprintf("could not fetch messages from Kafka brokers \"%s\" within %d ms",
+									   handle->brokers,
+									   handle->connect_timeout_ms));
 		}
 	}
-}
-
-/* Destroy the messages of the current batch */
-static void
-free_messages(KafkaScanResources *res)
-{
-	int			i;
-
-	for (i = res->next; i < res->nmsgs; i++)
-	{
-		if (res->msgs[i])
-			rd_kafka_message_destroy(res->msgs[i]);
-		res->msgs[i] = NULL;
-	}
-	res->next = res->nmsgs = 0;
 }
 
 /* Leave the consumer without assignment, with no message kept */
 static void
 stop_reading(KafkaScanState *st)
 {
-	if (st->res == NULL)
+	if (st->handle == NULL)
 		return;
-	free_messages(st->res);
+	kfdw_consumer_clear(st->handle);
 	if (st->started)
-		(void) rd_kafka_assign(st->res->handle->rk, NULL);
+		(void) rd_kafka_assign(st->handle->rk, NULL);
 	st->started = false;
 }
 
@@ -663,60 +582,6 @@ kafkaEndForeignScan(ForeignScanState *node)
 	{
 		kfdw_decoder_end(&st->dec);
 		close_resources(st);
-	}
-}
-
-/*
- * After an error the executor does not end the scan: destroy the messages
- * it held before connection.c's callback destroys the consumer.
- */
-static void
-cleanup_resources(SubTransactionId subid)
-{
-	ListCell   *lc;
-
-	foreach(lc, active_resources)
-	{
-		KafkaScanResources *res = (KafkaScanResources *) lfirst(lc);
-
-		if (subid != InvalidSubTransactionId && res->subid != subid)
-			continue;
-		free_messages(res);
-		if (res->queue)
-			rd_kafka_queue_destroy(res->queue);
-		active_resources = foreach_delete_current(active_resources, lc);
-		pfree(res->msgs);
-		pfree(res);
-	}
-}
-
-static void
-scan_xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
-		event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
-		event == XACT_EVENT_PREPARE)
-		cleanup_resources(InvalidSubTransactionId);
-}
-
-static void
-scan_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-					  SubTransactionId parentSubid, void *arg)
-{
-	ListCell   *lc;
-
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		cleanup_resources(mySubid);
-	else if (event == SUBXACT_EVENT_COMMIT_SUB)
-	{
-		/* what the subtransaction opened now belongs to its parent */
-		foreach(lc, active_resources)
-		{
-			KafkaScanResources *res = (KafkaScanResources *) lfirst(lc);
-
-			if (res->subid == mySubid)
-				res->subid = parentSubid;
-		}
 	}
 }
 
@@ -898,10 +763,7 @@ kfdw_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 	st->dec.tolerate_junk = true;
 	open_resources(st);
 
-	st->nparts = kfdw_topic_partitions(st->res->handle, st->topic);
-	low = palloc0(sizeof(int64) * Max(st->nparts, 1));
-	high = palloc0(sizeof(int64) * Max(st->nparts, 1));
-	kfdw_query_watermarks(st->res->handle, st->topic, st->nparts, low, high);
+	st->nparts = kfdw_topic_watermarks(st->handle, st->topic, &low, &high);
 	for (i = 0; i < st->nparts; i++)
 		total += (double) (high[i] - low[i]);
 
@@ -937,8 +799,7 @@ kfdw_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 			break;
 		make_row(st, msg, slot);
 		rows[nrows++] = ExecCopySlotHeapTuple(slot);
-		st->res->msgs[st->res->next++] = NULL;
-		rd_kafka_message_destroy(msg);
+		kfdw_consumer_next(st->handle);
 		vacuum_delay_point();
 	}
 	ExecDropSingleTupleTableSlot(slot);

@@ -5,9 +5,10 @@
  *
  * Handles are made per server, user and kind, kept for the life of the
  * backend, and re-made when ALTER SERVER or ALTER USER MAPPING changes what
- * they were built from.  A consumer is checked out by one scan at a time;
- * one that is still checked out when its (sub)transaction aborts is
- * destroyed, so a failed or cancelled scan leaks nothing.
+ * they were built from.  A consumer is checked out by one scan at a time,
+ * on a list scoped to the (sub)transaction that took it (scope.c); one that
+ * is still checked out when that aborts is destroyed with the messages it
+ * holds (consumer.c), so a failed or cancelled scan leaks nothing.
  *
  * librdkafka's threads never call into PostgreSQL: logs and errors are
  * queued and served here, from the backend, by kfdw_serve_events().
@@ -16,9 +17,10 @@
  * answer or the timeout.  A slow broker (cross-region round trips of a
  * second) needs the whole of the user's connect_timeout_ms for them, but a
  * cancel must not wait that long: such a call runs in a helper thread, which
- * calls only librdkafka, while the backend serves events and interrupts.
- * A call cut short by an ERROR goes on in its thread; its handle is then
- * destroyed only once the call returned.
+ * calls only librdkafka, while the backend waits (kfdw_wait) until the
+ * thread writes to the handle's wake-up pipe.  A call cut short by an ERROR
+ * goes on in its thread; its handle is then destroyed only once the call
+ * returned.
  *
  * IDENTIFICATION
  *		  src/kafka/connection.c
@@ -30,19 +32,22 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_user_mapping.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
-#include "portability/instr_time.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
-/* How often a backend waiting for a blocking call serves interrupts */
-#define KFDW_CALL_SLICE_MS 50
+/* Longest wait for a blocking call before its state is looked at again */
+#define KFDW_CALL_SLICE_MS 1000
+
+/* Pause after a metadata request that failed early, before the next one */
+#define KFDW_RETRY_PAUSE_MS 100
 
 /*
  * A blocking librdkafka call run in a helper thread: metadata (list is NULL)
@@ -54,6 +59,7 @@ typedef struct BlockingCall
 {
 	pthread_t	thread;
 	rd_kafka_t *rk;
+	int			wake_fd;		/* written to when the call returns */
 	int			timeout_ms;
 	char	   *topic;			/* metadata of this topic, or of all */
 	const rd_kafka_metadata_t *md;	/* metadata answer */
@@ -69,7 +75,6 @@ typedef struct HandleEntry
 	KafkaHandle handle;
 	uint32		server_hashvalue;	/* hash of the server's syscache entry */
 	uint32		mapping_hashvalue;	/* hash of the user mapping's, or 0 */
-	SubTransactionId acquired_subid;	/* when checked out, or 0 */
 	List	   *calls;			/* BlockingCall * cut short by an ERROR */
 } HandleEntry;
 
@@ -79,13 +84,19 @@ static List *handle_entries = NIL;
 static List *zombie_entries = NIL;
 static bool callbacks_registered = false;
 
+static void discard_checked_out(void *object);
+
+/* Consumers checked out, by the (sub)transaction that took them */
+static KafkaScopedList checked_out = {NIL, discard_checked_out};
+
 static HandleEntry *create_handle(Oid serverid, Oid userid,
 								  KafkaHandleKind kind);
 static void destroy_handle(HandleEntry *entry);
 static void free_handle(HandleEntry *entry);
 static void reap_zombies(void);
 static rd_kafka_resp_err_t run_blocking_call(KafkaHandle *handle,
-											 BlockingCall *call);
+											 BlockingCall *call,
+											 uint32 wait_event_info);
 static void *blocking_call_main(void *arg);
 static void free_blocking_call(BlockingCall *call);
 static bool calls_returned(HandleEntry *entry);
@@ -150,8 +161,8 @@ kfdw_acquire_handle(Oid serverid, Oid userid, KafkaHandleKind kind)
 
 	if (kind == KFDW_HANDLE_CONSUMER)
 	{
+		kfdw_scoped_add(&checked_out, &entry->handle);
 		entry->handle.busy = true;
-		entry->acquired_subid = GetCurrentSubTransactionId();
 	}
 	entry->handle.last_err = RD_KAFKA_RESP_ERR_NO_ERROR;
 	entry->handle.last_errstr[0] = '\0';
@@ -161,15 +172,15 @@ kfdw_acquire_handle(Oid serverid, Oid userid, KafkaHandleKind kind)
 
 /*
  * Give a checked-out handle back to the cache.  The caller must have left
- * it as it found it (no assignment, no open transaction).
+ * it as it found it (no assignment, no open transaction); messages it did
+ * not use are destroyed.
  */
 void
 kfdw_release_handle(KafkaHandle *handle)
 {
-	HandleEntry *entry = (HandleEntry *) handle;
-
+	kfdw_scoped_remove(&checked_out, handle);
+	kfdw_consumer_clear(handle);
 	handle->busy = false;
-	entry->acquired_subid = InvalidSubTransactionId;
 	if (handle->stale)
 		kfdw_discard_handle(handle);
 }
@@ -203,6 +214,8 @@ kfdw_discard_handle(KafkaHandle *handle)
 {
 	HandleEntry *entry = (HandleEntry *) handle;
 
+	if (handle->busy)
+		kfdw_scoped_remove(&checked_out, handle);
 	handle_entries = list_delete_ptr(handle_entries, entry);
 	destroy_handle(entry);
 }
@@ -337,6 +350,9 @@ free_handle(HandleEntry *entry)
 	foreach(lc, entry->calls)
 		free_blocking_call((BlockingCall *) lfirst(lc));
 	list_free(entry->calls);
+	/* messages and queues first: the client waits for them to go */
+	kfdw_consumer_close(&entry->handle);
+	kfdw_wait_close(&entry->handle);
 	/* a consumer leaves no group: scans never join one */
 	if (entry->handle.rk)
 		rd_kafka_destroy_flags(entry->handle.rk,
@@ -389,34 +405,6 @@ void
 kfdw_serve_events(KafkaHandle *handle)
 {
 	rd_kafka_poll(handle->rk, 0);
-}
-
-/*
- * Wait up to timeout_ms for librdkafka, serving its events, with interrupts
- * checked at least every 100 ms.
- */
-void
-kfdw_wait(KafkaHandle *handle, int timeout_ms)
-{
-	instr_time	start,
-				now;
-
-	INSTR_TIME_SET_CURRENT(start);
-	for (;;)
-	{
-		long		elapsed;
-		int			slice;
-
-		CHECK_FOR_INTERRUPTS();
-		INSTR_TIME_SET_CURRENT(now);
-		INSTR_TIME_SUBTRACT(now, start);
-		elapsed = (long) INSTR_TIME_GET_MILLISEC(now);
-		if (elapsed >= timeout_ms)
-			break;
-		slice = Min(timeout_ms - elapsed, 100);
-		rd_kafka_poll(handle->rk, slice);
-	}
-	CHECK_FOR_INTERRUPTS();
 }
 
 /*
@@ -550,25 +538,20 @@ kfdw_get_metadata(KafkaHandle *handle, const char *topic)
 {
 	const rd_kafka_metadata_t *md = NULL;
 	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-	instr_time	start,
-				now;
+	KafkaDeadline deadline;
 
-	INSTR_TIME_SET_CURRENT(start);
+	kfdw_deadline_start(&deadline, handle->connect_timeout_ms);
 	for (;;)
 	{
 		BlockingCall *call;
-		long		elapsed;
-
-		INSTR_TIME_SET_CURRENT(now);
-		INSTR_TIME_SUBTRACT(now, start);
-		elapsed = (long) INSTR_TIME_GET_MILLISEC(now);
 
 		/* each try may take what is left of the deadline */
 		call = MemoryContextAllocZero(TopMemoryContext, sizeof(BlockingCall));
 		if (topic)
 			call->topic = MemoryContextStrdup(TopMemoryContext, topic);
-		call->timeout_ms = Max(handle->connect_timeout_ms - (int) elapsed, 1);
-		err = run_blocking_call(handle, call);
+		call->timeout_ms = Max(kfdw_deadline_remaining(&deadline), 1);
+		err = run_blocking_call(handle, call,
+								kfdw_wait_event(KFDW_WAIT_METADATA));
 		md = call->md;
 		call->md = NULL;
 		free_blocking_call(call);
@@ -589,12 +572,11 @@ kfdw_get_metadata(KafkaHandle *handle, const char *topic)
 			md = NULL;
 		}
 
-		INSTR_TIME_SET_CURRENT(now);
-		INSTR_TIME_SUBTRACT(now, start);
-		if (INSTR_TIME_GET_MILLISEC(now) >= handle->connect_timeout_ms)
+		if (kfdw_deadline_passed(&deadline))
 			break;
 		if (err != RD_KAFKA_RESP_ERR__TIMED_OUT)
-			kfdw_wait(handle, 100);
+			kfdw_sleep(handle, KFDW_RETRY_PAUSE_MS,
+					   kfdw_wait_event(KFDW_WAIT_METADATA));
 	}
 
 	if (md == NULL)
@@ -641,7 +623,7 @@ kfdw_offsets_for_times(KafkaHandle *handle,
 	call = MemoryContextAllocZero(TopMemoryContext, sizeof(BlockingCall));
 	call->list = rd_kafka_topic_partition_list_copy(list);
 	call->timeout_ms = Max(timeout_ms, 1);
-	err = run_blocking_call(handle, call);
+	err = run_blocking_call(handle, call, kfdw_wait_event(KFDW_WAIT_OFFSETS));
 	for (i = 0; i < list->cnt && i < call->list->cnt; i++)
 	{
 		list->elems[i].offset = call->list->elems[i].offset;
@@ -653,13 +635,14 @@ kfdw_offsets_for_times(KafkaHandle *handle,
 
 /*
  * Run a blocking call in a helper thread and wait for it, serving
- * librdkafka's events and interrupts every KFDW_CALL_SLICE_MS.  If an
- * interrupt (or any ERROR) ends the wait, the call belongs to the handle,
- * which is marked stale: it is destroyed, and the call freed, once the
- * thread has returned.
+ * librdkafka's events and interrupts, until the thread says it returned.
+ * If an interrupt (or any ERROR) ends the wait, the call belongs to the
+ * handle, which is marked stale: it is destroyed, and the call freed, once
+ * the thread has returned.
  */
 static rd_kafka_resp_err_t
-run_blocking_call(KafkaHandle *handle, BlockingCall *call)
+run_blocking_call(KafkaHandle *handle, BlockingCall *call,
+				  uint32 wait_event_info)
 {
 	HandleEntry *entry = (HandleEntry *) handle;
 	sigset_t	all,
@@ -667,6 +650,7 @@ run_blocking_call(KafkaHandle *handle, BlockingCall *call)
 	int			rc;
 
 	call->rk = handle->rk;
+	call->wake_fd = kfdw_wait_wakeup_fd(handle);
 	pg_atomic_init_u32(&call->done, 0);
 
 	/* signals are the backend's: the thread blocks every one */
@@ -688,9 +672,9 @@ run_blocking_call(KafkaHandle *handle, BlockingCall *call)
 	{
 		while (pg_atomic_read_u32(&call->done) == 0)
 		{
-			CHECK_FOR_INTERRUPTS();
-			/* the thread ends this wait early with rd_kafka_yield() */
-			rd_kafka_poll(handle->rk, KFDW_CALL_SLICE_MS);
+			/* the thread ends this wait early through the pipe */
+			kfdw_wait(handle, KFDW_CALL_SLICE_MS, wait_event_info);
+
 			/*
 			 * Wrong credentials: no retry will answer, so say so at once
 			 * (the call goes on in its thread, as after a cancel).
@@ -730,6 +714,7 @@ static void *
 blocking_call_main(void *arg)
 {
 	BlockingCall *call = (BlockingCall *) arg;
+	ssize_t		rc;
 
 	if (call->list)
 		call->err = rd_kafka_offsets_for_times(call->rk, call->list,
@@ -749,9 +734,10 @@ blocking_call_main(void *arg)
 			rd_kafka_topic_destroy(rkt);
 	}
 
-	/* publish the results, then wake the backend's rd_kafka_poll() */
+	/* publish the results, then wake the backend's wait */
 	(void) pg_atomic_exchange_u32(&call->done, 1);
-	rd_kafka_yield(call->rk);
+	rc = write(call->wake_fd, "c", 1);
+	(void) rc;
 	return NULL;
 }
 
@@ -809,51 +795,22 @@ inval_callback(Datum arg, int cacheid, uint32 hashvalue)
 	}
 }
 
-/* Destroy consumers still checked out by a scan that never ended */
+/* A consumer still checked out when its (sub)transaction ended */
 static void
-discard_busy_consumers(SubTransactionId subid)
+discard_checked_out(void *object)
 {
-	ListCell   *lc;
-
-	foreach(lc, handle_entries)
-	{
-		HandleEntry *e = (HandleEntry *) lfirst(lc);
-
-		if (e->handle.busy &&
-			(subid == InvalidSubTransactionId || e->acquired_subid == subid))
-		{
-			handle_entries = foreach_delete_current(handle_entries, lc);
-			destroy_handle(e);
-		}
-	}
+	kfdw_discard_handle((KafkaHandle *) object);
 }
 
 static void
 xact_callback(XactEvent event, void *arg)
 {
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
-		event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
-		event == XACT_EVENT_PREPARE)
-		discard_busy_consumers(InvalidSubTransactionId);
+	kfdw_scoped_xact_end(&checked_out, event);
 }
 
 static void
 subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				 SubTransactionId parentSubid, void *arg)
 {
-	ListCell   *lc;
-
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		discard_busy_consumers(mySubid);
-	else if (event == SUBXACT_EVENT_COMMIT_SUB)
-	{
-		/* what the subtransaction checked out now belongs to its parent */
-		foreach(lc, handle_entries)
-		{
-			HandleEntry *e = (HandleEntry *) lfirst(lc);
-
-			if (e->handle.busy && e->acquired_subid == mySubid)
-				e->acquired_subid = parentSubid;
-		}
-	}
+	kfdw_scoped_subxact_end(&checked_out, event, mySubid, parentSubid);
 }
