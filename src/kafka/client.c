@@ -30,6 +30,7 @@
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
+static UserMapping *get_user_mapping(Oid userid, Oid serverid);
 static char *options_signature(ForeignServer *server, UserMapping *user);
 static bool same_string(const char *a, const char *b);
 static char *copy_string(const char *s);
@@ -43,8 +44,8 @@ static bool is_transport_error(rd_kafka_resp_err_t err);
  * The user mapping of userid for the server, or else the PUBLIC one; NULL
  * if there is none.
  */
-UserMapping *
-kfdw_get_user_mapping(Oid userid, Oid serverid)
+static UserMapping *
+get_user_mapping(Oid userid, Oid serverid)
 {
 	if (SearchSysCacheExists2(USERMAPPINGUSERSERVER,
 							  ObjectIdGetDatum(userid),
@@ -70,7 +71,7 @@ KafkaHandle *
 kfdw_client_new(ForeignServer *server, Oid userid,
 				const KafkaClientSpec *spec, Size size)
 {
-	UserMapping *user = kfdw_get_user_mapping(userid, server->serverid);
+	UserMapping *user = get_user_mapping(userid, server->serverid);
 	KafkaServerOptions sopts;
 	KafkaHandle *handle;
 	rd_kafka_conf_t *conf;
@@ -163,7 +164,7 @@ kfdw_client_matches(KafkaHandle *handle, const KafkaClientSpec *spec)
 bool
 kfdw_client_changed(KafkaHandle *handle, ForeignServer *server)
 {
-	UserMapping *user = kfdw_get_user_mapping(handle->userid,
+	UserMapping *user = get_user_mapping(handle->userid,
 											  server->serverid);
 	char	   *signature = options_signature(server, user);
 	bool		changed = strcmp(signature, handle->signature) != 0;

@@ -188,7 +188,6 @@ extern int	kfdw_get_int_option(DefElem *def, int min);
 extern bool kfdw_get_bool_option(DefElem *def);
 
 /* in client.c: making clients, their events, errors */
-extern UserMapping *kfdw_get_user_mapping(Oid userid, Oid serverid);
 extern KafkaHandle *kfdw_client_new(ForeignServer *server, Oid userid,
 									const KafkaClientSpec *spec, Size size);
 extern void kfdw_client_free(KafkaHandle *handle);
