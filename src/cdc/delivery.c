@@ -3,12 +3,15 @@
  * delivery.c
  *		  Delivery of a stream's events to Kafka, and the stream's status
  *
- * A stream's worker hands its events to the producer made here.  Every
- * event belongs to a transaction (the snapshot counts as one); the slot may
- * be confirmed up to the end of a transaction once Kafka has acknowledged
- * its every message and every message before it.  Delivery reports, errors
- * and logs of librdkafka are served by kfdw_cdc_serve() on the worker, and
- * show in the stream's entry of shared memory (kafka_fdw.cdc_status).
+ * A stream's worker hands its events to the producer made here by the
+ * Kafka client layer (kafka/client.c, kafka/produce.c), which also counts
+ * their deliveries.  Every event belongs to a transaction (the snapshot
+ * counts as one): what is kept here is the ring of the transactions in
+ * flight, and the slot may be confirmed up to the end of a transaction once
+ * Kafka has acknowledged its every message and every message before it.
+ * Delivery reports, errors and logs of librdkafka are served by
+ * kfdw_cdc_serve() on the worker, and show in the stream's entry of shared
+ * memory (kafka_fdw.cdc_status).
  *
  * IDENTIFICATION
  *		  src/cdc/delivery.c
@@ -18,13 +21,11 @@
 #include "cdc/cdc.h"
 
 #include "access/xact.h"
-#include "commands/defrem.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/ipc.h"
 #include "storage/pmsignal.h"
 #include "utils/memutils.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 /* How often an idle stream in "retrying" asks whether Kafka is back */
@@ -50,11 +51,12 @@ static const char *stream_name;
 static MemoryContext delivery_cxt;
 static KafkaCdcState normal_state = KFDW_CDC_STREAMING;
 
-/* the producer and what it was built from */
-static rd_kafka_t *producer;
+/* the producer, the server it was made for (by name) and its accounting */
+static KafkaHandle *producer;
 static const char *server_name;
-static Oid	owner;
-static char *producer_signature;
+static KafkaDelivery *delivery;
+/* librdkafka said the producer cannot go on */
+static bool producer_failed = false;
 
 /* in-flight transactions: a ring of PendingTxn, txns[head] has id first_id */
 static PendingTxn *txns;
@@ -63,19 +65,9 @@ static int	txn_head;
 static int	txn_tail;
 static uint64 txn_first_id;
 
-/* set by librdkafka's callbacks, served on this process */
-static bool delivery_failed = false;
-static rd_kafka_resp_err_t delivery_err;
-static char delivery_errstr[512];
-
-static ForeignServer *get_server_and_mapping(UserMapping **user);
-static char *options_signature(ForeignServer *server, UserMapping *user);
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
 					  void *opaque);
-static void error_cb(rd_kafka_t *rk, int err, const char *reason,
-					 void *opaque);
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
-				   const char *buf);
+static void producer_error(KafkaHandle *handle, int err, const char *reason);
 static PendingTxn *txn_get(uint64 id);
 static void leave_retrying(void);
 
@@ -137,68 +129,15 @@ kfdw_cdc_set_error(const char *message)
 	LWLockRelease(kfdw_cdc_shared->lock);
 }
 
-/*
- * The stream's server and the user mapping of its owner (or PUBLIC, or
- * none).  The caller is in a transaction.
- */
-static ForeignServer *
-get_server_and_mapping(UserMapping **user)
-{
-	ForeignServer *server = GetForeignServerByName(server_name, false);
-
-	*user = NULL;
-	if (SearchSysCacheExists2(USERMAPPINGUSERSERVER,
-							  ObjectIdGetDatum(owner),
-							  ObjectIdGetDatum(server->serverid)) ||
-		SearchSysCacheExists2(USERMAPPINGUSERSERVER,
-							  ObjectIdGetDatum(InvalidOid),
-							  ObjectIdGetDatum(server->serverid)))
-		*user = GetUserMapping(owner, server->serverid);
-	return server;
-}
-
-/*
- * Everything the producer was built from, as one string in the worker's
- * memory, to tell a real change from an unrelated invalidation (decoding
- * replays the invalidations of every transaction it decodes).
- */
-static char *
-options_signature(ForeignServer *server, UserMapping *user)
-{
-	StringInfoData buf;
-	ListCell   *lc;
-	MemoryContext oldcxt = MemoryContextSwitchTo(delivery_cxt);
-
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "%u", server->serverid);
-	foreach(lc, server->options)
-		appendStringInfo(&buf, "|%s=%s", ((DefElem *) lfirst(lc))->defname,
-						 defGetString((DefElem *) lfirst(lc)));
-	if (user)
-	{
-		appendStringInfo(&buf, "|user %u", user->umid);
-		foreach(lc, user->options)
-			appendStringInfo(&buf, "|%s=%s", ((DefElem *) lfirst(lc))->defname,
-							 defGetString((DefElem *) lfirst(lc)));
-	}
-	MemoryContextSwitchTo(oldcxt);
-	return buf.data;
-}
-
 /* Did ALTER SERVER or USER MAPPING change what the producer is built from? */
 bool
 kfdw_cdc_producer_is_stale(void)
 {
-	ForeignServer *server;
-	UserMapping *user;
-	char	   *signature;
 	bool		stale;
 
 	StartTransactionCommand();
-	server = get_server_and_mapping(&user);
-	signature = options_signature(server, user);
-	stale = strcmp(signature, producer_signature) != 0;
-	pfree(signature);
+	stale = kfdw_client_changed(producer,
+								GetForeignServerByName(server_name, false));
 	CommitTransactionCommand();
 	return stale;
 }
@@ -211,49 +150,26 @@ kfdw_cdc_producer_is_stale(void)
 void
 kfdw_cdc_producer_create(const char *servername, Oid owner_id)
 {
-	ForeignServer *server;
-	UserMapping *user = NULL;
-	rd_kafka_conf_t *conf;
-	rd_kafka_t *rk;
-	char		errstr[512];
+	/* the stream owns its messages until Kafka has them */
+	static const char *const settings[] = {
+		"message.timeout.ms", "0",
+		"partitioner", "murmur2_random",
+		"queue.buffering.max.kbytes", "65536",
+		NULL
+	};
+	KafkaClientSpec spec = {0};
 
 	server_name = MemoryContextStrdup(delivery_cxt, servername);
-	owner = owner_id;
+	spec.kind = KFDW_HANDLE_PRODUCER;
+	spec.on_delivery = dr_msg_cb;
+	spec.on_error = producer_error;
+	spec.settings = settings;
 
 	StartTransactionCommand();
-	server = get_server_and_mapping(&user);
-	conf = kfdw_build_conf(server, user, KFDW_HANDLE_PRODUCER);
-	producer_signature = options_signature(server, user);
+	producer = kfdw_client_new(GetForeignServerByName(server_name, false),
+							   owner_id, &spec, sizeof(KafkaHandle));
 	CommitTransactionCommand();
-
-	/* the stream owns its messages until Kafka has them */
-	if (rd_kafka_conf_set(conf, "message.timeout.ms", "0", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
-		rd_kafka_conf_set(conf, "partitioner", "murmur2_random", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
-		rd_kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
-	{
-		rd_kafka_conf_destroy(conf);
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_ERROR),
-				 errmsg("could not configure the producer of stream \"%s\"",
-						stream_name),
-				 errdetail_internal("%s", errstr)));
-	}
-	rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-	rd_kafka_conf_set_error_cb(conf, error_cb);
-	rd_kafka_conf_set_log_cb(conf, log_cb);
-
-	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-	if (rk == NULL)
-	{
-		rd_kafka_conf_destroy(conf);
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
-				 errmsg("could not create a Kafka producer for stream \"%s\"",
-						stream_name),
-				 errdetail_internal("%s", errstr)));
-	}
-	rd_kafka_set_log_queue(rk, NULL);
-	producer = rk;
+	delivery = kfdw_delivery_new(producer);
 }
 
 /*
@@ -264,18 +180,9 @@ dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
 	PendingTxn *txn = txn_get((uint64) (uintptr_t) msg->_private);
 
+	kfdw_delivery_record(delivery, msg);
 	if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-	{
-		if (!delivery_failed)
-		{
-			delivery_failed = true;
-			delivery_err = msg->err;
-			snprintf(delivery_errstr, sizeof(delivery_errstr),
-					 "topic \"%s\": %s", rd_kafka_topic_name(msg->rkt),
-					 rd_kafka_err2str(msg->err));
-		}
 		return;
-	}
 
 	if (txn)
 		txn->pending--;
@@ -291,33 +198,22 @@ dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 
 /*
  * librdkafka reports trouble with the brokers: show it at once.  The
- * messages stay queued and librdkafka keeps retrying.
+ * messages stay queued and librdkafka keeps retrying, unless the error is
+ * fatal (the handle then holds its cause).
  */
 static void
-error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+producer_error(KafkaHandle *handle, int err, const char *reason)
 {
 	char		buf[KFDW_CDC_ERROR_LEN];
 
 	snprintf(buf, sizeof(buf), "Kafka: %s", reason);
 	kfdw_cdc_set_error(buf);
 	if (err == RD_KAFKA_RESP_ERR__FATAL)
-	{
-		char		fatal[512];
-
-		delivery_failed = true;
-		delivery_err = rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
-		strlcpy(delivery_errstr, fatal, sizeof(delivery_errstr));
-	}
+		producer_failed = true;
 	LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
 	me->state = KFDW_CDC_RETRYING;
 	LWLockRelease(kfdw_cdc_shared->lock);
 	elog(LOG, "kafka_fdw stream \"%s\": %s", stream_name, reason);
-}
-
-static void
-log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-	elog(level <= 4 ? LOG : DEBUG1, "librdkafka: %s: %s", fac, buf);
 }
 
 /*
@@ -440,19 +336,37 @@ txn_get(uint64 id)
 
 /*
  * Serve librdkafka (delivery reports, errors, logs) for up to timeout_ms,
- * and fail if a message was refused.
+ * and fail if a message was refused or the producer failed.
  */
 void
 kfdw_cdc_serve(int timeout_ms)
 {
-	rd_kafka_poll(producer, timeout_ms);
-	if (delivery_failed)
+	char		fatal[512];
+	rd_kafka_resp_err_t err;
+
+	if (timeout_ms > 0)
+		kfdw_wait(producer, timeout_ms, kfdw_wait_event(KFDW_WAIT_PRODUCE));
+	else
+		kfdw_serve_events(producer);
+	if (!producer_failed && delivery->failed == 0)
+		return;
+
+	/* a fatal error purged what was queued: it is the cause */
+	err = kfdw_fatal_error(producer, fatal, sizeof(fatal));
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		ereport(ERROR,
-				(errcode(kfdw_errcode(delivery_err)),
+				(errcode(kfdw_errcode(err)),
 				 errmsg("stream \"%s\" could not deliver a message to Kafka",
 						stream_name),
-				 errdetail_internal("%s", delivery_errstr),
+				 errdetail_internal("%s", fatal),
 				 errhint("The stream starts again from its last confirmed position.")));
+	ereport(ERROR,
+			(errcode(kfdw_errcode(delivery->first_err)),
+			 errmsg("stream \"%s\" could not deliver a message to Kafka",
+					stream_name),
+			 errdetail_internal("topic \"%s\": %s", delivery->first_topic,
+								delivery->first_errstr),
+			 errhint("The stream starts again from its last confirmed position.")));
 }
 
 /*
@@ -462,33 +376,27 @@ kfdw_cdc_serve(int timeout_ms)
 void
 kfdw_cdc_produce(const char *topic, StringInfo key, StringInfo value, uint64 txn_id)
 {
-	for (;;)
-	{
-		rd_kafka_resp_err_t err;
+	KafkaOutMessage msg;
+	rd_kafka_resp_err_t err;
+	char		errstr[512];
 
-		err = rd_kafka_producev(producer,
-								RD_KAFKA_V_TOPIC(topic),
-								RD_KAFKA_V_KEY(key ? key->data : NULL,
-											   key ? key->len : 0),
-								RD_KAFKA_V_VALUE(value ? value->data : NULL,
-												 value ? value->len : 0),
-								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-								RD_KAFKA_V_OPAQUE((void *) (uintptr_t) txn_id),
-								RD_KAFKA_V_END);
-		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-			break;
-		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-			ereport(ERROR,
-					(errcode(kfdw_errcode(err)),
-					 errmsg("stream \"%s\" could not produce to topic \"%s\"",
-							stream_name, topic),
-					 errdetail_internal("%s", rd_kafka_err2str(err))));
-		/* Kafka is slow or away: wait for room, answering interrupts */
-		kfdw_cdc_serve(100);
-		CHECK_FOR_INTERRUPTS();
-		if (!PostmasterIsAlive())
-			proc_exit(1);
-	}
+	msg.rkt = NULL;
+	msg.topic = topic;
+	msg.partition = RD_KAFKA_PARTITION_UA;
+	msg.timestamp = 0;
+	msg.key = key ? key->data : NULL;
+	msg.keylen = key ? key->len : -1;
+	msg.value = value ? value->data : NULL;
+	msg.valuelen = value ? value->len : -1;
+	msg.headers = NULL;
+	msg.opaque = (void *) (uintptr_t) txn_id;
+	err = kfdw_produce(producer, &msg, delivery, errstr, sizeof(errstr));
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(ERROR,
+				(errcode(kfdw_errcode(err)),
+				 errmsg("stream \"%s\" could not produce to topic \"%s\"",
+						stream_name, topic),
+				 kfdw_errdetail_kafka(producer, err, errstr)));
 	txn_get(txn_id)->pending++;
 	kfdw_cdc_serve(0);
 }
@@ -497,7 +405,7 @@ kfdw_cdc_produce(const char *topic, StringInfo key, StringInfo value, uint64 txn
 void
 kfdw_cdc_wait_delivered(void)
 {
-	while (rd_kafka_outq_len(producer) > 0)
+	while (delivery->outstanding > 0)
 	{
 		kfdw_cdc_serve(100);
 		CHECK_FOR_INTERRUPTS();
@@ -520,13 +428,13 @@ kfdw_cdc_recover_state(void)
 	const struct rd_kafka_metadata *md;
 	TimestampTz now;
 
-	if (me->state != KFDW_CDC_RETRYING || rd_kafka_outq_len(producer) > 0)
+	if (me->state != KFDW_CDC_RETRYING || delivery->outstanding > 0)
 		return;
 	now = GetCurrentTimestamp();
 	if (!TimestampDifferenceExceeds(last_probe, now, CDC_PROBE_MS))
 		return;
 	last_probe = now;
-	if (rd_kafka_metadata(producer, 0, NULL, &md, 100) == RD_KAFKA_RESP_ERR_NO_ERROR)
+	if (rd_kafka_metadata(producer->rk, 0, NULL, &md, 100) == RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		rd_kafka_metadata_destroy(md);
 		leave_retrying();

@@ -115,9 +115,6 @@ extern void kfdw_publish(KafkaPublisher *pub, KafkaEncoder *enc);
 extern void kfdw_publisher_wait(KafkaPublisher *pub, int32 *partition,
 								int64 *offset);
 extern void kfdw_publisher_end(KafkaPublisher *pub);
-extern void kfdw_delivery_report(rd_kafka_t *rk,
-								 const rd_kafka_message_t *rkmessage,
-								 void *opaque);
 
 /* in functions.c */
 extern PGDLLEXPORT Datum kafka_fdw_watermarks(PG_FUNCTION_ARGS);

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * publish.c
- *		  Publishing messages: delivery accounting and Kafka transactions
+ *		  Publishing the messages of INSERT statements, and Kafka transactions
  *
  * A publisher produces the messages of one statement into one topic.
  * Without the server option transactional, it produces them as they come
@@ -12,11 +12,12 @@
  * past the server's transaction_hold_bytes, streamed into a Kafka
  * transaction that is committed or aborted with the PostgreSQL transaction.
  *
- * Delivery reports are served by rd_kafka_poll() from the backend; each
- * message carries a pointer to the KafkaDelivery that accounts for it, which
- * outlives its statement until its last report has arrived.  An error or
- * cancel releases what a statement holds through the (sub)transaction abort
- * callbacks, purging what it had queued.
+ * Messages are produced and their deliveries counted by the Kafka client
+ * layer (kafka/produce.c): each message carries a pointer to the
+ * KafkaDelivery that accounts for it, which outlives its statement until
+ * its last report has arrived.  An error or cancel releases what a
+ * statement holds through the (sub)transaction abort callbacks, purging
+ * what it had queued.
  *
  * IDENTIFICATION
  *		  src/fdw/publish.c
@@ -26,6 +27,7 @@
 #include "fdw/fdw.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "utils/memutils.h"
@@ -36,43 +38,11 @@
  */
 #define KFDW_POLL_INTERVAL 100
 
-/* Slice of every wait, so that interrupts are served within a second */
+/* Slice of the transactional calls' waits, so that interrupts are served */
 #define KFDW_WAIT_SLICE_MS 100
-
-/* How long the partition count of a topic is trusted */
-#define KFDW_TOPIC_CACHE_MS 30000
-
-/*
- * Grace beyond message.timeout.ms before kafka_fdw gives up on messages that
- * librdkafka has not reported (it may time them out late when a partition's
- * leader is gone)
- */
-#define KFDW_STALL_GRACE_MS 1000
 
 /* Bound of the wait for a Kafka transaction to abort, when PostgreSQL aborts */
 #define KFDW_TXN_ABORT_TIMEOUT_MS 3000
-
-/*
- * Delivery accounting of a group of messages: the messages of a statement,
- * or of a Kafka transaction.  Lives in TopMemoryContext; once its owner is
- * gone, the last delivery report frees it.
- */
-typedef struct KafkaDelivery
-{
-	int64		outstanding;	/* produced, not yet reported */
-	int64		produced;
-	int64		failed;
-	rd_kafka_resp_err_t first_err;
-	int32		first_partition;
-	char		first_errstr[256];
-	bool		owner_gone;
-	bool		stalled;		/* purged: no report within the timeout */
-	int			timeout_ms;		/* message.timeout.ms of the producer */
-	instr_time	last_progress;	/* last report, or first message since */
-	/* the last successful report, for RETURNING */
-	int32		partition;
-	int64		offset;
-} KafkaDelivery;
 
 /* A message held until the PostgreSQL transaction commits */
 typedef struct HeldMessage
@@ -141,26 +111,11 @@ struct KafkaPublisher
 	int64		nmessages;
 };
 
-/* Partition counts of topics, per server, so that a statement need not ask */
-typedef struct TopicCacheEntry
-{
-	Oid			serverid;
-	char	   *topic;
-	int			partition_cnt;
-	instr_time	fetched;
-} TopicCacheEntry;
-
 static List *active_publishers = NIL;
 static List *txn_servers = NIL;
 static MemoryContext txn_context = NULL;
-static List *topic_cache = NIL;
 static bool xact_callbacks_registered = false;
 
-static int	topic_partition_count(KafkaHandle *handle, const char *topic);
-static KafkaDelivery *delivery_new(KafkaHandle *handle);
-static void delivery_release(KafkaDelivery *d);
-static void delivery_wait(KafkaHandle *handle, KafkaDelivery *d);
-static void delivery_check_stall(KafkaHandle *handle, KafkaDelivery *d);
 static void delivery_check(KafkaDelivery *d, KafkaHandle *handle,
 						   const char *topic);
 static void produce(KafkaHandle *handle, rd_kafka_topic_t *rkt,
@@ -168,6 +123,8 @@ static void produce(KafkaHandle *handle, rd_kafka_topic_t *rkt,
 					const char *key, int keylen, const char *value,
 					int valuelen, const char *headers, int headerslen,
 					int nheaders, KafkaDelivery *d);
+static void producer_spec(KafkaClientSpec *spec, KafkaHandleKind kind,
+						  Oid serverid, Oid userid);
 static KafkaPublisher *publisher_new(KafkaHandle *handle, const char *topic,
 									 KafkaTxnServer *ts);
 static void publisher_release(KafkaPublisher *pub, bool aborted);
@@ -185,9 +142,8 @@ static void txn_commit(KafkaTxnServer *ts);
 static void txn_abort(KafkaTxnServer *ts);
 static int	fatal_hint(rd_kafka_resp_err_t err);
 static void txn_check_error(KafkaTxnServer *ts, rd_kafka_error_t *error,
-							const char *what);
+							const char *what, int limit);
 static void txn_servers_reset(void);
-static int	message_timeout_ms(KafkaHandle *handle);
 static void publish_xact_callback(XactEvent event, void *arg);
 static void publish_subxact_callback(SubXactEvent event,
 									 SubTransactionId mySubid,
@@ -220,9 +176,14 @@ kfdw_publisher_begin(Oid serverid, Oid userid, const char *topic)
 		handle = ts->handle;
 	}
 	else
-		handle = kfdw_acquire_handle(serverid, userid, KFDW_HANDLE_PRODUCER);
+	{
+		KafkaClientSpec spec;
 
-	partition_cnt = topic_partition_count(handle, topic);
+		producer_spec(&spec, KFDW_HANDLE_PRODUCER, serverid, userid);
+		handle = kfdw_acquire_client(serverid, userid, &spec);
+	}
+
+	partition_cnt = kfdw_producer_partitions(handle, topic);
 	if (partition_cnt <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_TABLE_NOT_FOUND),
@@ -281,7 +242,7 @@ kfdw_publish(KafkaPublisher *pub, KafkaEncoder *enc)
 	if (pub->nmessages % KFDW_POLL_INTERVAL == 0)
 	{
 		kfdw_serve_events(pub->handle);
-		delivery_check_stall(pub->handle, pub->delivery);
+		kfdw_delivery_check_stall(pub->handle, pub->delivery);
 		delivery_check(pub->delivery, pub->handle, pub->topic);
 	}
 }
@@ -294,7 +255,7 @@ kfdw_publish(KafkaPublisher *pub, KafkaEncoder *enc)
 void
 kfdw_publisher_wait(KafkaPublisher *pub, int32 *partition, int64 *offset)
 {
-	delivery_wait(pub->handle, pub->delivery);
+	kfdw_delivery_wait(pub->handle, pub->delivery);
 	delivery_check(pub->delivery, pub->handle, pub->topic);
 	if (partition)
 		*partition = pub->delivery->partition;
@@ -315,161 +276,6 @@ kfdw_publisher_end(KafkaPublisher *pub)
 }
 
 /*
- * How many partitions a topic has; ERROR if it does not exist (and the
- * brokers did not create it on request).  Remembered for a while per server;
- * entries past that are dropped.
- */
-static int
-topic_partition_count(KafkaHandle *handle, const char *topic)
-{
-	ListCell   *lc;
-	instr_time	now;
-	int			count;
-	MemoryContext oldcxt;
-	TopicCacheEntry *entry;
-
-	INSTR_TIME_SET_CURRENT(now);
-	foreach(lc, topic_cache)
-	{
-		TopicCacheEntry *e = (TopicCacheEntry *) lfirst(lc);
-		instr_time	age = now;
-
-		INSTR_TIME_SUBTRACT(age, e->fetched);
-		if (INSTR_TIME_GET_MILLISEC(age) >= KFDW_TOPIC_CACHE_MS)
-		{
-			topic_cache = foreach_delete_current(topic_cache, lc);
-			pfree(e->topic);
-			pfree(e);
-			continue;
-		}
-		if (e->serverid == handle->serverid && strcmp(e->topic, topic) == 0)
-			return e->partition_cnt;
-	}
-
-	count = kfdw_topic_partitions(handle, topic);
-
-	/* a few topics per server: a list will do */
-	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
-	entry = palloc(sizeof(TopicCacheEntry));
-	entry->serverid = handle->serverid;
-	entry->topic = pstrdup(topic);
-	entry->partition_cnt = count;
-	entry->fetched = now;
-	topic_cache = lappend(topic_cache, entry);
-	MemoryContextSwitchTo(oldcxt);
-	return count;
-}
-
-/*
- * librdkafka's delivery report callback, run by rd_kafka_poll() in the
- * backend.  Counts the message as delivered or failed; never throws.
- */
-void
-kfdw_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *rkmessage,
-					 void *opaque)
-{
-	KafkaDelivery *d = (KafkaDelivery *) rkmessage->_private;
-
-	if (d == NULL)
-		return;
-
-	d->outstanding--;
-	INSTR_TIME_SET_CURRENT(d->last_progress);
-	if (rkmessage->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-	{
-		if (d->failed++ == 0)
-		{
-			d->first_err = rkmessage->err;
-			d->first_partition = rkmessage->partition;
-			if (d->stalled &&
-				(rkmessage->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
-				 rkmessage->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT))
-			{
-				/* purged by delivery_check_stall() */
-				d->first_err = RD_KAFKA_RESP_ERR__MSG_TIMED_OUT;
-				snprintf(d->first_errstr, sizeof(d->first_errstr),
-						 "%s (no acknowledgement within message.timeout.ms, %d ms)",
-						 rd_kafka_err2str(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT),
-						 d->timeout_ms);
-			}
-			else
-				strlcpy(d->first_errstr, rd_kafka_err2str(rkmessage->err),
-						sizeof(d->first_errstr));
-		}
-	}
-	else
-	{
-		d->partition = rkmessage->partition;
-		d->offset = rkmessage->offset;
-	}
-
-	if (d->owner_gone && d->outstanding == 0)
-		pfree(d);
-}
-
-static KafkaDelivery *
-delivery_new(KafkaHandle *handle)
-{
-	KafkaDelivery *d = MemoryContextAllocZero(TopMemoryContext,
-											  sizeof(KafkaDelivery));
-
-	d->timeout_ms = message_timeout_ms(handle);
-	return d;
-}
-
-/* The owner is done with d: free it now, or with its last report */
-static void
-delivery_release(KafkaDelivery *d)
-{
-	if (d->outstanding == 0)
-		pfree(d);
-	else
-		d->owner_gone = true;
-}
-
-/*
- * Wait until every message counted by d was reported, checking for a
- * stall at least every KFDW_WAIT_SLICE_MS.  rd_kafka_flush() sends at once
- * what lingers in the queues and serves the delivery reports.
- */
-static void
-delivery_wait(KafkaHandle *handle, KafkaDelivery *d)
-{
-	while (d->outstanding > 0)
-	{
-		(void) rd_kafka_flush(handle->rk, 0);
-		if (d->outstanding == 0)
-			break;
-		kfdw_wait(handle, KFDW_WAIT_SLICE_MS,
-				  kfdw_wait_event(KFDW_WAIT_PRODUCE));
-		delivery_check_stall(handle, d);
-	}
-}
-
-/*
- * If no delivery report came for longer than message.timeout.ms (and a
- * grace), give up on what librdkafka still holds: purge it, so that it is
- * reported failed now and never sent later.  A message that was in flight
- * may still have reached the broker.
- */
-static void
-delivery_check_stall(KafkaHandle *handle, KafkaDelivery *d)
-{
-	instr_time	now;
-
-	if (d->outstanding == 0 || d->stalled)
-		return;
-	INSTR_TIME_SET_CURRENT(now);
-	INSTR_TIME_SUBTRACT(now, d->last_progress);
-	if (INSTR_TIME_GET_MILLISEC(now) < d->timeout_ms + KFDW_STALL_GRACE_MS)
-		return;
-
-	d->stalled = true;
-	rd_kafka_purge(handle->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-	kfdw_serve_events(handle);
-}
-
-/*
  * ERROR if any message counted by d failed: how many, and the first reason.
  */
 static void
@@ -485,17 +291,14 @@ delivery_check(KafkaDelivery *d, KafkaHandle *handle, const char *topic)
 	 * A fatal error (a transactional producer fenced by another with its
 	 * id) purges what was queued: that error, not the purge, is the cause.
 	 */
-	ferr = rd_kafka_fatal_error(handle->rk, fatal, sizeof(fatal));
+	ferr = kfdw_fatal_error(handle, fatal, sizeof(fatal));
 	if (ferr != RD_KAFKA_RESP_ERR_NO_ERROR)
-	{
-		handle->stale = true;
 		ereport(ERROR,
 				(errcode(kfdw_errcode(ferr)),
 				 errmsg("could not publish " INT64_FORMAT " of " INT64_FORMAT " messages to Kafka topic \"%s\"",
 						d->failed, d->produced, topic),
 				 errdetail_internal("The Kafka producer failed: %s", fatal),
 				 fatal_hint(ferr)));
-	}
 
 	ereport(ERROR,
 			(errcode(kfdw_errcode(d->first_err)),
@@ -510,9 +313,8 @@ delivery_check(KafkaDelivery *d, KafkaHandle *handle, const char *topic)
 }
 
 /*
- * Hand one message to librdkafka (which copies it).  A full local queue is
- * waited on, serving delivery reports and interrupts; other errors are
- * reported at once.
+ * Hand one message to librdkafka (which copies it), counted in d; headers
+ * are in the form of kfdw_make_headers().  ERROR if librdkafka refuses it.
  */
 static void
 produce(KafkaHandle *handle, rd_kafka_topic_t *rkt, const char *topic,
@@ -520,86 +322,56 @@ produce(KafkaHandle *handle, rd_kafka_topic_t *rkt, const char *topic,
 		const char *value, int valuelen, const char *headers, int headerslen,
 		int nheaders, KafkaDelivery *d)
 {
-	rd_kafka_vu_t vus[8];
-	int			n = 0;
-	rd_kafka_headers_t *hdrs = NULL;
+	KafkaOutMessage msg;
+	rd_kafka_resp_err_t err;
+	char		errstr[512];
 
-	if (rkt)
-	{
-		vus[n].vtype = RD_KAFKA_VTYPE_RKT;
-		vus[n++].u.rkt = rkt;
-	}
-	else
-	{
-		vus[n].vtype = RD_KAFKA_VTYPE_TOPIC;
-		vus[n++].u.cstr = topic;
-	}
-	vus[n].vtype = RD_KAFKA_VTYPE_PARTITION;
-	vus[n++].u.i32 = partition;
-	vus[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-	vus[n++].u.i = RD_KAFKA_MSG_F_COPY;
-	vus[n].vtype = RD_KAFKA_VTYPE_VALUE;
-	vus[n].u.mem.ptr = valuelen < 0 ? NULL : (void *) value;
-	vus[n++].u.mem.size = valuelen < 0 ? 0 : valuelen;
-	if (keylen >= 0)
-	{
-		vus[n].vtype = RD_KAFKA_VTYPE_KEY;
-		vus[n].u.mem.ptr = (void *) key;
-		vus[n++].u.mem.size = keylen;
-	}
-	if (timestamp > 0)
-	{
-		vus[n].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
-		vus[n++].u.i64 = timestamp;
-	}
-	vus[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
-	vus[n++].u.ptr = d;
-	if (nheaders > 0)
-	{
-		hdrs = kfdw_make_headers(headers, headerslen, nheaders);
-		vus[n].vtype = RD_KAFKA_VTYPE_HEADERS;
-		vus[n++].u.headers = hdrs;
-	}
+	msg.rkt = rkt;
+	msg.topic = topic;
+	msg.partition = partition;
+	msg.timestamp = timestamp;
+	msg.key = key;
+	msg.keylen = keylen;
+	msg.value = value;
+	msg.valuelen = valuelen;
+	msg.headers = nheaders > 0 ?
+		kfdw_make_headers(headers, headerslen, nheaders) : NULL;
+	msg.opaque = d;
+	err = kfdw_produce(handle, &msg, d, errstr, sizeof(errstr));
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(ERROR,
+				(errcode(kfdw_errcode(err)),
+				 errmsg("could not publish a message to Kafka topic \"%s\"",
+						topic),
+				 kfdw_errdetail_kafka(handle, err, errstr),
+				 kfdw_errhint_kafka(handle, err)));
+}
 
-	for (;;)
+/*
+ * What publishing asks of a producer of the server for userid: deliveries
+ * counted by kfdw_delivery_report(), and, for a transactional producer, a
+ * transactional id of its own.  The id is unique per backend, so that
+ * backends never fence each other, and per server and user too: a
+ * transaction that publishes through two transactional producers (two
+ * servers, or a SECURITY DEFINER function) must not fence either.
+ */
+static void
+producer_spec(KafkaClientSpec *spec, KafkaHandleKind kind, Oid serverid,
+			  Oid userid)
+{
+	static char txnid[128];
+
+	memset(spec, 0, sizeof(*spec));
+	spec->kind = kind;
+	spec->on_delivery = kfdw_delivery_report;
+	if (kind == KFDW_HANDLE_TXN_PRODUCER)
 	{
-		rd_kafka_error_t *error = rd_kafka_produceva(handle->rk, vus, n);
-		rd_kafka_resp_err_t err;
-		char		errstr[512];
-
-		if (error == NULL)
-			break;
-
-		err = rd_kafka_error_code(error);
-		strlcpy(errstr, rd_kafka_error_string(error), sizeof(errstr));
-		rd_kafka_error_destroy(error);
-
-		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-		{
-			/* wait for room: deliveries or timeouts free it */
-			PG_TRY();
-			{
-				kfdw_wait(handle, 10, kfdw_wait_event(KFDW_WAIT_PRODUCE));
-			}
-			PG_CATCH();
-			{
-				if (hdrs)
-					rd_kafka_headers_destroy(hdrs);
-				PG_RE_THROW();
-			}
-			PG_END_TRY();
-			continue;
-		}
-
-		if (hdrs)
-			rd_kafka_headers_destroy(hdrs);
-		kfdw_report_error(ERROR, handle, err, errstr,
-						  psprintf("could not publish a message to Kafka topic \"%s\"",
-								   topic));
+		snprintf(txnid, sizeof(txnid),
+				 "kafka_fdw-" UINT64_FORMAT "-%d-%ld-%u-%u",
+				 GetSystemIdentifier(), MyProcPid, (long) MyStartTime,
+				 serverid, userid);
+		spec->transactional_id = txnid;
 	}
-	if (d->outstanding++ == 0)
-		INSTR_TIME_SET_CURRENT(d->last_progress);
-	d->produced++;
 }
 
 static KafkaPublisher *
@@ -624,10 +396,13 @@ publisher_new(KafkaHandle *handle, const char *topic, KafkaTxnServer *ts)
 		pfree(pub->topic);
 		pfree(pub);
 		MemoryContextSwitchTo(oldcxt);
-		kfdw_report_error(ERROR, handle, err, NULL,
-						  psprintf("could not open Kafka topic \"%s\"", topic));
+		ereport(ERROR,
+				(errcode(kfdw_errcode(err)),
+				 errmsg("could not open Kafka topic \"%s\"", topic),
+				 kfdw_errdetail_kafka(handle, err, NULL),
+				 kfdw_errhint_kafka(handle, err)));
 	}
-	pub->delivery = ts ? ts->delivery : delivery_new(handle);
+	pub->delivery = ts ? ts->delivery : kfdw_delivery_new(handle);
 	active_publishers = lappend(active_publishers, pub);
 	MemoryContextSwitchTo(oldcxt);
 	return pub;
@@ -656,7 +431,7 @@ publisher_release(KafkaPublisher *pub, bool aborted)
 			rd_kafka_purge(pub->handle->rk, RD_KAFKA_PURGE_F_QUEUE);
 			rd_kafka_poll(pub->handle->rk, 0);
 		}
-		delivery_release(pub->delivery);
+		kfdw_delivery_release(pub->delivery);
 	}
 	rd_kafka_topic_destroy(pub->rkt);
 	kfdw_unpin_handle(pub->handle);
@@ -696,6 +471,7 @@ static KafkaTxnServer *
 txn_server_get(Oid serverid, Oid userid, KafkaServerOptions *sopts)
 {
 	KafkaTxnServer *ts;
+	KafkaClientSpec spec;
 	ListCell   *lc;
 	MemoryContext oldcxt;
 
@@ -720,13 +496,13 @@ txn_server_get(Oid serverid, Oid userid, KafkaServerOptions *sopts)
 	ts->marks = palloc(sizeof(SubxactMark) * ts->maxmarks);
 	MemoryContextSwitchTo(oldcxt);
 
-	ts->handle = kfdw_acquire_handle(serverid, userid,
-									 KFDW_HANDLE_TXN_PRODUCER);
+	producer_spec(&spec, KFDW_HANDLE_TXN_PRODUCER, serverid, userid);
+	ts->handle = kfdw_acquire_client(serverid, userid, &spec);
 	if (ts->handle->private == NULL)
 		ts->handle->private = MemoryContextAllocZero(TopMemoryContext,
 													 sizeof(KafkaProducerState));
 	kfdw_pin_handle(ts->handle);
-	ts->delivery = delivery_new(ts->handle);
+	ts->delivery = kfdw_delivery_new(ts->handle);
 
 	oldcxt = MemoryContextSwitchTo(txn_context);
 	txn_servers = lappend(txn_servers, ts);
@@ -827,7 +603,7 @@ txn_begin(KafkaTxnServer *ts)
 	{
 		instr_time	start,
 					now;
-		int			limit = message_timeout_ms(ts->handle);
+		int			limit = kfdw_message_timeout_ms(ts->handle);
 
 		INSTR_TIME_SET_CURRENT(start);
 		for (;;)
@@ -848,8 +624,8 @@ txn_begin(KafkaTxnServer *ts)
 				continue;
 			}
 			txn_check_error(ts, error,
-							psprintf("could not initialize Kafka transactions for server \"%s\"",
-									 ts->servername));
+							gettext_noop("could not initialize Kafka transactions for server \"%s\""),
+							0);
 		}
 		ps->txn_initialized = true;
 	}
@@ -857,8 +633,8 @@ txn_begin(KafkaTxnServer *ts)
 	error = rd_kafka_begin_transaction(ts->handle->rk);
 	if (error)
 		txn_check_error(ts, error,
-						psprintf("could not begin a Kafka transaction for server \"%s\"",
-								 ts->servername));
+						gettext_noop("could not begin a Kafka transaction for server \"%s\""),
+						0);
 	ts->streaming = true;
 }
 
@@ -916,7 +692,7 @@ txn_commit(KafkaTxnServer *ts)
 	}
 
 	INSTR_TIME_SET_CURRENT(start);
-	limit = message_timeout_ms(ts->handle) + ts->handle->connect_timeout_ms;
+	limit = kfdw_message_timeout_ms(ts->handle) + ts->handle->connect_timeout_ms;
 	for (;;)
 	{
 		rd_kafka_error_t *error;
@@ -946,10 +722,9 @@ txn_commit(KafkaTxnServer *ts)
 		}
 		txn_check_error(ts, error,
 						INSTR_TIME_GET_MILLISEC(now) < limit
-						? psprintf("could not commit the Kafka transaction of server \"%s\"",
-								   ts->servername)
-						: psprintf("could not commit the Kafka transaction of server \"%s\" within %d ms",
-								   ts->servername, limit));
+						? gettext_noop("could not commit the Kafka transaction of server \"%s\"")
+						: gettext_noop("could not commit the Kafka transaction of server \"%s\" within %d ms"),
+						limit);
 	}
 	ts->streaming = false;
 	ts->committed = true;
@@ -983,10 +758,14 @@ txn_abort(KafkaTxnServer *ts)
 
 /*
  * ERROR for a failed transactional call, with the deliveries that failed.
- * A fatal error makes the producer unusable: it is re-made at next use.
+ * what is the primary message, marked for translation by the caller with
+ * gettext_noop(); it is formatted with the server's name and limit, as its
+ * conversions say (as PostgreSQL's aclcheck_error() does).  A fatal error
+ * makes the producer unusable: it is re-made at next use.
  */
 static void
-txn_check_error(KafkaTxnServer *ts, rd_kafka_error_t *error, const char *what)
+txn_check_error(KafkaTxnServer *ts, rd_kafka_error_t *error, const char *what,
+				int limit)
 {
 	rd_kafka_resp_err_t err = rd_kafka_error_code(error);
 	char		errstr[512];
@@ -1000,26 +779,28 @@ txn_check_error(KafkaTxnServer *ts, rd_kafka_error_t *error, const char *what)
 	rd_kafka_error_destroy(error);
 
 	/* a fatal error purged the deliveries: it is the cause */
-	ferr = rd_kafka_fatal_error(ts->handle->rk, fatal, sizeof(fatal));
+	ferr = kfdw_fatal_error(ts->handle, fatal, sizeof(fatal));
 	if (ferr != RD_KAFKA_RESP_ERR_NO_ERROR)
-	{
-		ts->handle->stale = true;
 		ereport(ERROR,
 				(errcode(kfdw_errcode(ferr)),
-				 errmsg_internal("%s", what),
+				 errmsg(what, ts->servername, limit),
 				 errdetail_internal("The Kafka producer failed: %s", fatal),
 				 fatal_hint(ferr)));
-	}
 
 	if (d->failed > 0)
 		ereport(ERROR,
 				(errcode(kfdw_errcode(d->first_err)),
 				 errmsg("%s: " INT64_FORMAT " of " INT64_FORMAT " messages could not be published",
-						what, d->failed, d->produced),
+						psprintf(_(what), ts->servername, limit),
+						d->failed, d->produced),
 				 errdetail_internal("First failure (partition %d): %s; %s",
 									d->first_partition, d->first_errstr,
 									errstr)));
-	kfdw_report_error(ERROR, ts->handle, err, errstr, what);
+	ereport(ERROR,
+			(errcode(kfdw_errcode(err)),
+			 errmsg(what, ts->servername, limit),
+			 kfdw_errdetail_kafka(ts->handle, err, errstr),
+			 kfdw_errhint_kafka(ts->handle, err)));
 }
 
 /* What to do after a producer's fatal error */
@@ -1031,21 +812,6 @@ fatal_hint(rd_kafka_resp_err_t err)
 		err == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH)
 		return errhint("Another producer took over this session's transactional id; nothing of the transaction is visible to read_committed consumers. The next statement starts a new producer.");
 	return errhint("The next statement starts a new producer.");
-}
-
-/* The producer's message.timeout.ms: how long delivery may take */
-static int
-message_timeout_ms(KafkaHandle *handle)
-{
-	char		buf[32];
-	size_t		size = sizeof(buf);
-	int			result;
-
-	if (rd_kafka_conf_get(rd_kafka_conf(handle->rk), "message.timeout.ms",
-						  buf, &size) != RD_KAFKA_CONF_OK ||
-		(result = atoi(buf)) <= 0)
-		result = KFDW_DEFAULT_MESSAGE_TIMEOUT_MS;
-	return result;
 }
 
 /*
@@ -1086,7 +852,7 @@ txn_servers_reset(void)
 	{
 		KafkaTxnServer *ts = (KafkaTxnServer *) lfirst(lc);
 
-		delivery_release(ts->delivery);
+		kfdw_delivery_release(ts->delivery);
 		kfdw_unpin_handle(ts->handle);
 	}
 	/* the memory goes with TopTransactionContext */

@@ -1,17 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * connection.c
- *		  The librdkafka handle cache of a backend, and error mapping
+ *		  The librdkafka handle cache of a backend, and its blocking requests
  *
- * Handles are made per server, user and kind, kept for the life of the
- * backend, and re-made when ALTER SERVER or ALTER USER MAPPING changes what
- * they were built from.  A consumer is checked out by one scan at a time,
- * on a list scoped to the (sub)transaction that took it (scope.c); one that
- * is still checked out when that aborts is destroyed with the messages it
- * holds (consumer.c), so a failed or cancelled scan leaks nothing.
- *
- * librdkafka's threads never call into PostgreSQL: logs and errors are
- * queued and served here, from the backend, by kfdw_serve_events().
+ * Handles are made (by client.c) per server, user and what their user asks
+ * (a KafkaClientSpec), kept for the life of the backend, and re-made when
+ * ALTER SERVER or ALTER USER MAPPING changes what they were built from.  A
+ * consumer is checked out by one scan at a time, on a list scoped to the
+ * (sub)transaction that took it (scope.c); one that is still checked out
+ * when that aborts is destroyed with the messages it holds (consumer.c), so
+ * a failed or cancelled scan leaks nothing.
  *
  * librdkafka's metadata and offsets requests block their caller until the
  * answer or the timeout.  A slow broker (cross-region round trips of a
@@ -28,15 +26,12 @@
  *-------------------------------------------------------------------------
  */
 #include "kafka/kafka.h"
-#include "fdw/fdw.h"			/* kfdw_delivery_report */
 
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
-#include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/pg_user_mapping.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "utils/inval.h"
@@ -73,8 +68,7 @@ typedef struct BlockingCall
 typedef struct HandleEntry
 {
 	KafkaHandle handle;
-	uint32		server_hashvalue;	/* hash of the server's syscache entry */
-	uint32		mapping_hashvalue;	/* hash of the user mapping's, or 0 */
+	bool		check_options;	/* server or a user mapping invalidated */
 	List	   *calls;			/* BlockingCall * cut short by an ERROR */
 } HandleEntry;
 
@@ -89,8 +83,8 @@ static void discard_checked_out(void *object);
 /* Consumers checked out, by the (sub)transaction that took them */
 static KafkaScopedList checked_out = {NIL, discard_checked_out};
 
-static HandleEntry *create_handle(Oid serverid, Oid userid,
-								  KafkaHandleKind kind);
+static void check_options(HandleEntry *entry);
+static void discard_handle(KafkaHandle *handle);
 static void destroy_handle(HandleEntry *entry);
 static void free_handle(HandleEntry *entry);
 static void reap_zombies(void);
@@ -100,23 +94,32 @@ static rd_kafka_resp_err_t run_blocking_call(KafkaHandle *handle,
 static void *blocking_call_main(void *arg);
 static void free_blocking_call(BlockingCall *call);
 static bool calls_returned(HandleEntry *entry);
-static HeapTuple lookup_user_mapping(Oid userid, Oid serverid);
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
-				   const char *buf);
-static void error_cb(rd_kafka_t *rk, int err, const char *reason,
-					 void *opaque);
 static void inval_callback(Datum arg, int cacheid, uint32 hashvalue);
 static void xact_callback(XactEvent event, void *arg);
 static void subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 							 SubTransactionId parentSubid, void *arg);
 
 /*
- * Get a handle of the given kind for the server, with the user mapping of
- * userid (or PUBLIC, or none).  A consumer is checked out until
- * kfdw_release_handle(); producers are shared.
+ * Get a consumer for the server, with the user mapping of userid (or
+ * PUBLIC, or none), checked out until kfdw_release_handle().
  */
 KafkaHandle *
 kfdw_acquire_handle(Oid serverid, Oid userid, KafkaHandleKind kind)
+{
+	KafkaClientSpec spec = {0};
+
+	Assert(kind == KFDW_HANDLE_CONSUMER);
+	spec.kind = kind;
+	return kfdw_acquire_client(serverid, userid, &spec);
+}
+
+/*
+ * Get a handle for the server, with the user mapping of userid (or PUBLIC,
+ * or none), made for what spec asks.  A consumer is checked out until
+ * kfdw_release_handle(); producers are shared.
+ */
+KafkaHandle *
+kfdw_acquire_client(Oid serverid, Oid userid, const KafkaClientSpec *spec)
 {
 	HandleEntry *entry = NULL;
 	ListCell   *lc;
@@ -137,6 +140,8 @@ kfdw_acquire_handle(Oid serverid, Oid userid, KafkaHandleKind kind)
 	{
 		HandleEntry *e = (HandleEntry *) lfirst(lc);
 
+		if (e->check_options)
+			check_options(e);
 		if (e->handle.stale && !e->handle.busy && e->handle.pins == 0)
 		{
 			handle_entries = foreach_delete_current(handle_entries, lc);
@@ -145,7 +150,7 @@ kfdw_acquire_handle(Oid serverid, Oid userid, KafkaHandleKind kind)
 		}
 		if (entry == NULL && !e->handle.stale && !e->handle.busy &&
 			e->handle.serverid == serverid && e->handle.userid == userid &&
-			e->handle.kind == kind)
+			kfdw_client_matches(&e->handle, spec))
 			entry = e;
 	}
 
@@ -153,13 +158,15 @@ kfdw_acquire_handle(Oid serverid, Oid userid, KafkaHandleKind kind)
 	{
 		MemoryContext oldcxt;
 
-		entry = create_handle(serverid, userid, kind);
+		entry = (HandleEntry *) kfdw_client_new(GetForeignServer(serverid),
+												userid, spec,
+												sizeof(HandleEntry));
 		oldcxt = MemoryContextSwitchTo(TopMemoryContext);
 		handle_entries = lappend(handle_entries, entry);
 		MemoryContextSwitchTo(oldcxt);
 	}
 
-	if (kind == KFDW_HANDLE_CONSUMER)
+	if (spec->kind == KFDW_HANDLE_CONSUMER)
 	{
 		kfdw_scoped_add(&checked_out, &entry->handle);
 		entry->handle.busy = true;
@@ -182,7 +189,7 @@ kfdw_release_handle(KafkaHandle *handle)
 	kfdw_consumer_clear(handle);
 	handle->busy = false;
 	if (handle->stale)
-		kfdw_discard_handle(handle);
+		discard_handle(handle);
 }
 
 /*
@@ -202,15 +209,31 @@ kfdw_unpin_handle(KafkaHandle *handle)
 	Assert(handle->pins > 0);
 	handle->pins--;
 	if (handle->pins == 0 && handle->stale && !handle->busy)
-		kfdw_discard_handle(handle);
+		discard_handle(handle);
+}
+
+/*
+ * An invalidation came for a server or a user mapping: does the handle's
+ * server (or the mapping of its user) now say something else than what the
+ * handle was made from?  A dropped server does.
+ */
+static void
+check_options(HandleEntry *entry)
+{
+	ForeignServer *server;
+
+	entry->check_options = false;
+	server = GetForeignServerExtended(entry->handle.serverid, FSV_MISSING_OK);
+	if (server == NULL || kfdw_client_changed(&entry->handle, server))
+		entry->handle.stale = true;
 }
 
 /*
  * Destroy a handle whose state is unknown, for example after an error in
  * the middle of its use.
  */
-void
-kfdw_discard_handle(KafkaHandle *handle)
+static void
+discard_handle(KafkaHandle *handle)
 {
 	HandleEntry *entry = (HandleEntry *) handle;
 
@@ -218,100 +241,6 @@ kfdw_discard_handle(KafkaHandle *handle)
 		kfdw_scoped_remove(&checked_out, handle);
 	handle_entries = list_delete_ptr(handle_entries, entry);
 	destroy_handle(entry);
-}
-
-static HandleEntry *
-create_handle(Oid serverid, Oid userid, KafkaHandleKind kind)
-{
-	ForeignServer *server = GetForeignServer(serverid);
-	UserMapping *user = NULL;
-	KafkaServerOptions sopts;
-	HeapTuple	umtuple;
-	HandleEntry *entry;
-	rd_kafka_conf_t *conf;
-	rd_kafka_t *rk;
-	char		errstr[512];
-
-	kfdw_get_server_options(server, &sopts);
-
-	umtuple = lookup_user_mapping(userid, serverid);
-	if (HeapTupleIsValid(umtuple))
-	{
-		/* finds the same mapping: the user's own, else PUBLIC */
-		ReleaseSysCache(umtuple);
-		user = GetUserMapping(userid, serverid);
-	}
-
-	entry = MemoryContextAllocZero(TopMemoryContext, sizeof(HandleEntry));
-	entry->handle.kind = kind;
-	entry->handle.serverid = serverid;
-	entry->handle.userid = userid;
-	entry->handle.brokers = MemoryContextStrdup(TopMemoryContext, sopts.brokers);
-	entry->handle.connect_timeout_ms = sopts.connect_timeout_ms;
-	entry->server_hashvalue =
-		GetSysCacheHashValue1(FOREIGNSERVEROID, ObjectIdGetDatum(serverid));
-	entry->mapping_hashvalue = user ?
-		GetSysCacheHashValue1(USERMAPPINGOID, ObjectIdGetDatum(user->umid)) : 0;
-
-	PG_TRY();
-	{
-		conf = kfdw_build_conf(server, user, kind);
-	}
-	PG_CATCH();
-	{
-		pfree(entry->handle.brokers);
-		pfree(entry);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-
-	/*
-	 * The backend's transactional id, made unique per server and user too:
-	 * a transaction that publishes through two transactional producers (two
-	 * servers, or a SECURITY DEFINER function) must not fence either.
-	 */
-	if (kind == KFDW_HANDLE_TXN_PRODUCER)
-	{
-		char		txnid[256];
-		size_t		size = sizeof(txnid);
-
-		if (rd_kafka_conf_get(conf, "transactional.id", txnid, &size) ==
-			RD_KAFKA_CONF_OK)
-		{
-			char	   *unique = psprintf("%s-%u-%u", txnid, serverid, userid);
-
-			(void) rd_kafka_conf_set(conf, "transactional.id", unique,
-									 errstr, sizeof(errstr));
-			pfree(unique);
-		}
-	}
-
-	rd_kafka_conf_set_log_cb(conf, log_cb);
-	rd_kafka_conf_set_error_cb(conf, error_cb);
-	/* delivery reports are served by rd_kafka_poll() from the backend */
-	if (kind != KFDW_HANDLE_CONSUMER)
-		rd_kafka_conf_set_dr_msg_cb(conf, kfdw_delivery_report);
-	rd_kafka_conf_set_opaque(conf, &entry->handle);
-
-	/* rd_kafka_new takes the configuration, on success only */
-	rk = rd_kafka_new(kind == KFDW_HANDLE_CONSUMER ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER,
-					  conf, errstr, sizeof(errstr));
-	if (rk == NULL)
-	{
-		rd_kafka_conf_destroy(conf);
-		pfree(entry->handle.brokers);
-		pfree(entry);
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
-				 errmsg("could not create a Kafka client for server \"%s\"",
-						server->servername),
-				 errdetail_internal("%s", errstr)));
-	}
-	/* logs go to the main queue, served by kfdw_serve_events() */
-	rd_kafka_set_log_queue(rk, NULL);
-	entry->handle.rk = rk;
-
-	return entry;
 }
 
 static void
@@ -353,14 +282,7 @@ free_handle(HandleEntry *entry)
 	/* messages and queues first: the client waits for them to go */
 	kfdw_consumer_close(&entry->handle);
 	kfdw_wait_close(&entry->handle);
-	/* a consumer leaves no group: scans never join one */
-	if (entry->handle.rk)
-		rd_kafka_destroy_flags(entry->handle.rk,
-							   RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-	if (entry->handle.private)
-		pfree(entry->handle.private);
-	pfree(entry->handle.brokers);
-	pfree(entry);
+	kfdw_client_free(&entry->handle);
 }
 
 /* Free the destroyed handles whose blocking call has returned since */
@@ -378,153 +300,6 @@ reap_zombies(void)
 		zombie_entries = foreach_delete_current(zombie_entries, lc);
 		free_handle(e);
 	}
-}
-
-/*
- * The user mapping for userid, or else the PUBLIC one; invalid if none.
- */
-static HeapTuple
-lookup_user_mapping(Oid userid, Oid serverid)
-{
-	HeapTuple	tp;
-
-	tp = SearchSysCache2(USERMAPPINGUSERSERVER,
-						 ObjectIdGetDatum(userid), ObjectIdGetDatum(serverid));
-	if (!HeapTupleIsValid(tp))
-		tp = SearchSysCache2(USERMAPPINGUSERSERVER,
-							 ObjectIdGetDatum(InvalidOid),
-							 ObjectIdGetDatum(serverid));
-	return tp;
-}
-
-/*
- * Serve what librdkafka queued for the backend: logs, errors and, for
- * producers, delivery reports.  Never waits.
- */
-void
-kfdw_serve_events(KafkaHandle *handle)
-{
-	rd_kafka_poll(handle->rk, 0);
-}
-
-/*
- * librdkafka's log callback.  With log.queue set it runs only in the thread
- * that polls the main queue: the backend.
- */
-static void
-log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-	/* syslog levels: 0-4 are emergencies to warnings */
-	elog(level <= 4 ? LOG : DEBUG1, "librdkafka: %s: %s", fac, buf);
-}
-
-/*
- * librdkafka's error callback, served from the backend by rd_kafka_poll().
- * Remembers the error for the message of a later ERROR; never throws.
- */
-static void
-error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-	KafkaHandle *handle = (KafkaHandle *) opaque;
-
-	handle->last_err = (rd_kafka_resp_err_t) err;
-	strlcpy(handle->last_errstr, reason, sizeof(handle->last_errstr));
-	if (err == RD_KAFKA_RESP_ERR__FATAL)
-	{
-		handle->last_err_fatal = true;
-		handle->stale = true;
-		handle->last_err = rd_kafka_fatal_error(rk, handle->last_errstr,
-												sizeof(handle->last_errstr));
-	}
-	elog(DEBUG1, "librdkafka error: %s", reason);
-}
-
-/*
- * Map a librdkafka error to a SQLSTATE.
- */
-int
-kfdw_errcode(rd_kafka_resp_err_t err)
-{
-	switch (err)
-	{
-		case RD_KAFKA_RESP_ERR__TRANSPORT:
-		case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
-		case RD_KAFKA_RESP_ERR__RESOLVE:
-		case RD_KAFKA_RESP_ERR__TIMED_OUT:
-		case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
-		case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
-		case RD_KAFKA_RESP_ERR_BROKER_NOT_AVAILABLE:
-		case RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION:
-		case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
-		case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
-		case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
-		case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
-			return ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION;
-		case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-		case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-			return ERRCODE_FDW_TABLE_NOT_FOUND;
-		case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
-			return ERRCODE_FDW_INVALID_DESCRIPTOR_FIELD_IDENTIFIER;
-		case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-		case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
-		case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
-		case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
-			return ERRCODE_INSUFFICIENT_PRIVILEGE;
-		case RD_KAFKA_RESP_ERR__AUTHENTICATION:
-		case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
-			return ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
-		case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-		case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-			return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
-		case RD_KAFKA_RESP_ERR__QUEUE_FULL:
-			return ERRCODE_FDW_OUT_OF_MEMORY;
-		case RD_KAFKA_RESP_ERR__INVALID_ARG:
-		case RD_KAFKA_RESP_ERR_INVALID_MSG:
-			return ERRCODE_FDW_INVALID_STRING_FORMAT;
-		case RD_KAFKA_RESP_ERR__FENCED:
-		case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
-		case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
-		case RD_KAFKA_RESP_ERR_INVALID_TXN_STATE:
-			return ERRCODE_T_R_SERIALIZATION_FAILURE;
-		default:
-			return ERRCODE_FDW_ERROR;
-	}
-}
-
-/* Is this error one of not reaching the brokers? */
-static bool
-is_transport_error(rd_kafka_resp_err_t err)
-{
-	return kfdw_errcode(err) == ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION;
-}
-
-/*
- * Report a librdkafka error at elevel, with the SQLSTATE that fits it.
- * message is the primary message; errstr, or else librdkafka's text for
- * err, goes in the detail.  Transport errors name the brokers (never the
- * credentials) and say what librdkafka last saw.
- */
-void
-kfdw_report_error(int elevel, KafkaHandle *handle, rd_kafka_resp_err_t err,
-				  const char *errstr, const char *message)
-{
-	const char *detail = errstr ? errstr : rd_kafka_err2str(err);
-
-	if (handle && is_transport_error(err))
-		ereport(elevel,
-				(errcode(kfdw_errcode(err)),
-				 errmsg_internal("%s", message),
-				 handle->last_errstr[0] != '\0'
-				 ? errdetail_internal("%s (brokers \"%s\": %s)", detail,
-									  handle->brokers, handle->last_errstr)
-				 : errdetail_internal("%s (brokers \"%s\")", detail,
-									  handle->brokers),
-				 errhint("Check that the brokers are reachable, or raise the server option \"connect_timeout_ms\".")));
-	else
-		ereport(elevel,
-				(errcode(kfdw_errcode(err)),
-				 errmsg_internal("%s", message),
-				 errdetail_internal("%s", detail)));
 }
 
 /*
@@ -585,9 +360,12 @@ kfdw_get_metadata(KafkaHandle *handle, const char *topic)
 			err = handle->last_err;
 		if (err == RD_KAFKA_RESP_ERR__TIMED_OUT)
 			err = RD_KAFKA_RESP_ERR__TRANSPORT;
-		kfdw_report_error(ERROR, handle, err, NULL,
-						  psprintf("could not get metadata from Kafka brokers \"%s\" within %d ms",
-								   handle->brokers, handle->connect_timeout_ms));
+		ereport(ERROR,
+				(errcode(kfdw_errcode(err)),
+				 errmsg("could not get metadata from Kafka brokers \"%s\" within %d ms",
+						handle->brokers, handle->connect_timeout_ms),
+				 kfdw_errdetail_kafka(handle, err, NULL),
+				 kfdw_errhint_kafka(handle, err)));
 	}
 
 	if (topic && md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -599,9 +377,11 @@ kfdw_get_metadata(KafkaHandle *handle, const char *topic)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_TABLE_NOT_FOUND),
 					 errmsg("Kafka topic \"%s\" does not exist", topic)));
-		kfdw_report_error(ERROR, handle, terr, NULL,
-						  psprintf("could not get metadata for Kafka topic \"%s\"",
-								   topic));
+		ereport(ERROR,
+				(errcode(kfdw_errcode(terr)),
+				 errmsg("could not get metadata for Kafka topic \"%s\"", topic),
+				 kfdw_errdetail_kafka(handle, terr, NULL),
+				 kfdw_errhint_kafka(handle, terr)));
 	}
 
 	return md;
@@ -771,8 +551,12 @@ calls_returned(HandleEntry *entry)
 }
 
 /*
- * Syscache invalidation: a server or user mapping changed, so the handles
- * built from it are re-made at their next use (or when given back).
+ * Syscache invalidation: a server or a user mapping changed, or the cache
+ * was reset.  Any change of a user mapping may change which mapping a
+ * handle should use (a user's own mapping, created or dropped, replaces or
+ * uncovers the PUBLIC one), so every handle compares what it was built from
+ * with the catalogs at the next checkout (check_options, in a transaction):
+ * one that differs is re-made then, or once it is given back.
  */
 static void
 inval_callback(Datum arg, int cacheid, uint32 hashvalue)
@@ -780,26 +564,14 @@ inval_callback(Datum arg, int cacheid, uint32 hashvalue)
 	ListCell   *lc;
 
 	foreach(lc, handle_entries)
-	{
-		HandleEntry *e = (HandleEntry *) lfirst(lc);
-
-		/*
-		 * Any change of a user mapping may change which mapping a handle
-		 * should use: a user's own mapping, created or dropped, replaces or
-		 * uncovers the PUBLIC one.  Mappings rarely change, so every handle
-		 * is re-made.
-		 */
-		if (hashvalue == 0 || cacheid == USERMAPPINGOID ||
-			(cacheid == FOREIGNSERVEROID && e->server_hashvalue == hashvalue))
-			e->handle.stale = true;
-	}
+		((HandleEntry *) lfirst(lc))->check_options = true;
 }
 
 /* A consumer still checked out when its (sub)transaction ended */
 static void
 discard_checked_out(void *object)
 {
-	kfdw_discard_handle((KafkaHandle *) object);
+	discard_handle((KafkaHandle *) object);
 }
 
 static void

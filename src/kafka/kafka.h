@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * kafka.h
- *		  The Kafka client layer: librdkafka handles made from a server and a user
- *		  mapping, their events, errors and waits
+ *		  The Kafka client layer: librdkafka configuration from a server and a user
+ *		  mapping, the handles made from it, their events, errors and waits, and
+ *		  producing with delivery accounting
  *
  * IDENTIFICATION
  *		  src/kafka/kafka.h
@@ -20,6 +21,7 @@
 #include "access/xact.h"
 #include "datatype/timestamp.h"
 #include "foreign/foreign.h"
+#include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
 #include "portability/instr_time.h"
 
@@ -62,10 +64,8 @@ typedef struct KafkaServerOptions
 } KafkaServerOptions;
 
 /*
- * A librdkafka client handle, owned by the handle cache of connection.c.
- *
- * librdkafka's threads never call into PostgreSQL: logs and errors are put on
- * the handle's main queue and served by kfdw_serve_events() from the backend.
+ * What a client is for.  Its user says so when it asks for one, with the
+ * rest of a KafkaClientSpec.
  */
 typedef enum KafkaHandleKind
 {
@@ -74,7 +74,51 @@ typedef enum KafkaHandleKind
 	KFDW_HANDLE_TXN_PRODUCER	/* transactional producer, one per backend */
 } KafkaHandleKind;
 
-typedef struct KafkaHandle
+typedef struct KafkaHandle KafkaHandle;
+
+/* librdkafka's delivery report callback; opaque is the KafkaHandle */
+typedef void (*KafkaDeliveryCallback) (rd_kafka_t *rk,
+									   const rd_kafka_message_t *msg,
+									   void *opaque);
+
+/*
+ * Told of an error that librdkafka reports about the client (brokers down,
+ * a fatal error), after the handle recorded it in last_err; runs in the
+ * backend, from kfdw_serve_events() or a wait, and must not throw.
+ */
+typedef void (*KafkaErrorCallback) (KafkaHandle *handle, int err,
+									const char *reason);
+
+/*
+ * What the user of a client asks of it, beyond the server's options and the
+ * user mapping's.  Zeroed fields take the defaults.
+ */
+typedef struct KafkaClientSpec
+{
+	KafkaHandleKind kind;
+	const char *client_id;		/* client.id unless the server sets one;
+								 * NULL: "kafka_fdw" */
+	const char *transactional_id;	/* for KFDW_HANDLE_TXN_PRODUCER */
+	KafkaDeliveryCallback on_delivery;	/* producers */
+	KafkaErrorCallback on_error;	/* or NULL */
+
+	/*
+	 * librdkafka properties the user of the client relies on, set over the
+	 * server's and the user mapping's: name, value, ..., NULL.  Compared by
+	 * address when a cached handle is looked for.
+	 */
+	const char *const *settings;
+} KafkaClientSpec;
+
+/*
+ * A librdkafka client handle made from a server and a user mapping, by
+ * kfdw_client_new() (client.c) for its owner, or by the backend's handle
+ * cache (connection.c).
+ *
+ * librdkafka's threads never call into PostgreSQL: logs and errors are put on
+ * the handle's main queue and served by kfdw_serve_events() from the backend.
+ */
+struct KafkaHandle
 {
 	rd_kafka_t *rk;
 	KafkaHandleKind kind;
@@ -84,15 +128,19 @@ typedef struct KafkaHandle
 	int			connect_timeout_ms;
 	bool		busy;			/* checked out (consumers) */
 	int			pins;			/* holders that keep it alive (producers) */
-	bool		stale;			/* server or user mapping changed */
+	bool		stale;			/* server or user mapping changed, or the
+								 * client is unusable */
 	/* last error reported by librdkafka's error callback */
 	rd_kafka_resp_err_t last_err;
 	char		last_errstr[512];
-	bool		last_err_fatal;
 	void	   *private;		/* for the owner of the handle */
+
+	/* what the client was made for and from (client.c) */
+	KafkaClientSpec spec;		/* its strings copied */
+	char	   *signature;		/* the options it was built from */
 	struct KafkaWaiter *waiter; /* wait.c: wake-up pipe, or NULL */
 	struct KafkaBatch *batch;	/* consumer.c: fetched messages, or NULL */
-} KafkaHandle;
+};
 
 /*
  * What a backend waits for, as pg_stat_activity shows it (see compat.h:
@@ -157,27 +205,83 @@ typedef struct KafkaScopedList
 	KafkaScopedRelease release;
 } KafkaScopedList;
 
-/* in fdw/option.c: the server's options and the librdkafka configuration */
+
+/*
+ * Delivery accounting of a group of produced messages (produce.c): the
+ * messages of a statement, of a Kafka transaction, or of a CDC stream.
+ */
+typedef struct KafkaDelivery
+{
+	int64		outstanding;	/* produced, not yet reported */
+	int64		produced;
+	int64		failed;
+	rd_kafka_resp_err_t first_err;
+	int32		first_partition;
+	char		first_topic[256];
+	char		first_errstr[256];
+	bool		owner_gone;		/* freed by its last delivery report */
+	bool		stalled;		/* purged: no report within the timeout */
+	int			timeout_ms;		/* message.timeout.ms of the producer */
+	instr_time	last_progress;	/* last report, or first message since */
+	/* the last successful report, for RETURNING */
+	int32		partition;
+	int64		offset;
+} KafkaDelivery;
+
+/* A message to produce (produce.c) */
+typedef struct KafkaOutMessage
+{
+	rd_kafka_topic_t *rkt;		/* the topic, or NULL: topic by name */
+	const char *topic;
+	int32		partition;		/* RD_KAFKA_PARTITION_UA: the partitioner's */
+	int64		timestamp;		/* milliseconds since 1970; 0: now */
+	const char *key;
+	int			keylen;			/* -1: no key */
+	const char *value;
+	int			valuelen;		/* -1: null value (a tombstone) */
+	rd_kafka_headers_t *headers;	/* or NULL; kfdw_produce() takes it */
+	void	   *opaque;			/* the message's, for its delivery report */
+} KafkaOutMessage;
+
+/* in config.c: server and user mapping options, librdkafka configuration */
 extern void kfdw_get_server_options(ForeignServer *server,
 									KafkaServerOptions *opts);
+extern void kfdw_validate_server_options(List *options);
+extern void kfdw_validate_mapping_options(List *options);
+extern void kfdw_check_mapping_conf(ForeignServer *server, List *user_options);
 extern rd_kafka_conf_t *kfdw_build_conf(ForeignServer *server,
 										UserMapping *user,
-										KafkaHandleKind kind);
-extern bool kfdw_is_secret_option(const char *name);
+										const KafkaClientSpec *spec);
+extern int	kfdw_get_int_option(DefElem *def, int min);
+extern bool kfdw_get_bool_option(DefElem *def);
 
-/* in connection.c */
-extern KafkaHandle *kfdw_acquire_handle(Oid serverid, Oid userid,
-										KafkaHandleKind kind);
-extern void kfdw_release_handle(KafkaHandle *handle);
-extern void kfdw_discard_handle(KafkaHandle *handle);
-extern void kfdw_pin_handle(KafkaHandle *handle);
-extern void kfdw_unpin_handle(KafkaHandle *handle);
+/* in client.c: making clients, their events, errors */
+extern KafkaHandle *kfdw_client_new(ForeignServer *server, Oid userid,
+									const KafkaClientSpec *spec, Size size);
+extern void kfdw_client_free(KafkaHandle *handle);
+extern bool kfdw_client_matches(KafkaHandle *handle,
+								const KafkaClientSpec *spec);
+extern bool kfdw_client_changed(KafkaHandle *handle, ForeignServer *server);
 extern void kfdw_serve_events(KafkaHandle *handle);
+extern rd_kafka_resp_err_t kfdw_fatal_error(KafkaHandle *handle,
+											char *errstr, size_t size);
 extern int	kfdw_errcode(rd_kafka_resp_err_t err);
+extern int	kfdw_errdetail_kafka(KafkaHandle *handle, rd_kafka_resp_err_t err,
+								 const char *errstr);
+extern int	kfdw_errhint_kafka(KafkaHandle *handle, rd_kafka_resp_err_t err);
 extern void kfdw_report_error(int elevel, KafkaHandle *handle,
 							  rd_kafka_resp_err_t err,
 							  const char *errstr,
 							  const char *message);
+
+/* in connection.c: the handle cache of a backend, blocking requests */
+extern KafkaHandle *kfdw_acquire_client(Oid serverid, Oid userid,
+										const KafkaClientSpec *spec);
+extern KafkaHandle *kfdw_acquire_handle(Oid serverid, Oid userid,
+										KafkaHandleKind kind);
+extern void kfdw_release_handle(KafkaHandle *handle);
+extern void kfdw_pin_handle(KafkaHandle *handle);
+extern void kfdw_unpin_handle(KafkaHandle *handle);
 extern const rd_kafka_metadata_t *kfdw_get_metadata(KafkaHandle *handle,
 													const char *topic);
 extern rd_kafka_resp_err_t kfdw_offsets_for_times(KafkaHandle *handle,
@@ -218,5 +322,22 @@ extern void kfdw_scoped_subxact_end(KafkaScopedList *list,
 									SubXactEvent event,
 									SubTransactionId mySubid,
 									SubTransactionId parentSubid);
+
+/* in produce.c: producing, and delivery accounting */
+extern rd_kafka_resp_err_t kfdw_produce(KafkaHandle *handle,
+										const KafkaOutMessage *msg,
+										KafkaDelivery *d, char *errstr,
+										size_t errstr_size);
+extern void kfdw_delivery_report(rd_kafka_t *rk,
+								 const rd_kafka_message_t *rkmessage,
+								 void *opaque);
+extern void kfdw_delivery_record(KafkaDelivery *d,
+								 const rd_kafka_message_t *rkmessage);
+extern KafkaDelivery *kfdw_delivery_new(KafkaHandle *handle);
+extern void kfdw_delivery_release(KafkaDelivery *d);
+extern void kfdw_delivery_wait(KafkaHandle *handle, KafkaDelivery *d);
+extern void kfdw_delivery_check_stall(KafkaHandle *handle, KafkaDelivery *d);
+extern int	kfdw_message_timeout_ms(KafkaHandle *handle);
+extern int	kfdw_producer_partitions(KafkaHandle *handle, const char *topic);
 
 #endif							/* KFDW_KAFKA_H */
