@@ -14,6 +14,7 @@
 
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "datatype/timestamp.h"
 #include "foreign/fdwapi.h"
 #include "kafka/kafka.h"
@@ -52,6 +53,39 @@ typedef enum KafkaPushdownField
 	KFDW_FIELD_OFFSET,
 	KFDW_FIELD_TIMESTAMP
 } KafkaPushdownField;
+
+/*
+ * The partition and offset columns are int2, int4 or int8 (option.c checks
+ * them), and so are the values pushed down against them.  typid is a base
+ * type, not a domain.
+ */
+static inline bool
+kfdw_is_int_type(Oid typid)
+{
+	return typid == INT2OID || typid == INT4OID || typid == INT8OID;
+}
+
+/* A partition or offset as a Datum of the integer type typid */
+static inline Datum
+kfdw_int_to_datum(int64 value, Oid typid)
+{
+	if (typid == INT8OID)
+		return Int64GetDatum(value);
+	if (typid == INT2OID)
+		return Int16GetDatum((int16) value);
+	return Int32GetDatum((int32) value);
+}
+
+/* The value of a Datum of the integer type typid */
+static inline int64
+kfdw_datum_to_int(Datum value, Oid typid)
+{
+	if (typid == INT8OID)
+		return DatumGetInt64(value);
+	if (typid == INT2OID)
+		return DatumGetInt16(value);
+	return DatumGetInt32(value);
+}
 
 /* Indexes of the items of a ForeignScan's fdw_private */
 enum KafkaFdwPrivateIndex

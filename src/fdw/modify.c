@@ -444,12 +444,7 @@ returning_slot(KafkaModifyState *st, TupleTableSlot *slot, bool known,
 		Oid			typid = getBaseType(opts->columns[attnum - 1].typid);
 
 		ret->tts_isnull[attnum - 1] = (partition < 0);
-		if (typid == INT8OID)
-			ret->tts_values[attnum - 1] = Int64GetDatum(partition);
-		else if (typid == INT2OID)
-			ret->tts_values[attnum - 1] = Int16GetDatum(partition);
-		else
-			ret->tts_values[attnum - 1] = Int32GetDatum(partition);
+		ret->tts_values[attnum - 1] = kfdw_int_to_datum(partition, typid);
 	}
 	attnum = opts->offset_attnum;
 	if (attnum != InvalidAttrNumber)

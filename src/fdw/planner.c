@@ -5,7 +5,7 @@
  *		  IMPORT FOREIGN SCHEMA
  *
  * Quals on the partition and offset columns become a tree of ranges that
- * scan.c evaluates per partition at scan start (so that parameters and
+ * ranges.c evaluates per partition at scan start (so that parameters and
  * stable expressions are known); lower bounds on the timestamp column go
  * through offsets-for-times.  Every qual also stays in the plan's local
  * quals, so pushdown can make a scan cheaper but never wrong.
@@ -43,7 +43,7 @@
 typedef struct KafkaPlanState
 {
 	KafkaTableOptions opts;
-	List	   *pushdown;		/* tree, see kafka_fdw.h */
+	List	   *pushdown;		/* tree, see fdw.h */
 	List	   *ts_bounds;		/* (strategy, value index) pairs */
 	List	   *values;			/* the Exprs the tree refers to */
 	List	   *inexact;		/* RestrictInfos not enforced by pushdown */
@@ -79,7 +79,11 @@ static bool match_comparison(KafkaPlanState *ps, RelOptInfo *baserel,
 static int	column_field(KafkaPlanState *ps, RelOptInfo *baserel, Expr *expr);
 static bool is_pushable_value(Expr *expr);
 static bool only_extern_params(Node *node, void *context);
+static int	btree_strategy(Oid opno);
+static int	add_value(KafkaPlanState *ps, Expr *value);
 static List *make_leaf(KafkaPushdownKind kind);
+static List *make_cmp(KafkaPlanState *ps, int field, int strategy,
+					  Expr *value);
 
 void
 kfdw_set_plan_routines(FdwRoutine *routine)
@@ -260,11 +264,31 @@ kafkaGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 							ps->values, fdw_private, NIL, NIL, outer_plan);
 }
 
+/*
+ * Add a value the pushdown refers to (evaluated at scan start, it goes to
+ * the plan's fdw_exprs); the result is its index.
+ */
+static int
+add_value(KafkaPlanState *ps, Expr *value)
+{
+	ps->values = lappend(ps->values, value);
+	return list_length(ps->values) - 1;
+}
+
 /* A list node of the pushdown tree with no arguments */
 static List *
 make_leaf(KafkaPushdownKind kind)
 {
 	return list_make1(makeInteger(kind));
+}
+
+/* A comparison of a field with a value: "field <strategy> value" */
+static List *
+make_cmp(KafkaPlanState *ps, int field, int strategy, Expr *value)
+{
+	return list_make4(makeInteger(KFDW_PD_CMP), makeInteger(field),
+					  makeInteger(strategy),
+					  makeInteger(add_value(ps, value)));
 }
 
 /*
@@ -320,18 +344,16 @@ pushdown_clause(KafkaPlanState *ps, RelOptInfo *baserel, Expr *clause,
 					 strategy == BTGreaterStrategyNumber ||
 					 strategy == BTEqualStrategyNumber))
 				{
-					ps->values = lappend(ps->values, value);
+					int			index = add_value(ps, value);
+
 					ps->ts_bounds = lappend(ps->ts_bounds,
 											list_make2(makeInteger(strategy),
-													   makeInteger(list_length(ps->values) - 1)));
+													   makeInteger(index)));
 				}
 				return make_leaf(KFDW_PD_TRUE);
 			}
-			ps->values = lappend(ps->values, value);
 			*exact = true;
-			return list_make4(makeInteger(KFDW_PD_CMP), makeInteger(field),
-							  makeInteger(strategy),
-							  makeInteger(list_length(ps->values) - 1));
+			return make_cmp(ps, field, strategy, value);
 		}
 	}
 
@@ -342,24 +364,15 @@ pushdown_clause(KafkaPlanState *ps, RelOptInfo *baserel, Expr *clause,
 		Expr	   *right = lsecond(saop->args);
 		int			field = column_field(ps, baserel, left);
 		Oid			elemtype = get_element_type(exprType((Node *) right));
-		List	   *interp;
 
 		if (saop->useOr &&
 			(field == KFDW_FIELD_PARTITION || field == KFDW_FIELD_OFFSET) &&
-			(elemtype == INT2OID || elemtype == INT4OID || elemtype == INT8OID) &&
-			is_pushable_value(right))
+			kfdw_is_int_type(elemtype) &&
+			is_pushable_value(right) &&
+			btree_strategy(saop->opno) == BTEqualStrategyNumber)
 		{
-			interp = get_op_btree_interpretation(saop->opno);
-			if (interp != NIL &&
-				((OpBtreeInterpretation *) linitial(interp))->strategy ==
-				BTEqualStrategyNumber)
-			{
-				ps->values = lappend(ps->values, right);
-				*exact = true;
-				return list_make4(makeInteger(KFDW_PD_CMP), makeInteger(field),
-								  makeInteger(0),
-								  makeInteger(list_length(ps->values) - 1));
-			}
+			*exact = true;
+			return make_cmp(ps, field, 0, right);
 		}
 	}
 
@@ -376,8 +389,6 @@ match_comparison(KafkaPlanState *ps, RelOptInfo *baserel, Oid opno,
 				 Expr *left, Expr *right, int *field, int *strategy,
 				 Expr **value)
 {
-	List	   *interp;
-	OpBtreeInterpretation *bt;
 	bool		commuted = false;
 	Oid			valtype;
 
@@ -407,19 +418,29 @@ match_comparison(KafkaPlanState *ps, RelOptInfo *baserel, Oid opno,
 			valtype != DATEOID)
 			return false;
 	}
-	else if (valtype != INT2OID && valtype != INT4OID && valtype != INT8OID)
+	else if (!kfdw_is_int_type(valtype))
 		return false;
 
-	interp = get_op_btree_interpretation(opno);
-	if (interp == NIL)
-		return false;
-	bt = (OpBtreeInterpretation *) linitial(interp);
-	*strategy = bt->strategy;
+	*strategy = btree_strategy(opno);
 	if (*strategy < BTLessStrategyNumber || *strategy > BTGreaterStrategyNumber)
 		return false;
 	if (commuted)
 		*strategy = BTMaxStrategyNumber + 1 - *strategy;	/* < becomes > */
 	return true;
+}
+
+/*
+ * The btree strategy of an operator, as the first operator family that has
+ * it says, or InvalidStrategy
+ */
+static int
+btree_strategy(Oid opno)
+{
+	List	   *interp = get_op_btree_interpretation(opno);
+
+	if (interp == NIL)
+		return InvalidStrategy;
+	return ((OpBtreeInterpretation *) linitial(interp))->strategy;
 }
 
 /* Which pushdown field a column reference is, or -1 */

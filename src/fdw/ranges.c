@@ -42,7 +42,11 @@ typedef struct PushdownValue
 	int64	   *vals;
 } PushdownValue;
 
-/* An offset range computed from the pushdown for one partition */
+/*
+ * A range of offsets computed from the pushdown for one partition.  Sets
+ * of offsets are only ever ranges: a union of disjoint ones is their hull,
+ * which holds more than asked for and so is not exact.
+ */
 typedef struct OffsetSet
 {
 	int64		lo;				/* [lo, hi); empty when lo >= hi */
@@ -50,16 +54,25 @@ typedef struct OffsetSet
 	bool		exact;			/* exactly the offsets the quals accept */
 } OffsetSet;
 
+static const OffsetSet all_offsets = {0, PG_INT64_MAX, true};
+static const OffsetSet no_offsets = {0, 0, true};
+
 
 static void retry_offsets_request(KafkaHandle *handle,
 								  rd_kafka_topic_partition_list_t *list,
 								  int64 *query, const char *what);
 static PushdownValue *convert_values(int n, Datum *values, bool *nulls,
 									 bool *known, Oid *types);
-static OffsetSet offset_cmp(int strategy, int64 v);
+static OffsetSet set_compare(int strategy, int64 v);
 static bool set_empty(OffsetSet s);
+static bool set_contains(OffsetSet s, int64 v);
+static OffsetSet set_intersect(OffsetSet a, OffsetSet b);
+static OffsetSet set_union(OffsetSet a, OffsetSet b);
 static OffsetSet eval_pushdown(List *node, int32 partition,
 							   PushdownValue *values);
+static OffsetSet partition_offsets(List *pushdown, int32 partition,
+								   PushdownValue *values,
+								   int64 low, int64 high);
 static void apply_ts_bound(KafkaHandle *handle, const char *topic,
 						   TimestampTz bound, KafkaPartitionRange *ranges,
 						   int n);
@@ -265,13 +278,9 @@ convert_values(int n, Datum *values, bool *nulls, bool *known, Oid *types)
 			switch (typid)
 			{
 				case INT2OID:
-					v = DatumGetInt16(elems[j]);
-					break;
 				case INT4OID:
-					v = DatumGetInt32(elems[j]);
-					break;
 				case INT8OID:
-					v = DatumGetInt64(elems[j]);
+					v = kfdw_datum_to_int(elems[j], typid);
 					break;
 				case TIMESTAMPOID:
 					v = DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz,
@@ -291,11 +300,15 @@ convert_values(int n, Datum *values, bool *nulls, bool *known, Oid *types)
 	return result;
 }
 
-/* Offsets accepted by a comparison "offset <strategy> v" */
+/*
+ * Offsets accepted by a comparison "offset <strategy> v" (the partition
+ * is compared the same way: partitions, like offsets, are never negative)
+ */
 static OffsetSet
-offset_cmp(int strategy, int64 v)
+set_compare(int strategy, int64 v)
 {
-	OffsetSet	s = {0, PG_INT64_MAX, true};
+	OffsetSet	s = all_offsets;
+	int64		after = v < PG_INT64_MAX ? v + 1 : v;	/* first offset > v */
 
 	switch (strategy)
 	{
@@ -303,17 +316,17 @@ offset_cmp(int strategy, int64 v)
 			s.hi = v;
 			break;
 		case BTLessEqualStrategyNumber:
-			s.hi = v < PG_INT64_MAX ? v + 1 : v;
+			s.hi = after;
 			break;
 		case BTEqualStrategyNumber:
 			s.lo = v;
-			s.hi = v < PG_INT64_MAX ? v + 1 : v;
+			s.hi = after;
 			break;
 		case BTGreaterEqualStrategyNumber:
 			s.lo = v;
 			break;
 		case BTGreaterStrategyNumber:
-			s.lo = v < PG_INT64_MAX ? v + 1 : v;
+			s.lo = after;
 			break;
 	}
 	return s;
@@ -325,6 +338,40 @@ set_empty(OffsetSet s)
 	return s.lo >= s.hi;
 }
 
+static bool
+set_contains(OffsetSet s, int64 v)
+{
+	return s.lo <= v && v < s.hi;
+}
+
+/* The offsets in both sets; an empty result keeps its bounds */
+static OffsetSet
+set_intersect(OffsetSet a, OffsetSet b)
+{
+	OffsetSet	r;
+
+	r.lo = Max(a.lo, b.lo);
+	r.hi = Min(a.hi, b.hi);
+	r.exact = a.exact && b.exact;
+	return r;
+}
+
+/* The offsets in either set: the hull, not exact when they are disjoint */
+static OffsetSet
+set_union(OffsetSet a, OffsetSet b)
+{
+	OffsetSet	r;
+
+	if (set_empty(b))
+		return a;
+	if (set_empty(a))
+		return b;
+	r.lo = Min(a.lo, b.lo);
+	r.hi = Max(a.hi, b.hi);
+	r.exact = a.exact && b.exact && !(b.lo > a.hi || a.lo > b.hi);
+	return r;
+}
+
 /*
  * Evaluate the pushdown tree for one partition into the range of offsets
  * to read.  A range can only be wider than what the quals accept (an OR of
@@ -334,56 +381,30 @@ set_empty(OffsetSet s)
 static OffsetSet
 eval_pushdown(List *node, int32 partition, PushdownValue *values)
 {
-	OffsetSet	all = {0, PG_INT64_MAX, true};
-	OffsetSet	none = {0, 0, true};
+	OffsetSet	inexact_all = {0, PG_INT64_MAX, false};
 	int			kind = intVal(linitial(node));
 	ListCell   *lc;
 
 	switch (kind)
 	{
 		case KFDW_PD_TRUE:
-			all.exact = false;
-			return all;
+			return inexact_all;
 		case KFDW_PD_AND:
 			{
-				OffsetSet	r = all;
+				OffsetSet	r = all_offsets;
 
 				for_each_from(lc, node, 1)
-				{
-					OffsetSet	c = eval_pushdown((List *) lfirst(lc),
-												  partition, values);
-
-					r.lo = Max(r.lo, c.lo);
-					r.hi = Min(r.hi, c.hi);
-					r.exact = r.exact && c.exact;
-				}
-				if (set_empty(r))
-					return none;
-				return r;
+					r = set_intersect(r, eval_pushdown((List *) lfirst(lc),
+													   partition, values));
+				return set_empty(r) ? no_offsets : r;
 			}
 		case KFDW_PD_OR:
 			{
-				OffsetSet	r = none;
+				OffsetSet	r = no_offsets;
 
 				for_each_from(lc, node, 1)
-				{
-					OffsetSet	c = eval_pushdown((List *) lfirst(lc),
-												  partition, values);
-
-					if (set_empty(c))
-						continue;
-					if (set_empty(r))
-					{
-						r = c;
-						continue;
-					}
-					/* disjoint ranges: read the hull, more than asked for */
-					if (c.lo > r.hi || r.lo > c.hi)
-						r.exact = false;
-					r.lo = Min(r.lo, c.lo);
-					r.hi = Max(r.hi, c.hi);
-					r.exact = r.exact && c.exact;
-				}
+					r = set_union(r, eval_pushdown((List *) lfirst(lc),
+												   partition, values));
 				return r;
 			}
 		case KFDW_PD_CMP:
@@ -391,73 +412,54 @@ eval_pushdown(List *node, int32 partition, PushdownValue *values)
 				int			field = intVal(lsecond(node));
 				int			strategy = intVal(lthird(node));
 				PushdownValue *v = &values[intVal(lfourth(node))];
+				OffsetSet	r = no_offsets;
 				int			i;
 
+				/* not known at plan time */
 				if (v->n < 0)
-				{
-					/* not known at plan time */
-					all.exact = false;
-					return all;
-				}
+					return inexact_all;
+				/* "= ANY (array)": equal to one of the values */
+				if (strategy == 0)
+					strategy = BTEqualStrategyNumber;
 
 				if (field == KFDW_FIELD_PARTITION)
 				{
 					for (i = 0; i < v->n; i++)
 					{
-						int64		p = v->vals[i];
-						bool		match;
-
-						switch (strategy)
-						{
-							case BTLessStrategyNumber:
-								match = partition < p;
-								break;
-							case BTLessEqualStrategyNumber:
-								match = partition <= p;
-								break;
-							case BTGreaterEqualStrategyNumber:
-								match = partition >= p;
-								break;
-							case BTGreaterStrategyNumber:
-								match = partition > p;
-								break;
-							default:
-								match = partition == p;
-								break;
-						}
-						if (match)
-							return all;
+						if (set_contains(set_compare(strategy, v->vals[i]),
+										 partition))
+							return all_offsets;
 					}
-					return none;
+					return no_offsets;
 				}
-				else if (field == KFDW_FIELD_OFFSET)
+				if (field == KFDW_FIELD_OFFSET)
 				{
-					OffsetSet	r = none;
-
-					/* "= ANY (array)": the hull of the values */
 					for (i = 0; i < v->n; i++)
-					{
-						OffsetSet	c = offset_cmp(strategy ? strategy : BTEqualStrategyNumber,
-												   v->vals[i]);
-
-						if (set_empty(r))
-							r = c;
-						else
-						{
-							if (c.lo > r.hi || r.lo > c.hi)
-								r.exact = false;
-							r.lo = Min(r.lo, c.lo);
-							r.hi = Max(r.hi, c.hi);
-						}
-					}
+						r = set_union(r, set_compare(strategy, v->vals[i]));
 					return r;
 				}
-				all.exact = false;
-				return all;
+				return inexact_all;
 			}
 	}
 	elog(ERROR, "unrecognized kafka_fdw pushdown node %d", kind);
-	return none;				/* keep compiler quiet */
+	return no_offsets;			/* keep compiler quiet */
+}
+
+/*
+ * The offsets to read in one partition: its watermarks, narrowed by the
+ * pushdown tree (if any).  exact is the pushdown's: the watermarks only
+ * say where the messages are.
+ */
+static OffsetSet
+partition_offsets(List *pushdown, int32 partition, PushdownValue *values,
+				  int64 low, int64 high)
+{
+	OffsetSet	watermarks = {low, high, true};
+
+	if (pushdown == NIL)
+		return watermarks;
+	return set_intersect(eval_pushdown(pushdown, partition, values),
+						 watermarks);
 }
 
 /*
@@ -495,17 +497,15 @@ kfdw_compute_ranges(KafkaHandle *handle, const char *topic, List *pushdown,
 	for (i = 0; i < nparts; i++)
 	{
 		KafkaPartitionRange *r = &st->ranges[st->nranges];
-		OffsetSet	s = {0, PG_INT64_MAX, true};
+		OffsetSet	s = partition_offsets(pushdown, i, values, low[i], high[i]);
 
-		if (pushdown != NIL)
-			s = eval_pushdown(pushdown, i, values);
 		r->partition = i;
 		r->low = low[i];
 		r->high = high[i];
-		r->start = Max(low[i], s.lo);
-		r->end = Min(high[i], s.hi);
+		r->start = s.lo;
+		r->end = s.hi;
 		exact = exact && s.exact;
-		if (r->start < r->end)
+		if (!set_empty(s))
 			st->nranges++;
 		else
 			st->nskipped++;
@@ -746,17 +746,11 @@ kfdw_estimate_messages(List *pushdown, List *values, int nparts,
 	*nsurviving = 0;
 	for (i = 0; i < nparts; i++)
 	{
-		OffsetSet	s = {0, PG_INT64_MAX, true};
-		int64		start,
-					end;
+		OffsetSet	s = partition_offsets(pushdown, i, pv, low[i], high[i]);
 
-		if (pushdown != NIL)
-			s = eval_pushdown(pushdown, i, pv);
-		start = Max(low[i], s.lo);
-		end = Min(high[i], s.hi);
-		if (start < end)
+		if (!set_empty(s))
 		{
-			total += (double) (end - start);
+			total += (double) (s.hi - s.lo);
 			(*nsurviving)++;
 		}
 	}

@@ -764,9 +764,7 @@ make_row(KafkaScanState *st, rd_kafka_message_t *msg, TupleTableSlot *slot)
 	{
 		Oid			typid = dec->cols[a - 1].basetype;
 
-		values[a - 1] = typid == INT8OID ? Int64GetDatum(msg->partition) :
-			typid == INT2OID ? Int16GetDatum(msg->partition) :
-			Int32GetDatum(msg->partition);
+		values[a - 1] = kfdw_int_to_datum(msg->partition, typid);
 		nulls[a - 1] = false;
 	}
 	if ((a = opts->offset_attnum) != InvalidAttrNumber)
