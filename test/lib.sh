@@ -83,7 +83,7 @@ kfdw_pg_paths()
 {
 	[ -x "$PG_CONFIG" ] || die "PG_CONFIG $PG_CONFIG not found"
 	PGBIN=$("$PG_CONFIG" --bindir)
-	PGPKGLIB=$("$PG_CONFIG" --pkglibdir)  # used by run_tests.sh
+	PGPKGLIB=$("$PG_CONFIG" --pkglibdir)
 	export PGPKGLIB
 }
 
