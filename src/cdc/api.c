@@ -14,8 +14,7 @@
  * kafka_fdw.cdc_drop() stops the worker, drops the slot and forgets the
  * stream.  kafka_fdw.cdc_worker_status() shows the shared-memory status of
  * the workers, for the view kafka_fdw.cdc_status (last errors only to those
- * who may read them).  kfdw_cdc_check_owner() is how a worker checks again
- * that the stream's owner may still stream.
+ * who may read them).  The stream's slot is made, and dropped, by cdc/slot.c.
  *
  * IDENTIFICATION
  *		  src/cdc/api.c
@@ -26,7 +25,6 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "access/xlogutils.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_publication.h"
@@ -38,7 +36,6 @@
 #include "replication/logical.h"
 #include "replication/slot.h"
 #include "storage/latch.h"
-#include "storage/spin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -78,86 +75,6 @@ static bool can_read_error(Oid owner);
 static void cdc_xact_callback(XactEvent event, void *arg);
 static void cdc_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								 SubTransactionId parentSubid, void *arg);
-
-/*
- * The replication slot of a stream: unique in the cluster, made of valid
- * slot-name characters.
- */
-char *
-kfdw_cdc_slot_name(Oid dboid, const char *name)
-{
-	return psprintf("kafka_fdw_%u_%s", dboid, name);
-}
-
-/*
- * Create the ephemeral pgoutput slot slot_name, acquired by this process,
- * and find its consistent point (which waits for the transactions in
- * progress to end).  need_snapshot: the caller takes the slot's initial
- * snapshot from the context's snapshot builder.  The caller frees the
- * context, then persists the slot or lets it go.
- */
-LogicalDecodingContext *
-kfdw_cdc_new_slot(const char *slot_name, bool need_snapshot)
-{
-	LogicalDecodingContext *ctx;
-
-	ReplicationSlotCreate(slot_name, true, RS_EPHEMERAL, false);
-	ctx = CreateInitDecodingContext("pgoutput", NIL, need_snapshot,
-									InvalidXLogRecPtr,
-									XL_ROUTINE(.page_read = read_local_xlog_page,
-											   .segment_open = wal_segment_open,
-											   .segment_close = wal_segment_close),
-									NULL, NULL, NULL);
-	DecodingContextFindStartpoint(ctx);
-	return ctx;
-}
-
-/*
- * Check that the owner of stream name may still stream through server
- * servername: it exists, is superuser or has REPLICATION, and has USAGE on
- * the server (what cdc_create checked).  ERROR if not.  The stream's worker
- * calls it when it starts and every few seconds, since a row of
- * kafka_fdw.cdc_streams is no dependency of the role: DROP ROLE, ALTER ROLE
- * NOREPLICATION or REVOKE USAGE stop the stream this way.
- */
-void
-kfdw_cdc_check_owner(const char *name, Oid owner, const char *servername)
-{
-	bool		own_xact = !IsTransactionState();
-	ForeignServer *server;
-
-	if (own_xact)
-		StartTransactionCommand();
-
-	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("owner role of stream \"%s\" no longer exists", name),
-				 errdetail("The role with OID %u that created the stream was dropped.",
-						   owner),
-				 errhint("Drop the stream with kafka_fdw.cdc_drop() and create it again as another role.")));
-	if (!superuser_arg(owner) && !has_rolreplication(owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("owner %s of stream \"%s\" no longer has the REPLICATION attribute",
-						GetUserNameFromId(owner, false), name),
-				 errhint("Run ALTER ROLE ... REPLICATION as a superuser, or drop the stream.")));
-	server = GetForeignServerByName(servername, true);
-	if (server == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("server \"%s\" of stream \"%s\" does not exist",
-						servername, name)));
-	if (pg_foreign_server_aclcheck(server->serverid, owner, ACL_USAGE) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("owner %s of stream \"%s\" no longer has USAGE on foreign server %s",
-						GetUserNameFromId(owner, false), name, servername),
-				 errhint("Grant USAGE on the server to the owner again, or drop the stream.")));
-
-	if (own_xact)
-		CommitTransactionCommand();
-}
 
 /*
  * kafka_fdw.cdc_create(name, server, publication, topic_prefix, snapshot,
@@ -240,7 +157,7 @@ kafka_fdw_cdc_create(PG_FUNCTION_ARGS)
 				 errhint("Drop the leftover slot with pg_drop_replication_slot() if no stream uses it.")));
 
 	LWLockAcquire(kfdw_cdc_shared->lock, LW_SHARED);
-	for (i = 0; i < KFDW_CDC_MAX_STREAMS; i++)
+	for (i = 0; i < kfdw_cdc_max_streams; i++)
 		have_room |= !kfdw_cdc_shared->streams[i].in_use;
 	LWLockRelease(kfdw_cdc_shared->lock);
 	if (!have_room)
@@ -248,7 +165,8 @@ kafka_fdw_cdc_create(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("too many kafka_fdw streams"),
 				 errdetail("A cluster can have at most %d streams.",
-						   KFDW_CDC_MAX_STREAMS)));
+						   kfdw_cdc_max_streams),
+				 errhint("Raise kafka_fdw.max_streams, which takes effect when the server restarts.")));
 
 	/*
 	 * Without a snapshot, the slot must exist when this transaction commits
@@ -379,38 +297,8 @@ kafka_fdw_cdc_drop(PG_FUNCTION_ARGS)
 		}
 	}
 
-	/*
-	 * Drop the slot once the exiting worker has let go of it (an ephemeral
-	 * slot of an unfinished snapshot disappears by itself).
-	 */
-	for (;;)
-	{
-		ReplicationSlot *slot;
-		pid_t		active_pid = 0;
-
-		LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
-		slot = SearchNamedReplicationSlot(slot_name, false);
-		if (slot)
-		{
-			SpinLockAcquire(&slot->mutex);
-			active_pid = slot->active_pid;
-			SpinLockRelease(&slot->mutex);
-		}
-		LWLockRelease(ReplicationSlotControlLock);
-
-		if (slot == NULL)
-			break;
-		if (active_pid == 0)
-		{
-			ReplicationSlotDrop(slot_name, true);
-			break;
-		}
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 10L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
+	/* drop the slot once the exiting worker has let go of it */
+	kfdw_cdc_drop_slot_when_released(slot_name);
 
 	PG_RETURN_VOID();
 }
@@ -457,7 +345,7 @@ kafka_fdw_cdc_worker_status(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	LWLockAcquire(kfdw_cdc_shared->lock, LW_SHARED);
-	for (i = 0; i < KFDW_CDC_MAX_STREAMS; i++)
+	for (i = 0; i < kfdw_cdc_max_streams; i++)
 	{
 		KafkaCdcStream *s = &kfdw_cdc_shared->streams[i];
 		Datum		values[8];
@@ -592,7 +480,7 @@ check_server(const char *servername)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("server \"%s\" is not a kafka_fdw server", servername)));
-	if (pg_foreign_server_aclcheck(server->serverid, GetUserId(), ACL_USAGE) !=
+	if (KFDW_FOREIGN_SERVER_ACLCHECK(server->serverid, GetUserId(), ACL_USAGE) !=
 		ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -640,7 +528,7 @@ check_publication(const char *pubname)
 														   SPI_tuptable->tupdesc,
 														   1, &isnull));
 
-		if (!pg_class_ownercheck(relid, GetUserId()))
+		if (!KFDW_CLASS_OWNERCHECK(relid, GetUserId()))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied to stream table %s",
@@ -853,7 +741,8 @@ cdc_xact_callback(XactEvent event, void *arg)
 						ereport(WARNING,
 								(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 								 errmsg("too many kafka_fdw streams, stream \"%s\" is not started",
-										(char *) lfirst(lc))));
+										(char *) lfirst(lc)),
+								 errhint("Raise kafka_fdw.max_streams, which takes effect when the server restarts.")));
 				}
 				LWLockRelease(kfdw_cdc_shared->lock);
 				wake = true;

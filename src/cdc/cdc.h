@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * cdc.h
- *		  Change data capture: the launcher, the stream workers, their delivery to
- *		  Kafka, the change events and the SQL functions
+ *		  Change data capture: the launcher, the stream workers (their loop,
+ *		  slot, snapshot and decoding), their delivery to Kafka, the change
+ *		  events and the SQL functions
  *
  * IDENTIFICATION
  *		  src/cdc/cdc.h
@@ -19,13 +20,13 @@
 #include "kafka/kafka.h"
 #include "format/format.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/bitmapset.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
 
 /* in launcher.c */
 
-/* Streams the shared registry can hold (one worker each) */
-#define KFDW_CDC_MAX_STREAMS 64
 #define KFDW_CDC_ERROR_LEN 512
 
 /* What a stream's worker is doing, as kafka_fdw.cdc_status shows it */
@@ -75,11 +76,13 @@ typedef struct KafkaCdcShared
 	LWLock	   *lock;
 	pid_t		launcher_pid;
 	bool		rescan;			/* launcher must look for streams again */
-	KafkaCdcStream streams[KFDW_CDC_MAX_STREAMS];
+	KafkaCdcStream streams[FLEXIBLE_ARRAY_MEMBER];	/* kfdw_cdc_max_streams */
 } KafkaCdcShared;
 
 /* NULL unless the library was loaded by shared_preload_libraries */
 extern KafkaCdcShared *kfdw_cdc_shared;
+/* kafka_fdw.max_streams: entries of the registry, one worker each */
+extern int	kfdw_cdc_max_streams;
 
 extern void _PG_init(void);
 extern int	kfdw_cdc_find_stream(Oid dboid, const char *name);
@@ -90,7 +93,60 @@ extern PGDLLEXPORT void kfdw_cdc_launcher_main(Datum main_arg);
 extern PGDLLEXPORT void kfdw_cdc_scanner_main(Datum main_arg);
 
 /* in worker.c */
+
+/* A stream, as its row in kafka_fdw.cdc_streams says, read by its worker */
+typedef struct KafkaCdcConfig
+{
+	char	   *name;
+	char	   *server;
+	char	   *publication;
+	char	   *slot_name;
+	char	   *topic_prefix;
+	char	   *dbname;			/* of the stream's database */
+	bool		snapshot;
+	bool		snapshot_done;
+	bool		tombstones;
+	Oid			owner;			/* the stream's data work runs as this role */
+} KafkaCdcConfig;
+
+/* kafka_fdw.naptime: how long a worker sleeps when all WAL is read (ms) */
+extern int	kfdw_cdc_naptime;
+
 extern PGDLLEXPORT void kfdw_cdc_worker_main(Datum main_arg);
+
+/*
+ * Act as the stream's owner, in a security-restricted operation, until
+ * SetUserIdAndSecContext(*save_userid, *save_sec_context).  Whatever may
+ * run code that the owner of a table or a type controls is done so:
+ * functions of a domain's CHECK, of a type's input and output, reached
+ * while reading the snapshot, decoding or encoding.  A restricted
+ * operation cannot SET ROLE or leave anything behind in the session; the
+ * settings it changes are undone at the end of the transaction (decoding
+ * always aborts its transaction; the snapshot's undoes them by its own
+ * GUC nest level).  For a superuser-owned stream nothing changes but the
+ * restriction.
+ */
+static inline void
+kfdw_cdc_become_owner(Oid owner, Oid *save_userid, int *save_sec_context)
+{
+	GetUserIdAndSecContext(save_userid, save_sec_context);
+	SetUserIdAndSecContext(owner,
+						   *save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+/* in slot.c */
+struct LogicalDecodingContext;
+extern char *kfdw_cdc_slot_name(Oid dboid, const char *name);
+extern bool kfdw_cdc_slot_exists(const char *slot_name);
+extern struct LogicalDecodingContext *kfdw_cdc_new_slot(const char *slot_name,
+													  bool need_snapshot);
+extern void kfdw_cdc_create_slot(const char *slot_name);
+extern void kfdw_cdc_drop_slot(const char *slot_name);
+extern void kfdw_cdc_drop_slot_when_released(const char *slot_name);
+
+/* in snapshot.c */
+extern void kfdw_cdc_snapshot(const KafkaCdcConfig *config);
 
 /* in delivery.c */
 extern void kfdw_cdc_delivery_init(KafkaCdcStream *entry, const char *name,
@@ -164,12 +220,15 @@ extern void kfdw_cdc_encode_value(StringInfo buf, char op,
 								  KafkaCdcRow *before, KafkaCdcRow *after,
 								  KafkaCdcSource *source);
 
-/* in api.c */
-struct LogicalDecodingContext;
-extern struct LogicalDecodingContext *kfdw_cdc_new_slot(const char *slot_name,
-													  bool need_snapshot);
-extern char *kfdw_cdc_slot_name(Oid dboid, const char *name);
-extern void kfdw_cdc_check_owner(const char *name, Oid owner,
-								 const char *servername);
+/* in decode.c */
+extern struct LogicalDecodingContext *kfdw_cdc_decode_start(const KafkaCdcConfig *config,
+															MemoryContext cxt);
+extern bool kfdw_cdc_decode_in_txn(void);
+extern char *kfdw_cdc_topic(const KafkaCdcConfig *config, const char *nspname,
+							const char *relname);
+extern void kfdw_cdc_compute_keys(KafkaCdcRelation *rel, Oid relid,
+								  char replident, Bitmapset *identity_cols);
+
+/* api.c exports only SQL-callable functions */
 
 #endif							/* KFDW_CDC_H */

@@ -4,7 +4,8 @@
  *		  The change data capture launcher: one worker per stream
  *
  * Loaded through shared_preload_libraries, kafka_fdw registers a launcher
- * background worker and a small registry of streams in shared memory.
+ * background worker and a registry of streams in shared memory, of
+ * kafka_fdw.max_streams entries.
  * Streams live in whichever database they were created in (the table
  * kafka_fdw.cdc_streams of that database); cdc_create and cdc_drop keep the
  * registry up to date, and after a server start the launcher fills it by
@@ -34,6 +35,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "postmaster/postmaster.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -50,6 +52,7 @@
 #define CDC_BACKOFF_MAX_MS 30000
 
 KafkaCdcShared *kfdw_cdc_shared = NULL;
+int			kfdw_cdc_max_streams = 64;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -61,7 +64,7 @@ typedef struct LauncherWorker
 	TimestampTz next_start;		/* not before */
 } LauncherWorker;
 
-static LauncherWorker launcher_workers[KFDW_CDC_MAX_STREAMS];
+static LauncherWorker *launcher_workers;	/* kfdw_cdc_max_streams of them */
 
 static void cdc_shmem_request(void);
 static void cdc_shmem_startup(void);
@@ -73,16 +76,37 @@ static bool start_worker(const char *function, const char *name,
 						 BackgroundWorkerHandle **handle);
 
 /*
- * Module load: with shared_preload_libraries, ask for shared memory and
- * register the launcher; otherwise do nothing.
+ * Module load: define the settings; with shared_preload_libraries, ask for
+ * shared memory and register the launcher.
  */
 void
 _PG_init(void)
 {
 	BackgroundWorker worker;
 
+	DefineCustomIntVariable("kafka_fdw.naptime",
+							"Time a change data capture worker sleeps when it has decoded all WAL.",
+							"Nothing wakes a worker when WAL is flushed, so this bounds how long "
+							"a commit waits before it is decoded.",
+							&kfdw_cdc_naptime,
+							10, 1, 60000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+
+	/* sizes shared memory: only at server start */
+	DefineCustomIntVariable("kafka_fdw.max_streams",
+							"Maximum number of change data capture streams in the cluster.",
+							"Each stream has one background worker, counted in max_worker_processes.",
+							&kfdw_cdc_max_streams,
+							64, 1, MAX_BACKENDS,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+	MarkGUCPrefixReserved("kafka_fdw");
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = cdc_shmem_request;
@@ -104,7 +128,9 @@ _PG_init(void)
 static Size
 cdc_shmem_size(void)
 {
-	return MAXALIGN(sizeof(KafkaCdcShared));
+	return MAXALIGN(add_size(offsetof(KafkaCdcShared, streams),
+							 mul_size(kfdw_cdc_max_streams,
+									  sizeof(KafkaCdcStream))));
 }
 
 static void
@@ -145,7 +171,7 @@ kfdw_cdc_find_stream(Oid dboid, const char *name)
 {
 	int			i;
 
-	for (i = 0; i < KFDW_CDC_MAX_STREAMS; i++)
+	for (i = 0; i < kfdw_cdc_max_streams; i++)
 	{
 		KafkaCdcStream *s = &kfdw_cdc_shared->streams[i];
 
@@ -168,7 +194,7 @@ kfdw_cdc_register_stream(Oid dboid, const char *name)
 
 	if (i >= 0)
 		return i;
-	for (i = 0; i < KFDW_CDC_MAX_STREAMS; i++)
+	for (i = 0; i < kfdw_cdc_max_streams; i++)
 	{
 		KafkaCdcStream *s = &kfdw_cdc_shared->streams[i];
 
@@ -246,7 +272,9 @@ kfdw_cdc_launcher_main(Datum main_arg)
 	LWLockRelease(kfdw_cdc_shared->lock);
 	before_shmem_exit(launcher_on_exit, (Datum) 0);
 
-	memset(launcher_workers, 0, sizeof(launcher_workers));
+	launcher_workers = MemoryContextAllocZero(TopMemoryContext,
+											  sizeof(LauncherWorker) *
+											  kfdw_cdc_max_streams);
 
 	for (;;)
 	{
@@ -338,7 +366,7 @@ launcher_start_workers(long *sleep_ms)
 	TimestampTz now = GetCurrentTimestamp();
 	int			i;
 
-	for (i = 0; i < KFDW_CDC_MAX_STREAMS; i++)
+	for (i = 0; i < kfdw_cdc_max_streams; i++)
 	{
 		LauncherWorker *lw = &launcher_workers[i];
 		KafkaCdcStream *s = &kfdw_cdc_shared->streams[i];
@@ -484,7 +512,8 @@ kfdw_cdc_scanner_main(Datum main_arg)
 				ereport(WARNING,
 						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 						 errmsg("too many kafka_fdw streams, stream \"%s\" is not started",
-								name)));
+								name),
+						 errhint("Raise kafka_fdw.max_streams, which takes effect when the server restarts.")));
 			added = true;
 		}
 		LWLockRelease(kfdw_cdc_shared->lock);

@@ -195,7 +195,7 @@ kafkaGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 		baserel->baserestrictcost.per_tuple;
 	total_cost = startup_cost + ps->messages * per_message;
 
-	path = create_foreignscan_path(root, baserel, NULL, baserel->rows,
+	path = KFDW_CREATE_FOREIGNSCAN_PATH(root, baserel, NULL, baserel->rows,
 								   startup_cost, total_cost, NIL,
 								   baserel->lateral_relids, NULL, NIL);
 	add_path(baserel, (Path *) path);
@@ -207,7 +207,7 @@ kafkaGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 								  max_parallel_workers_per_gather);
 		double		share = workers + (parallel_leader_participation ? 1 : 0);
 
-		path = create_foreignscan_path(root, baserel, NULL,
+		path = KFDW_CREATE_FOREIGNSCAN_PATH(root, baserel, NULL,
 									   clamp_row_est(baserel->rows / share),
 									   startup_cost,
 									   startup_cost + (total_cost - startup_cost) / share,
