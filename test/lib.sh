@@ -11,6 +11,9 @@ KFDW_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-client-15
 	librdkafka-dev kcat libipc-run-perl python3-confluent-kafka make gcc perl"
 # for real Kafka (test/kafka.sh): a JDK and Maven
 KFDW_KAFKA_PACKAGES="default-jdk-headless maven"
+# for the Debian package (test/debian_package.sh)
+KFDW_DEB_PACKAGES="build-essential dpkg-dev debhelper fakeroot
+	postgresql-server-dev-all"
 KFDW_TEST_USER=${KFDW_TEST_USER:-kafka_fdw_test}
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 
@@ -80,7 +83,7 @@ kfdw_pg_paths()
 {
 	[ -x "$PG_CONFIG" ] || die "PG_CONFIG $PG_CONFIG not found"
 	PGBIN=$("$PG_CONFIG" --bindir)
-	PGPKGLIB=$("$PG_CONFIG" --pkglibdir)  # used by run_tests.sh
+	PGPKGLIB=$("$PG_CONFIG" --pkglibdir)
 	export PGPKGLIB
 }
 
@@ -104,6 +107,7 @@ kfdw_make_workdir()
 	fi
 	kfdw_set_user "$WORK"
 	cp -r "$REPO/test" "$WORK/test"
+	cp "$REPO/Makefile" "$WORK/Makefile"  # make installcheck, prove_installcheck
 	[ -d "$REPO/sql" ] && cp -r "$REPO/sql" "$WORK/sql"
 	[ -d "$REPO/expected" ] && cp -r "$REPO/expected" "$WORK/expected"
 	if [ "$(id -u)" = 0 ]; then

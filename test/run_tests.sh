@@ -2,14 +2,17 @@
 #
 # test/run_tests.sh: run every kafka_fdw test (the README's test command)
 #
-# Installs the Debian packages it needs (as root), builds kafka_fdw (no
-# compiler warnings allowed), installs it and starts a throwaway PostgreSQL
-# cluster as an unprivileged user.  Then, on each Kafka backend, runs every
-# pg_regress test (sql/*.sql) and every TAP test (test/t/*.pl): first on the
-# embedded mock broker (fast, injects faults), then on a real 3-broker Apache
-# Kafka cluster (test/kafka.sh; its jars come from Maven Central).  Stops
-# what it started and exits non-zero on any failure.  The last line it
-# prints is "N passed, N failed", counting every run.
+# A thin wrapper around PGXS's own test targets.  Installs the Debian
+# packages it needs (as root), builds kafka_fdw (no compiler warnings
+# allowed), installs it and starts a throwaway PostgreSQL cluster as an
+# unprivileged user.  Then, on each Kafka backend, starts the broker(s) and
+# runs "make installcheck" (pg_regress over sql/*.sql) and "make
+# prove_installcheck" (each test/t/*.pl): first on the embedded mock broker
+# (fast, injects faults), then on a real 3-broker Apache Kafka cluster
+# (test/kafka.sh; its jars come from Maven Central).  Last, it builds the
+# Debian package and installs it (test/debian_package.sh).  Stops what it
+# started and exits non-zero on any failure.  The last line it prints is
+# "N passed, N failed", counting every run.
 #
 # Environment: PG_CONFIG (default /usr/lib/postgresql/15/bin/pg_config),
 # KFDW_TEST_USER (default kafka_fdw_test, used when run as root),
@@ -20,7 +23,7 @@
 # KFDW_KEEP=1 keeps the work directory.
 #
 # Arguments (optional): names of pg_regress tests or TAP files to run only
-# those, e.g. "test/run_tests.sh options 001_broker.pl".
+# those, or debian_package, e.g. "test/run_tests.sh options 001_broker.pl".
 
 set -u
 
@@ -76,15 +79,11 @@ esac
 # brokers, which only a cluster of their own allows)
 [ -n "${KFDW_TEST_BOOTSTRAP:-}" ] && backends=(external)
 
-kfdw_install_packages
-for b in "${backends[@]}"; do [ "$b" = real ] && kfdw_fetch_kafka; done
-kfdw_build_install
-kfdw_make_workdir kafka_fdw_test
-PG_REGRESS_BIN=$(dirname "$("$PG_CONFIG" --pgxs)")/../test/regress/pg_regress
-
-# what to run
+# what to run: every test, or those named (debian_package is
+# test/debian_package.sh)
 regress_tests=()
 tap_tests=()
+debian_test=1
 for f in "$REPO"/sql/*.sql; do
 	[ -e "$f" ] && regress_tests+=("$(basename "$f" .sql)")
 done
@@ -92,17 +91,31 @@ for f in "$REPO"/test/t/*.pl; do
 	[ -e "$f" ] && tap_tests+=("$(basename "$f")")
 done
 if [ $# -gt 0 ]; then
-	sel_r=() sel_t=()
+	sel_r=() sel_t=() debian_test=
 	for a in "$@"; do
 		a=$(basename "$a")
 		for t in "${regress_tests[@]}"; do [ "$t" = "${a%.sql}" ] && sel_r+=("$t"); done
 		for t in "${tap_tests[@]}"; do [ "$t" = "$a" ] && sel_t+=("$t"); done
+		[ "${a%.sh}" = debian_package ] && debian_test=1
 	done
 	regress_tests=("${sel_r[@]}")
 	tap_tests=("${sel_t[@]}")
-	[ $((${#regress_tests[@]} + ${#tap_tests[@]})) -gt 0 ] ||
+	[ $((${#regress_tests[@]} + ${#tap_tests[@]})) -gt 0 ] || [ -n "$debian_test" ] ||
 		die "no test named: $*"
 fi
+
+if [ -n "$debian_test" ]; then
+	# shellcheck disable=SC2086
+	kfdw_install_packages $KFDW_DEB_PACKAGES
+else
+	kfdw_install_packages
+fi
+some_suite=$((${#regress_tests[@]} + ${#tap_tests[@]}))
+if [ "$some_suite" -gt 0 ]; then
+	for b in "${backends[@]}"; do [ "$b" = real ] && kfdw_fetch_kafka; done
+fi
+kfdw_build_install
+kfdw_make_workdir kafka_fdw_test
 
 topics=()
 if [ -f "$REGRESS_TOPICS_FILE" ]; then
@@ -113,8 +126,9 @@ if [ -f "$REGRESS_TOPICS_FILE" ]; then
 	done <"$REGRESS_TOPICS_FILE"
 fi
 
-# pg_regress against the running cluster and the broker in $KAFKA_BROKERS;
-# $1 names the backend (mock or real)
+# "make installcheck" (pg_regress only: TAP_TESTS= leaves the TAP tests to
+# run_tap) against the running cluster and the broker in $KAFKA_BROKERS, in a
+# directory of the test user; $1 names the backend (mock or real)
 run_regress()
 {
 	local backend=$1 out=$WORK/regress-$1 ok bad missing
@@ -123,10 +137,9 @@ run_regress()
 	[ "$(id -u)" = 0 ] && chown "$KFDW_TEST_USER:" "$out"
 	as_user env KAFKA_BROKERS="$KAFKA_BROKERS" PGHOST="$PGHOST" PGPORT="$PGPORT" \
 		KFDW_TEST_KAFKA="$backend" \
-		"$PG_REGRESS_BIN" --bindir="$PGBIN" --inputdir="$WORK" \
-		--outputdir="$out" --host="$PGHOST" --port="$PGPORT" \
-		--dbname=contrib_regression --load-extension=kafka_fdw \
-		"${regress_tests[@]}" 2>&1 | tee "$out/output.txt"
+		make -s --no-print-directory -C "$out" -f "$WORK/Makefile" \
+		PG_CONFIG="$PG_CONFIG" TAP_TESTS= REGRESS="${regress_tests[*]}" \
+		installcheck 2>&1 | tee "$out/output.txt"
 	# "test x ... ok" (PostgreSQL 15) or "ok 1 - x" (16 and later)
 	ok=$(grep -c -E '\.\.\. ok|^ok [0-9]+ ' "$out/output.txt")
 	bad=$(grep -c -E '\.\.\. (FAILED|failed)|^not ok [0-9]+ ' "$out/output.txt")
@@ -141,7 +154,9 @@ run_regress()
 	fi
 }
 
-# Every TAP test on backend $1: each starts its own clusters and brokers.
+# Every TAP test on backend $1, one "make prove_installcheck" each, so that
+# each keeps its logs in a directory of its own (TESTDIR, the make
+# directory); each starts its own clusters and brokers.
 run_tap()
 {
 	local backend=$1 t tdir log
@@ -152,13 +167,11 @@ run_tap()
 		tdir=$WORK/tap-$backend/${t%.pl}
 		mkdir -p "$tdir"
 		[ "$(id -u)" = 0 ] && chown "$KFDW_TEST_USER:" "$tdir"
-		if (cd "$tdir" && as_user env \
-			PATH="$PGBIN:$PATH" \
-			PERL5LIB="$WORK/test/perl:$PGPKGLIB/pgxs/src/test/perl${PERL5LIB:+:$PERL5LIB}" \
-			TESTDIR="$tdir" PG_REGRESS="$PG_REGRESS_BIN" \
-			PG_CONFIG="$PG_CONFIG" KAFKA_TEST_BROKER="$WORK/test/kafka_test_broker" \
-			KFDW_TEST_KAFKA="$backend" KFDW_KAFKA_CACHE="${KFDW_KAFKA_CACHE:-}" \
-			prove "$WORK/test/t/$t"); then
+		if as_user env KFDW_TEST_KAFKA="$backend" \
+			KAFKA_TEST_BROKER="$WORK/test/kafka_test_broker" \
+			KFDW_KAFKA_CACHE="${KFDW_KAFKA_CACHE:-}" \
+			make -s --no-print-directory -C "$tdir" -f "$WORK/Makefile" \
+			PG_CONFIG="$PG_CONFIG" PROVE_TESTS="test/t/$t" prove_installcheck; then
 			passed=$((passed + 1))
 		else
 			failed=$((failed + 1))
@@ -171,9 +184,27 @@ run_tap()
 	done
 }
 
-say "starting a throwaway cluster"
-kfdw_start_cluster
-echo "cluster at host $PGHOST port $PGPORT"
+# The Debian package (test/debian_package.sh): built from this tree,
+# installed, CREATE EXTENSION on a clean cluster; it puts back the files
+# "make install" had installed.  Run last, once, as it replaces them for
+# its duration.
+run_debian()
+{
+	say "Debian package: build, install, CREATE EXTENSION"
+	if "$REPO/test/debian_package.sh"; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+	fi
+}
+
+if [ "$some_suite" -gt 0 ]; then
+	say "starting a throwaway cluster"
+	kfdw_start_cluster
+	echo "cluster at host $PGHOST port $PGPORT"
+else
+	backends=()
+fi
 
 for backend in "${backends[@]}"; do
 	# the TAP tests start brokers of their own
@@ -211,6 +242,7 @@ for backend in "${backends[@]}"; do
 		[ ${#tap_tests[@]} -gt 0 ] && run_tap "$backend"
 	fi
 done
+[ -n "$debian_test" ] && run_debian
 
 status=0
 [ "$failed" = 0 ] || status=1
