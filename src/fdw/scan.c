@@ -379,9 +379,12 @@ start_reading(KafkaScanState *st)
 		err = rd_kafka_assign(handle->rk, list);
 		rd_kafka_topic_partition_list_destroy(list);
 		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-			kfdw_report_error(ERROR, handle, err, NULL,
-							  psprintf("could not assign partitions of Kafka topic \"%s\"",
-									   st->topic));
+			ereport(ERROR,
+					(errcode(kfdw_errcode(err)),
+					 errmsg("could not assign partitions of Kafka topic \"%s\"",
+							st->topic),
+					 kfdw_errdetail_kafka(handle, err, NULL),
+					 kfdw_errhint_kafka(handle, err)));
 	}
 	else
 		st->finished = true;
@@ -413,9 +416,12 @@ assign_next(KafkaScanState *st)
 	err = rd_kafka_assign(handle->rk, list);
 	rd_kafka_topic_partition_list_destroy(list);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		kfdw_report_error(ERROR, handle, err, NULL,
-						  psprintf("could not assign partitions of Kafka topic \"%s\"",
-								   st->topic));
+		ereport(ERROR,
+				(errcode(kfdw_errcode(err)),
+				 errmsg("could not assign partitions of Kafka topic \"%s\"",
+						st->topic),
+				 kfdw_errdetail_kafka(handle, err, NULL),
+				 kfdw_errhint_kafka(handle, err)));
 	return true;
 }
 
@@ -505,9 +511,12 @@ next_message(KafkaScanState *st)
 				char	   *errstr = pstrdup(rd_kafka_message_errstr(msg));
 
 				kfdw_consumer_next(handle);
-				kfdw_report_error(ERROR, handle, err, errstr,
-								  psprintf("could not read Kafka topic \"%s\"",
-										   st->topic));
+				ereport(ERROR,
+						(errcode(kfdw_errcode(err)),
+						 errmsg("could not read Kafka topic \"%s\"",
+								st->topic),
+						 kfdw_errdetail_kafka(handle, err, errstr),
+						 kfdw_errhint_kafka(handle, err)));
 			}
 			kfdw_consumer_next(handle);
 		}
@@ -528,9 +537,11 @@ next_message(KafkaScanState *st)
 			wait_ms = KFDW_FETCH_WAIT_MS;
 		n = kfdw_consumer_fetch(handle, st->opts.batch_size, wait_ms);
 		if (n < 0)
-			kfdw_report_error(ERROR, handle, rd_kafka_last_error(), NULL,
-							  psprintf("could not read Kafka topic \"%s\"",
-									   st->topic));
+			ereport(ERROR,
+					(errcode(kfdw_errcode(rd_kafka_last_error())),
+					 errmsg("could not read Kafka topic \"%s\"", st->topic),
+					 kfdw_errdetail_kafka(handle, rd_kafka_last_error(), NULL),
+					 kfdw_errhint_kafka(handle, rd_kafka_last_error())));
 		if (n > 0)
 			kfdw_deadline_start(&idle, handle->connect_timeout_ms);
 		else if (kfdw_deadline_passed(&idle) &&
@@ -541,10 +552,12 @@ next_message(KafkaScanState *st)
 			 * Nothing arrives although data is known to be there: the
 			 * brokers cannot be reached for connect_timeout_ms.
 			 */
-			kfdw_report_error(ERROR, handle, handle->last_err, NULL,
-							  psprintf("could not fetch messages from Kafka brokers \"%s\" within %d ms",
-									   handle->brokers,
-									   handle->connect_timeout_ms));
+			ereport(ERROR,
+					(errcode(kfdw_errcode(handle->last_err)),
+					 errmsg("could not fetch messages from Kafka brokers \"%s\" within %d ms",
+							handle->brokers, handle->connect_timeout_ms),
+					 kfdw_errdetail_kafka(handle, handle->last_err, NULL),
+					 kfdw_errhint_kafka(handle, handle->last_err)));
 		}
 	}
 }

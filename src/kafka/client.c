@@ -367,19 +367,3 @@ kfdw_errhint_kafka(KafkaHandle *handle, rd_kafka_resp_err_t err)
 	return 0;
 }
 
-/*
- * Report a librdkafka error at elevel, with the SQLSTATE that fits it and
- * message (already formatted) as the primary message.  For the callers
- * that do not ereport() themselves yet: new code writes its own errmsg()
- * with kfdw_errdetail_kafka() and kfdw_errhint_kafka().
- */
-void
-kfdw_report_error(int elevel, KafkaHandle *handle, rd_kafka_resp_err_t err,
-				  const char *errstr, const char *message)
-{
-	ereport(elevel,
-			(errcode(kfdw_errcode(err)),
-			 errmsg_internal("%s", message),
-			 kfdw_errdetail_kafka(handle, err, errstr),
-			 kfdw_errhint_kafka(handle, err)));
-}

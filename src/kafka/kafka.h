@@ -269,10 +269,6 @@ extern int	kfdw_errcode(rd_kafka_resp_err_t err);
 extern int	kfdw_errdetail_kafka(KafkaHandle *handle, rd_kafka_resp_err_t err,
 								 const char *errstr);
 extern int	kfdw_errhint_kafka(KafkaHandle *handle, rd_kafka_resp_err_t err);
-extern void kfdw_report_error(int elevel, KafkaHandle *handle,
-							  rd_kafka_resp_err_t err,
-							  const char *errstr,
-							  const char *message);
 
 /* in connection.c: the handle cache of a backend, blocking requests */
 extern KafkaHandle *kfdw_acquire_client(Oid serverid, Oid userid,

@@ -149,18 +149,23 @@ kfdw_query_offsets(KafkaHandle *handle, rd_kafka_topic_partition_list_t *list,
 					err = perr;
 					continue;
 				}
-				kfdw_report_error(ERROR, handle, perr, NULL,
-								  psprintf("could not get %s of Kafka topic \"%s\", partition %d",
-										   what, list->elems[i].topic,
-										   list->elems[i].partition));
+				ereport(ERROR,
+						(errcode(kfdw_errcode(perr)),
+						 errmsg("could not get %s of Kafka topic \"%s\", partition %d",
+								what, list->elems[i].topic, list->elems[i].partition),
+						 kfdw_errdetail_kafka(handle, perr, NULL),
+						 kfdw_errhint_kafka(handle, perr)));
 			}
 			if (!retry)
 				return;
 		}
 		else if (kfdw_errcode(err) != ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION)
-			kfdw_report_error(ERROR, handle, err, NULL,
-							  psprintf("could not get %s of Kafka topic \"%s\"",
-									   what, list->cnt > 0 ? list->elems[0].topic : ""));
+			ereport(ERROR,
+					(errcode(kfdw_errcode(err)),
+					 errmsg("could not get %s of Kafka topic \"%s\"",
+							what, list->cnt > 0 ? list->elems[0].topic : ""),
+					 kfdw_errdetail_kafka(handle, err, NULL),
+					 kfdw_errhint_kafka(handle, err)));
 
 		if (kfdw_deadline_passed(&deadline))
 			break;
@@ -175,7 +180,10 @@ kfdw_query_offsets(KafkaHandle *handle, rd_kafka_topic_partition_list_t *list,
 		err = handle->last_err;
 	if (err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR_NO_ERROR)
 		err = RD_KAFKA_RESP_ERR__TRANSPORT;
-	kfdw_report_error(ERROR, handle, err, NULL,
-					  psprintf("could not get %s from Kafka brokers \"%s\" within %d ms",
-							   what, handle->brokers, handle->connect_timeout_ms));
+	ereport(ERROR,
+			(errcode(kfdw_errcode(err)),
+			 errmsg("could not get %s from Kafka brokers \"%s\" within %d ms",
+					what, handle->brokers, handle->connect_timeout_ms),
+			 kfdw_errdetail_kafka(handle, err, NULL),
+			 kfdw_errhint_kafka(handle, err)));
 }
