@@ -289,11 +289,7 @@ kafka_fdw_cdc_drop(PG_FUNCTION_ARGS)
 			LWLockRelease(kfdw_cdc_shared->lock);
 			if (pid == 0)
 				break;
-			(void) WaitLatch(MyLatch,
-							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 10L, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
+			kfdw_nap(10L, kfdw_wait_event(KFDW_WAIT_CDC_STOP));
 		}
 	}
 

@@ -163,6 +163,7 @@ extern void kfdw_cdc_show_undelivered(XLogRecPtr confirmed);
 extern void kfdw_cdc_produce(const char *topic, StringInfo key,
 							 StringInfo value, uint64 txn_id);
 extern void kfdw_cdc_serve(int timeout_ms);
+extern void kfdw_cdc_nap(int timeout_ms);
 extern void kfdw_cdc_wait_delivered(void);
 extern void kfdw_cdc_recover_state(void);
 

@@ -173,6 +173,18 @@ kfdw_cdc_producer_create(const char *servername, Oid owner_id)
 }
 
 /*
+ * Sleep up to timeout_ms while the stream has read all WAL: on the latch
+ * and on the producer, whose delivery reports end the nap (so that they
+ * are confirmed at once), then serve what came.
+ */
+void
+kfdw_cdc_nap(int timeout_ms)
+{
+	kfdw_wait(producer, timeout_ms, kfdw_wait_event(KFDW_WAIT_CDC_IDLE));
+	kfdw_cdc_serve(0);
+}
+
+/*
  * Delivery report, served by rd_kafka_poll() on this process.
  */
 static void

@@ -297,10 +297,7 @@ kfdw_cdc_launcher_main(Datum main_arg)
 
 		launcher_start_workers(&sleep_ms);
 
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 sleep_ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		kfdw_nap(sleep_ms, kfdw_wait_event(KFDW_WAIT_CDC_IDLE));
 	}
 }
 

@@ -116,10 +116,6 @@ kfdw_cdc_drop_slot_when_released(const char *slot_name)
 			ReplicationSlotDrop(slot_name, true);
 			break;
 		}
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 10L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		kfdw_nap(10L, kfdw_wait_event(KFDW_WAIT_CDC_STOP));
 	}
 }

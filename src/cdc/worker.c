@@ -598,9 +598,6 @@ stream_changes(void)
 		confirm_progress(ctx);
 		kfdw_cdc_recover_state();
 
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 kfdw_cdc_naptime, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		kfdw_cdc_nap(kfdw_cdc_naptime);
 	}
 }

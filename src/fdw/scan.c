@@ -131,6 +131,8 @@ static void kafkaShutdownForeignScan(ForeignScanState *node);
 static void prepare_ranges(KafkaScanState *st, ExprContext *econtext);
 static void start_reading(KafkaScanState *st);
 static bool assign_next(KafkaScanState *st);
+static void assign_partitions(KafkaScanState *st,
+							  rd_kafka_topic_partition_list_t *list);
 static rd_kafka_message_t *next_message(KafkaScanState *st);
 static void finish_partition(KafkaScanState *st, int r);
 static void stop_reading(KafkaScanState *st);
@@ -344,7 +346,6 @@ prepare_ranges(KafkaScanState *st, ExprContext *econtext)
 static void
 start_reading(KafkaScanState *st)
 {
-	KafkaHandle *handle = st->handle;
 	int			i;
 
 	st->started = true;
@@ -362,7 +363,6 @@ start_reading(KafkaScanState *st)
 	if (st->nranges > 0)
 	{
 		rd_kafka_topic_partition_list_t *list;
-		rd_kafka_resp_err_t err;
 
 		list = rd_kafka_topic_partition_list_new(st->nranges);
 		for (i = 0; i < st->nranges; i++)
@@ -376,18 +376,30 @@ start_reading(KafkaScanState *st)
 			st->returned[i] = 0;
 		}
 		st->nopen = st->nranges;
-		err = rd_kafka_assign(handle->rk, list);
-		rd_kafka_topic_partition_list_destroy(list);
-		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-			ereport(ERROR,
-					(errcode(kfdw_errcode(err)),
-					 errmsg("could not assign partitions of Kafka topic \"%s\"",
-							st->topic),
-					 kfdw_errdetail_kafka(handle, err, NULL),
-					 kfdw_errhint_kafka(handle, err)));
+		assign_partitions(st, list);
 	}
 	else
 		st->finished = true;
+}
+
+/*
+ * Make the consumer read the partitions of list (which this frees) from
+ * their offsets.
+ */
+static void
+assign_partitions(KafkaScanState *st, rd_kafka_topic_partition_list_t *list)
+{
+	rd_kafka_resp_err_t err;
+
+	err = rd_kafka_assign(st->handle->rk, list);
+	rd_kafka_topic_partition_list_destroy(list);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(ERROR,
+				(errcode(kfdw_errcode(err)),
+				 errmsg("could not assign partitions of Kafka topic \"%s\"",
+						st->topic),
+				 kfdw_errdetail_kafka(st->handle, err, NULL),
+				 kfdw_errhint_kafka(st->handle, err)));
 }
 
 /*
@@ -397,11 +409,9 @@ start_reading(KafkaScanState *st)
 static bool
 assign_next(KafkaScanState *st)
 {
-	KafkaHandle *handle = st->handle;
 	uint32		i = pg_atomic_fetch_add_u32(&st->shared->next_range, 1);
 	KafkaPartitionRange *r;
 	rd_kafka_topic_partition_list_t *list;
-	rd_kafka_resp_err_t err;
 
 	if (i >= (uint32) st->shared->nranges)
 		return false;
@@ -413,15 +423,7 @@ assign_next(KafkaScanState *st)
 	st->done[i] = false;
 	st->returned[i] = 0;
 	st->nopen = 1;
-	err = rd_kafka_assign(handle->rk, list);
-	rd_kafka_topic_partition_list_destroy(list);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		ereport(ERROR,
-				(errcode(kfdw_errcode(err)),
-				 errmsg("could not assign partitions of Kafka topic \"%s\"",
-						st->topic),
-				 kfdw_errdetail_kafka(handle, err, NULL),
-				 kfdw_errhint_kafka(handle, err)));
+	assign_partitions(st, list);
 	return true;
 }
 

@@ -204,6 +204,8 @@ static void check_librdkafka_option(rd_kafka_conf_t *conf, DefElem *def,
 static void name_property_as_given(char *errstr, size_t size,
 								   const char *name);
 static void check_kerberos(rd_kafka_conf_t *conf);
+static void report_conf_error(const char *name, const char *value,
+							  char *errstr);
 static void set_conf(rd_kafka_conf_t *conf, const char *name,
 					 const char *value);
 static bool can_show_conf_error(const char *name, const char *value,
@@ -425,20 +427,7 @@ check_librdkafka_option(rd_kafka_conf_t *conf, DefElem *def,
 	}
 
 	if (res != RD_KAFKA_CONF_OK)
-	{
-		/* decided on librdkafka's own text, before it is changed */
-		bool		show = can_show_conf_error(name, value, errstr);
-
-		name_property_as_given(errstr, sizeof(errstr), name);
-		if (!show)
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-					 errmsg("invalid value for option \"%s\"", name)));
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-				 errmsg("invalid value for option \"%s\"", name),
-				 errdetail_internal("%s", errstr)));
-	}
+		report_conf_error(name, value, errstr);
 
 	/* librdkafka accepted the value: an integer, for a bounded property */
 	if (prop != NULL && prop->max > 0 &&
@@ -666,19 +655,29 @@ set_conf(rd_kafka_conf_t *conf, const char *name, const char *value)
 
 	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) !=
 		RD_KAFKA_CONF_OK)
-	{
-		bool		show = can_show_conf_error(name, value, errstr);
+		report_conf_error(name, value, errstr);
+}
 
-		name_property_as_given(errstr, sizeof(errstr), name);
-		if (!show)
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-					 errmsg("invalid value for option \"%s\"", name)));
+/*
+ * librdkafka refused value for property name with errstr (a buffer of
+ * CONF_ERRSTR_SIZE): its text is shown only when it cannot reveal the value
+ * of a secret, and with the property named as the user wrote it.
+ */
+static void
+report_conf_error(const char *name, const char *value, char *errstr)
+{
+	/* decided on librdkafka's own text, before it is changed */
+	bool		show = can_show_conf_error(name, value, errstr);
+
+	name_property_as_given(errstr, CONF_ERRSTR_SIZE, name);
+	if (!show)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-				 errmsg("invalid value for option \"%s\"", name),
-				 errdetail_internal("%s", errstr)));
-	}
+				 errmsg("invalid value for option \"%s\"", name)));
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+			 errmsg("invalid value for option \"%s\"", name),
+			 errdetail_internal("%s", errstr)));
 }
 
 /* Pass every option that kafka_fdw does not interpret itself to librdkafka */

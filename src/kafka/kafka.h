@@ -151,7 +151,9 @@ typedef enum KafkaWaitEvent
 	KFDW_WAIT_FETCH,			/* a scan, for messages */
 	KFDW_WAIT_PRODUCE,			/* a writer, for deliveries or queue room */
 	KFDW_WAIT_METADATA,			/* metadata of the cluster or of a topic */
-	KFDW_WAIT_OFFSETS			/* watermarks, offsets for timestamps */
+	KFDW_WAIT_OFFSETS,			/* watermarks, offsets for timestamps */
+	KFDW_WAIT_CDC_IDLE,			/* a CDC worker that read all WAL, the launcher */
+	KFDW_WAIT_CDC_STOP			/* a backend, for a stream's worker to stop */
 } KafkaWaitEvent;
 
 /*
@@ -293,6 +295,7 @@ extern void kfdw_sleep(KafkaHandle *handle, int timeout_ms,
 extern int	kfdw_wait_wakeup_fd(KafkaHandle *handle);
 extern rd_kafka_queue_t *kfdw_consumer_queue(KafkaHandle *handle);
 extern void kfdw_wait_close(KafkaHandle *handle);
+extern void kfdw_nap(long timeout_ms, uint32 wait_event_info);
 
 /* in consumer.c */
 extern int	kfdw_consumer_fetch(KafkaHandle *handle, int max_messages,

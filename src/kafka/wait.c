@@ -47,7 +47,9 @@ static const char *const wait_event_names[] = {
 	"KafkaFetch",
 	"KafkaProduce",
 	"KafkaMetadata",
-	"KafkaOffsets"
+	"KafkaOffsets",
+	"KafkaCdcIdle",
+	"KafkaCdcStop"
 };
 static uint32 wait_event_ids[lengthof(wait_event_names)];
 
@@ -264,4 +266,18 @@ drain_pipe(KafkaWaiter *w)
 	/* a short read empties it: a byte per queue (and call) at most */
 	while (read(w->fds[0], buf, sizeof(buf)) == sizeof(buf))
 		;
+}
+
+/*
+ * Sleep on the latch alone, for waits that involve no Kafka client (the
+ * CDC launcher, a backend waiting for a stream's worker to stop), with
+ * interrupts checked when it ends.
+ */
+void
+kfdw_nap(long timeout_ms, uint32 wait_event_info)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 timeout_ms, wait_event_info);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
 }
