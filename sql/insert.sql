@@ -30,6 +30,22 @@ BEGIN
 END
 $$;
 
+-- Kafka's commit returns once the coordinator logged it; the markers that
+-- make the messages visible to read_committed consumers follow: wait for
+-- n messages whose key is LIKE key_like, for up to about 30 s
+CREATE FUNCTION insert_wait(brokers text, topic text, key_like text, n int)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  deadline timestamptz := clock_timestamp() + interval '30 s';
+BEGIN
+  WHILE (SELECT count(*) FROM insert_read(brokers, topic) WHERE k LIKE key_like) < n
+        AND clock_timestamp() < deadline LOOP
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END
+$$;
+
 --
 -- json: an object of the data columns, typed as JSON
 --
@@ -272,6 +288,7 @@ BEGIN;
 INSERT INTO insert_tx SELECT 'streamed and committed', i FROM generate_series(17, 19) i
   RETURNING k, n, p, o IS NOT NULL AS has_offset;
 COMMIT;
+SELECT insert_wait(:'brokers', 'insert_tx', 'streamed and%', 3);
 SELECT k, v FROM insert_read(:'brokers', 'insert_tx') WHERE k LIKE 'streamed and%' ORDER BY (v::jsonb->>'n')::int;
 SELECT count(*) FROM insert_read(:'brokers', 'insert_tx', 'read_uncommitted') WHERE k = 'prepared';
 
