@@ -60,7 +60,11 @@ static TransactionId cur_xid;
 static TimestampTz cur_commit_time;
 static XLogRecPtr last_commit_lsn = InvalidXLogRecPtr;
 
-/* provide.transaction.metadata: the open transaction's id and counts */
+/*
+ * provide.transaction.metadata: the open transaction's counts, and the id
+ * of its BEGIN or END event ("<xid>:<lsn>", as Debezium's: the LSN is the
+ * position of the event, so BEGIN, END and each change differ).
+ */
 static MemoryContext txn_cxt;
 static char *txn_id;
 static int64 txn_total;
@@ -210,7 +214,13 @@ do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 				LogicalRepCommitData commit;
 				logicalrep_read_commit(&in, &commit);
 				if (config->opts.txn_metadata)
+				{
+					/* as Debezium: each event names the position it is at */
+					txn_id = MemoryContextStrdup(txn_cxt,
+												 psprintf("%u:" UINT64_FORMAT,
+														  cur_xid, (uint64) lsn));
 					send_txn_event(false);
+				}
 				kfdw_cdc_txn_end(current_txn, commit.end_lsn);
 				txn_open = false;
 				/* as Debezium: the position the commit message came at */
@@ -471,7 +481,7 @@ emit(RelEntry *entry, char op, KafkaCdcRow *before, KafkaCdcRow *after,
 	fill_source(&source, lsn);
 	if (opts->txn_metadata)
 	{
-		source.txn_id = txn_id;
+		source.txn_id = psprintf("%u:" UINT64_FORMAT, cur_xid, (uint64) lsn);
 		source.total_order = ++txn_total;
 		source.collection_order = count_event(entry->rel.nspname,
 											  entry->rel.relname);
@@ -518,6 +528,13 @@ handle_message(StringInfo in, XLogRecPtr lsn)
 		return;
 
 	fill_source(&source, msg_lsn);
+	if (transactional && config->opts.txn_metadata)
+	{
+		/* counted under its prefix among the transaction's collections */
+		source.txn_id = psprintf("%u:" UINT64_FORMAT, cur_xid, (uint64) msg_lsn);
+		source.total_order = ++txn_total;
+		source.collection_order = count_event(NULL, prefix);
+	}
 	if (!transactional)
 	{
 		source.xid = InvalidTransactionId;
@@ -549,11 +566,15 @@ send_txn_event(bool begin)
 					 &key, &value, NULL, current_txn);
 }
 
-/* Count an event of a table in the open transaction; its order there */
+/*
+ * Count an event of a table (nspname NULL: a message, relname its prefix)
+ * in the open transaction; its order there
+ */
 static int64
 count_event(const char *nspname, const char *relname)
 {
-	char	   *name = psprintf("%s.%s", nspname, relname);
+	char	   *name = nspname ? psprintf("%s.%s", nspname, relname) :
+		pstrdup(relname);
 	KafkaCdcTxnCount *c;
 	ListCell   *lc;
 	MemoryContext oldcxt;

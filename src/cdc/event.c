@@ -49,7 +49,7 @@ extern const char *const kfdw_cdc_source_schema;
 	"{\"type\":\"array\",\"items\":{\"type\":\"struct\",\"fields\":[" \
 	"{\"type\":\"string\",\"optional\":false,\"field\":\"data_collection\"}," \
 	"{\"type\":\"int64\",\"optional\":false,\"field\":\"event_count\"}]," \
-	"\"optional\":false},\"optional\":true,\"field\":\"data_collections\"}," \
+	"\"optional\":true,\"name\":\"event.collection\",\"version\":1},\"optional\":true,\"field\":\"data_collections\"}," \
 	"{\"type\":\"int64\",\"optional\":false,\"field\":\"ts_ms\"}]," \
 	"\"optional\":false,\"name\":\"io.debezium.connector.common.TransactionMetadataValue\",\"version\":1}"
 
@@ -59,6 +59,7 @@ static void append_row(StringInfo buf, KafkaCdcRelation *rel,
 static void append_source(StringInfo buf, const char *nspname,
 						  const char *relname, KafkaCdcSource *source);
 static void append_times(StringInfo buf, bool micro);
+static void append_txn_block(StringInfo buf, KafkaCdcSource *source);
 static const char *run_id(void);
 
 /*
@@ -108,17 +109,7 @@ kfdw_cdc_encode_value(StringInfo buf, char op, KafkaCdcRelation *rel,
 	appendStringInfoString(buf, ",\"source\":");
 	append_source(buf, rel->nspname, rel->relname, source);
 
-	appendStringInfoString(buf, ",\"transaction\":");
-	if (source->txn_id)
-	{
-		appendStringInfoString(buf, "{\"id\":");
-		kfdw_json_append_string(buf, source->txn_id);
-		appendStringInfo(buf, ",\"total_order\":" INT64_FORMAT
-						 ",\"data_collection_order\":" INT64_FORMAT "}",
-						 source->total_order, source->collection_order);
-	}
-	else
-		appendStringInfoString(buf, "null");
+	append_txn_block(buf, source);
 
 	appendStringInfo(buf, ",\"op\":\"%c\"", op);
 	append_times(buf, true);
@@ -171,7 +162,8 @@ kfdw_cdc_encode_message(StringInfo key, StringInfo value, const char *prefix,
 	append_times(value, false);
 	appendStringInfoString(value, ",\"source\":");
 	append_source(value, "", "", source);
-	appendStringInfoString(value, ",\"transaction\":null,\"message\":{\"prefix\":");
+	append_txn_block(value, source);
+	appendStringInfoString(value, ",\"message\":{\"prefix\":");
 	kfdw_json_append_string(value, prefix);
 	appendStringInfoString(value, ",\"content\":");
 	/* content: bytes, as binary.handling.mode says */
@@ -330,6 +322,23 @@ append_source(StringInfo buf, const char *nspname, const char *relname,
 	appendStringInfo(buf, ",\"lsn\":" UINT64_FORMAT
 					 ",\"xmin\":null,\"origin\":null,\"origin_lsn\":null}",
 					 (uint64) source->lsn);
+}
+
+/* ,"transaction": the event's place in its transaction, or null */
+static void
+append_txn_block(StringInfo buf, KafkaCdcSource *source)
+{
+	appendStringInfoString(buf, ",\"transaction\":");
+	if (source->txn_id)
+	{
+		appendStringInfoString(buf, "{\"id\":");
+		kfdw_json_append_string(buf, source->txn_id);
+		appendStringInfo(buf, ",\"total_order\":" INT64_FORMAT
+						 ",\"data_collection_order\":" INT64_FORMAT "}",
+						 source->total_order, source->collection_order);
+	}
+	else
+		appendStringInfoString(buf, "null");
 }
 
 /* ts_ms, and with micro ts_us and ts_ns: when the event was made */

@@ -48,6 +48,8 @@
 #define DBZ_DAYS_PER_MONTH	(365.25 / 12.0)
 
 static void append_output(StringInfo buf, KafkaCdcType *type, Datum value);
+static void append_iso_date(StringInfo buf, int32 days, bool close);
+static void append_iso_time(StringInfo buf, int64 us);
 static void append_double(StringInfo buf, double d);
 static void append_bytes(StringInfo buf, const unsigned char *data, int len,
 						 KafkaCdcBinaryMode mode);
@@ -137,15 +139,13 @@ kfdw_cdc_append_value(StringInfo buf, KafkaCdcType *type,
 			{
 				DateADT		d = DatumGetDateADT(value);
 
-				if (tm == KFDW_TIME_ISOSTRING)
-					append_output(buf, type, value);
-				else
-				{
-					/* Java's int arithmetic: the infinities wrap around */
-					int32		days = (int32) ((uint32) d + (uint32) EPOCH_SHIFT_DAYS);
+				/* Java's int arithmetic: the infinities wrap around */
+				int32		days = (int32) ((uint32) d + (uint32) EPOCH_SHIFT_DAYS);
 
+				if (tm == KFDW_TIME_ISOSTRING)
+					append_iso_date(buf, days, true);
+				else
 					appendStringInfo(buf, "%d", days);
-				}
 			}
 			break;
 		case KFDW_KIND_TIME:
@@ -156,7 +156,11 @@ kfdw_cdc_append_value(StringInfo buf, KafkaCdcType *type,
 					 !(type->typmod >= 0 && type->typmod <= 3));
 
 				if (tm == KFDW_TIME_ISOSTRING)
-					append_output(buf, type, value);
+				{
+					appendStringInfoChar(buf, '"');
+					append_iso_time(buf, t);
+					appendStringInfoString(buf, "Z\"");
+				}
 				else if (micro)
 					appendStringInfo(buf, INT64_FORMAT, t);
 				else
@@ -173,17 +177,31 @@ kfdw_cdc_append_value(StringInfo buf, KafkaCdcType *type,
 				bool		millis = tm == KFDW_TIME_CONNECT ||
 					(type->typmod >= 0 && type->typmod <= 3);
 
-				if (tm == KFDW_TIME_ISOSTRING)
-				{
-					append_output(buf, type, value);
-					break;
-				}
 				if (TIMESTAMP_IS_NOEND(ts))
 					us = DBZ_TIMESTAMP_INFINITY_US;
 				else if (TIMESTAMP_IS_NOBEGIN(ts))
 					us = DBZ_TIMESTAMP_NINFINITY_US;
 				else
 					us = ts + EPOCH_SHIFT_USECS;
+				if (tm == KFDW_TIME_ISOSTRING)
+				{
+					/* Debezium's infinities, as Java's Instant prints them */
+					if (TIMESTAMP_IS_NOEND(ts))
+						appendStringInfoString(buf, "\"+294247-01-10T04:00:25.2Z\"");
+					else if (TIMESTAMP_IS_NOBEGIN(ts))
+						appendStringInfoString(buf, "\"-290308-12-21T19:59:27.6Z\"");
+					else
+					{
+						int64		day = us >= 0 ? us / USECS_PER_DAY :
+							-((-us + USECS_PER_DAY - 1) / USECS_PER_DAY);
+
+						append_iso_date(buf, (int32) day, false);
+						appendStringInfoChar(buf, 'T');
+						append_iso_time(buf, us - day * USECS_PER_DAY);
+						appendStringInfoString(buf, "Z\"");
+					}
+					break;
+				}
 				if (millis)
 					us = us >= 0 ? us / 1000 : -((-us + 999) / 1000);
 				appendStringInfo(buf, INT64_FORMAT, us);
@@ -307,6 +325,47 @@ static void
 append_output(StringInfo buf, KafkaCdcType *type, Datum value)
 {
 	kfdw_json_append_string(buf, OidOutputFunctionCall(type->typoutput, value));
+}
+
+/*
+ * A date as io.debezium.time.IsoDate ("2020-02-29Z"), from days since 1970
+ * (years beyond 9999 as Java writes them: "+10000"); close ends the string.
+ */
+static void
+append_iso_date(StringInfo buf, int32 days, bool close)
+{
+	int			year;
+	int			month;
+	int			mday;
+	int64		jd = (int64) days + UNIX_EPOCH_JDATE;
+
+	/* the wrapped infinities, which j2date() does not reach */
+	if (jd < 0 || jd > INT_MAX)
+	{
+		appendStringInfo(buf, "\"%s", days == -2147472692 ? "-5877611-06-21" :
+						 days == -2147472691 ? "-5877611-06-22" : "0000-01-01");
+	}
+	else
+	{
+		/* astronomical years, as Java's: year 0 is 1 BC */
+		j2date((int) jd, &year, &month, &mday);
+		appendStringInfo(buf, year > 9999 ? "\"+%d-%02d-%02d" :
+						 year < 0 ? "\"%05d-%02d-%02d" : "\"%04d-%02d-%02d",
+						 year, month, mday);
+	}
+	if (close)
+		appendStringInfoString(buf, "Z\"");
+}
+
+/* hh:mm:ss[.fraction], as few digits of the fraction as it takes */
+static void
+append_iso_time(StringInfo buf, int64 us)
+{
+	appendStringInfo(buf, "%02d:%02d:%02d",
+					 (int) (us / USECS_PER_HOUR),
+					 (int) (us / USECS_PER_MINUTE % 60),
+					 (int) (us / USECS_PER_SEC % 60));
+	append_fraction(buf, us % USECS_PER_SEC, -1);
 }
 
 /* A double as Jackson writes one: NaN and the infinities quoted */
@@ -469,6 +528,11 @@ append_numeric(StringInfo buf, KafkaCdcType *type, const KafkaCdcOptions *opts,
 	text = DatumGetCString(DirectFunctionCall1(numeric_out, value));
 	if (opts->decimal_mode == KFDW_DECIMAL_STRING)
 	{
+		/* the special values by the names of Debezium's enum */
+		if (numeric_is_nan(num))
+			text = "NAN";
+		else if (numeric_is_inf(num))
+			text = text[0] == '-' ? "NEGATIVE_INFINITY" : "POSITIVE_INFINITY";
 		kfdw_json_append_string(buf, text);
 		return;
 	}
