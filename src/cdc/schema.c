@@ -76,6 +76,7 @@ static char *enum_labels(Oid typid);
 static void describe_columns(KafkaCdcRelation *rel, const KafkaCdcOptions *opts);
 static char *default_json(Relation relation, AttrNumber attnum,
 						  KafkaCdcColumn *col, const KafkaCdcOptions *opts);
+static bool contains_user_function(Node *node, void *context);
 static void choose_key(KafkaCdcRelation *rel, const KafkaCdcOptions *opts);
 static List *index_columns(Relation relation, Oid indexoid);
 static bool key_from_option(KafkaCdcRelation *rel, const char *option);
@@ -346,7 +347,8 @@ default_json(Relation relation, AttrNumber attnum, KafkaCdcColumn *col,
 		}
 	}
 
-	if (contain_mutable_functions(expr))
+	/* only built-in immutable functions are run, to fold casts */
+	if (contain_mutable_functions(expr) || contains_user_function(expr, NULL))
 		return NULL;
 	expr = eval_const_expressions(NULL, expr);
 	if (!IsA(expr, Const) || ((Const *) expr)->constisnull)
@@ -355,6 +357,23 @@ default_json(Relation relation, AttrNumber attnum, KafkaCdcColumn *col,
 	initStringInfo(&buf);
 	kfdw_cdc_append_value(&buf, &col->type, opts, ((Const *) expr)->constvalue);
 	return buf.data;
+}
+
+static bool
+is_user_function(Oid func_id, void *context)
+{
+	return func_id >= FirstGenbkiObjectId;
+}
+
+/* Does an expression call a function that is not built in? */
+static bool
+contains_user_function(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, is_user_function, context))
+		return true;
+	return expression_tree_walker(node, contains_user_function, context);
 }
 
 /*
