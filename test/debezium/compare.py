@@ -415,8 +415,8 @@ def compare_topic(topic, ref, cand, prefixes, labels, report):
                 lb, b['partition'], b['offset'])
             out = []
             partition_diffs(topic, a, b, labels, out)
-            diff(a['key'], b['key'], ['key'], out)
-            diff(a['value'], b['value'], ['value'], out)
+            diff_form(a['key'], b['key'], 'key', out)
+            diff_form(a['value'], b['value'], 'value', out)
             diff(a['headers'], b['headers'], ['headers'], out)
             for path, va, vb in out:
                 if not dropped(topic, path, va):
@@ -434,6 +434,21 @@ def compare_topic(topic, ref, cand, prefixes, labels, report):
                                                  pl[j][2], pl[j][3] + 1),
                        'after', 'order in a partition')
                 break
+
+
+def schema_form(obj):
+    return isinstance(obj, dict) and set(obj) == {'schema', 'payload'}
+
+
+def diff_form(a, b, what, out):
+    """Compare keys or values; when one is in the schema/payload form and
+    the other not, say so once and compare the payloads."""
+    if schema_form(a) != schema_form(b):
+        out.append(([what + ' (form)'], 'schema/payload' if schema_form(a) else 'payload only',
+                    'schema/payload' if schema_form(b) else 'payload only'))
+        diff(payload_of(a), payload_of(b), [what + '.payload'], out)
+    else:
+        diff(a, b, [what], out)
 
 
 def partition_diffs(topic, a, b, labels, out):
