@@ -180,8 +180,9 @@ kfdw_stop_broker()
 	rm -f "$WORK/broker.pid"
 }
 
-# Fetch the jars of real Kafka (test/kafka.sh) into a cache every user can
-# read; sets and exports KFDW_KAFKA_CACHE for the unprivileged runs.
+# Fetch the jars of real Kafka (test/kafka.sh) and of Debezium
+# (test/debezium/debezium.sh) into a cache every user can read; sets and
+# exports KFDW_KAFKA_CACHE for the unprivileged runs.
 kfdw_fetch_kafka()
 {
 	if [ -z "${KFDW_KAFKA_CACHE:-}" ]; then
@@ -197,6 +198,9 @@ kfdw_fetch_kafka()
 		kfdw_install_packages $KFDW_KAFKA_PACKAGES
 	fi
 	"$REPO/test/kafka.sh" fetch >/dev/null || die "could not fetch Apache Kafka"
+	# the Debezium reference (tests 409, 410) runs as the test user, who
+	# cannot write the cache
+	"$REPO/test/debezium/debezium.sh" fetch >/dev/null || die "could not fetch Debezium"
 }
 
 # Start a real Kafka cluster (test/kafka.sh, 3 brokers) in $WORK/kafka as the
