@@ -537,44 +537,13 @@ check_publication(const char *pubname)
 	SPI_finish();
 }
 
-/* options: {"tombstones": boolean} */
+/* options: Debezium's, checked by parsing them */
 static void
 check_options(Jsonb *options)
 {
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	bool		expect_value = false;
-	char	   *key = NULL;
+	KafkaCdcOptions opts;
 
-	if (!JB_ROOT_IS_OBJECT(options))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("options of cdc_create must be a JSON object")));
-
-	it = JsonbIteratorInit(&options->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		if (tok == WJB_KEY)
-		{
-			key = pnstrdup(v.val.string.val, v.val.string.len);
-			if (strcmp(key, "tombstones") != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unknown option \"%s\" of cdc_create", key),
-						 errhint("Valid options are: tombstones.")));
-			expect_value = true;
-		}
-		else if (tok == WJB_VALUE && expect_value)
-		{
-			if (v.type != jbvBool)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"%s\" of cdc_create must be true or false",
-								key)));
-			expect_value = false;
-		}
-	}
+	kfdw_cdc_parse_options(options, &opts);
 }
 
 /*

@@ -24,6 +24,8 @@
 #include "nodes/bitmapset.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
+#include "utils/jsonb.h"
+#include "datatype/timestamp.h"
 
 /* in launcher.c */
 
@@ -92,6 +94,60 @@ extern const char *kfdw_cdc_state_name(KafkaCdcState state);
 extern PGDLLEXPORT void kfdw_cdc_launcher_main(Datum main_arg);
 extern PGDLLEXPORT void kfdw_cdc_scanner_main(Datum main_arg);
 
+/* in options.c: cdc_create's options, Debezium's names and values */
+
+typedef enum KafkaCdcTimeMode
+{
+	KFDW_TIME_ADAPTIVE,			/* Debezium's default */
+	KFDW_TIME_ADAPTIVE_MICRO,	/* adaptive_time_microseconds */
+	KFDW_TIME_CONNECT,
+	KFDW_TIME_ISOSTRING
+} KafkaCdcTimeMode;
+
+typedef enum KafkaCdcDecimalMode
+{
+	KFDW_DECIMAL_PRECISE,
+	KFDW_DECIMAL_DOUBLE,
+	KFDW_DECIMAL_STRING
+} KafkaCdcDecimalMode;
+
+typedef enum KafkaCdcBinaryMode
+{
+	KFDW_BINARY_BYTES,
+	KFDW_BINARY_BASE64,
+	KFDW_BINARY_BASE64_URL,
+	KFDW_BINARY_HEX
+} KafkaCdcBinaryMode;
+
+/* skipped.operations, a set of these bits */
+#define KFDW_SKIP_CREATE	0x01
+#define KFDW_SKIP_UPDATE	0x02
+#define KFDW_SKIP_DELETE	0x04
+#define KFDW_SKIP_TRUNCATE	0x08
+
+typedef struct KafkaCdcOptions
+{
+	bool		schemas;		/* schemas.enable */
+	KafkaCdcTimeMode time_mode;
+	KafkaCdcDecimalMode decimal_mode;
+	KafkaCdcBinaryMode binary_mode;
+	bool		interval_string;	/* interval.handling.mode=string */
+	bool		hstore_map;		/* hstore.handling.mode=map */
+	char	   *placeholder;	/* unavailable.value.placeholder */
+	int			skipped;		/* skipped.operations */
+	bool		tombstones;		/* tombstones.on.delete */
+	char	   *key_columns;	/* message.key.columns, or NULL */
+	bool		txn_metadata;	/* provide.transaction.metadata */
+	char	   *message_include;	/* message.prefix.include.list, or NULL */
+	char	   *message_exclude;	/* message.prefix.exclude.list, or NULL */
+} KafkaCdcOptions;
+
+extern void kfdw_cdc_parse_options(Jsonb *options, KafkaCdcOptions *opts);
+extern bool kfdw_cdc_op_skipped(const KafkaCdcOptions *opts, char op);
+extern bool kfdw_cdc_message_wanted(const KafkaCdcOptions *opts,
+									const char *prefix);
+extern bool kfdw_cdc_list_matches(const char *list, const char *name);
+
 /* in worker.c */
 
 /* A stream, as its row in kafka_fdw.cdc_streams says, read by its worker */
@@ -105,7 +161,7 @@ typedef struct KafkaCdcConfig
 	char	   *dbname;			/* of the stream's database */
 	bool		snapshot;
 	bool		snapshot_done;
-	bool		tombstones;
+	KafkaCdcOptions opts;
 	Oid			owner;			/* the stream's data work runs as this role */
 } KafkaCdcConfig;
 
@@ -161,16 +217,72 @@ extern void kfdw_cdc_txn_end(uint64 txn_id, XLogRecPtr end_lsn);
 extern XLogRecPtr kfdw_cdc_txn_confirmable(bool *none_pending);
 extern void kfdw_cdc_show_undelivered(XLogRecPtr confirmed);
 extern void kfdw_cdc_produce(const char *topic, StringInfo key,
-							 StringInfo value, uint64 txn_id);
+							 StringInfo value, rd_kafka_headers_t *headers,
+							 uint64 txn_id);
 extern void kfdw_cdc_serve(int timeout_ms);
 extern void kfdw_cdc_nap(int timeout_ms);
 extern void kfdw_cdc_wait_delivered(void);
 extern void kfdw_cdc_recover_state(void);
 
-/* in event.c */
+/* in schema.c and value.c: columns as Debezium's type mapping shows them */
 
 /* source.version of the events */
 #define KFDW_CDC_VERSION "1.0"
+
+/* microseconds from 1970-01-01 to 2000-01-01, PostgreSQL's epoch */
+#define EPOCH_SHIFT_USECS_FOR_SOURCE \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
+
+/* A table's count of events in a transaction, for its END event */
+typedef struct KafkaCdcTxnCount
+{
+	char	   *collection;		/* "schema.table" */
+	int64		count;
+} KafkaCdcTxnCount;
+
+/* How a column's values are written */
+typedef enum KafkaCdcKind
+{
+	KFDW_KIND_INT16,
+	KFDW_KIND_INT32,
+	KFDW_KIND_INT64,
+	KFDW_KIND_FLOAT32,
+	KFDW_KIND_FLOAT64,
+	KFDW_KIND_BOOL,
+	KFDW_KIND_TEXT,				/* the type's output, as a string */
+	KFDW_KIND_NUMERIC,
+	KFDW_KIND_MONEY,
+	KFDW_KIND_BYTEA,
+	KFDW_KIND_UUID,
+	KFDW_KIND_DATE,
+	KFDW_KIND_TIME,
+	KFDW_KIND_TIMETZ,
+	KFDW_KIND_TIMESTAMP,
+	KFDW_KIND_TIMESTAMPTZ,
+	KFDW_KIND_INTERVAL,
+	KFDW_KIND_JSON,
+	KFDW_KIND_XML,
+	KFDW_KIND_BIT1,				/* bit(1): a boolean */
+	KFDW_KIND_BITS,
+	KFDW_KIND_ENUM,
+	KFDW_KIND_HSTORE,
+	KFDW_KIND_POINT,
+	KFDW_KIND_ARRAY
+} KafkaCdcKind;
+
+/* A column's type, domains resolved to their base type */
+typedef struct KafkaCdcType
+{
+	KafkaCdcKind kind;
+	Oid			typid;
+	int32		typmod;
+	Oid			typoutput;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	char	   *labels;			/* an enum's, comma-separated */
+	struct KafkaCdcType *elem;	/* an array's elements */
+} KafkaCdcType;
 
 /* A column of a captured table, as events show it */
 typedef struct KafkaCdcColumn
@@ -178,8 +290,12 @@ typedef struct KafkaCdcColumn
 	char	   *name;
 	Oid			typid;
 	bool		iskey;			/* part of the message key */
+	bool		isidentity;		/* in the replica identity (old rows) */
+	bool		notnull;		/* a required field of the schema */
 	Oid			typinput;		/* to read the text form of pgoutput */
 	Oid			typioparam;
+	KafkaCdcType type;
+	char	   *default_json;	/* the field's "default", or NULL */
 } KafkaCdcColumn;
 
 /* A captured table */
@@ -192,14 +308,21 @@ typedef struct KafkaCdcRelation
 	int			ncols;
 	KafkaCdcColumn *cols;
 	bool		has_key;
+	char	   *key_schema;		/* Kafka Connect schemas, JSON */
+	char	   *value_schema;
 } KafkaCdcRelation;
 
-/* A row of a captured table; present[i] false leaves the column out */
+/*
+ * A row of a captured table.  A column not present is either unavailable
+ * (an unchanged TOASTed value: the placeholder) or missing from an old row
+ * that has only the identity columns (null, or a required field's zero).
+ */
 typedef struct KafkaCdcRow
 {
 	Datum	   *values;
 	bool	   *isnull;
 	bool	   *present;
+	bool	   *unavailable;
 } KafkaCdcRow;
 
 /* What the source block of an event says */
@@ -211,15 +334,45 @@ typedef struct KafkaCdcSource
 	TransactionId xid;
 	XLogRecPtr	lsn;
 	XLogRecPtr	last_commit_lsn;	/* for source.sequence, or invalid */
-	const char *snapshot;		/* "false", "true" or "last" */
+	const char *snapshot;		/* "false", "true", "first", "last", ... */
+	const char *txn_id;			/* transaction block's id, or NULL */
+	int64		total_order;
+	int64		collection_order;
 } KafkaCdcSource;
 
+extern void kfdw_cdc_describe_relation(KafkaCdcRelation *rel,
+									   const KafkaCdcOptions *opts,
+									   const char *prefix);
+extern void kfdw_cdc_append_field_schema(StringInfo buf, KafkaCdcType *type,
+										 const KafkaCdcOptions *opts,
+										 bool optional, const char *deflt,
+										 const char *field);
+extern void kfdw_cdc_append_value(StringInfo buf, KafkaCdcType *type,
+								  const KafkaCdcOptions *opts, Datum value);
+extern void kfdw_cdc_append_unavailable(StringInfo buf, KafkaCdcType *type,
+										const KafkaCdcOptions *opts);
+extern void kfdw_cdc_append_zero(StringInfo buf, KafkaCdcType *type);
+
+/* in event.c */
 extern bool kfdw_cdc_encode_key(StringInfo buf, KafkaCdcRelation *rel,
-								KafkaCdcRow *row);
+								KafkaCdcRow *row, const KafkaCdcOptions *opts,
+								bool schema);
 extern void kfdw_cdc_encode_value(StringInfo buf, char op,
 								  KafkaCdcRelation *rel,
 								  KafkaCdcRow *before, KafkaCdcRow *after,
-								  KafkaCdcSource *source);
+								  KafkaCdcSource *source,
+								  const KafkaCdcOptions *opts);
+extern void kfdw_cdc_encode_message(StringInfo key, StringInfo value,
+									const char *prefix, const char *content,
+									Size len, KafkaCdcSource *source,
+									const KafkaCdcOptions *opts);
+extern void kfdw_cdc_encode_txn(StringInfo key, StringInfo value,
+								bool begin, const char *txn_id,
+								TimestampTz ts, List *counts,
+								int64 total, const KafkaCdcOptions *opts);
+extern rd_kafka_headers_t *kfdw_cdc_headers(const char *prefix,
+										 const char *keyname,
+										 StringInfo keypayload);
 
 /* in decode.c */
 extern struct LogicalDecodingContext *kfdw_cdc_decode_start(const KafkaCdcConfig *config,
@@ -227,8 +380,6 @@ extern struct LogicalDecodingContext *kfdw_cdc_decode_start(const KafkaCdcConfig
 extern bool kfdw_cdc_decode_in_txn(void);
 extern char *kfdw_cdc_topic(const KafkaCdcConfig *config, const char *nspname,
 							const char *relname);
-extern void kfdw_cdc_compute_keys(KafkaCdcRelation *rel, Oid relid,
-								  char replident, Bitmapset *identity_cols);
 
 /* api.c exports only SQL-callable functions */
 

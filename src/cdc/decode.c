@@ -60,6 +60,12 @@ static TransactionId cur_xid;
 static TimestampTz cur_commit_time;
 static XLogRecPtr last_commit_lsn = InvalidXLogRecPtr;
 
+/* provide.transaction.metadata: the open transaction's id and counts */
+static MemoryContext txn_cxt;
+static char *txn_id;
+static int64 txn_total;
+static List *txn_counts;		/* of KafkaCdcTxnCount */
+
 static void prepare_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
 						  TransactionId xid, bool last_write);
 static void do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
@@ -68,9 +74,12 @@ static void handle_relation(LogicalRepRelation *lrel);
 static void tuple_to_row(KafkaCdcRelation *rel, LogicalRepTupleData *tup,
 						 KafkaCdcRow *row, KafkaCdcRow *old, bool key_only);
 static void emit(RelEntry *entry, char op, KafkaCdcRow *before,
-				 KafkaCdcRow *after, KafkaCdcRow *keyrow, XLogRecPtr lsn);
-static bool key_changed(KafkaCdcRelation *rel, LogicalRepTupleData *oldtup,
-						LogicalRepTupleData *newtup);
+				 KafkaCdcRow *after, KafkaCdcRow *keyrow, XLogRecPtr lsn,
+				 const char *keyheader, StringInfo otherkey);
+static void fill_source(KafkaCdcSource *source, XLogRecPtr lsn);
+static void handle_message(StringInfo in, XLogRecPtr lsn);
+static void send_txn_event(bool begin);
+static int64 count_event(const char *nspname, const char *relname);
 
 /*
  * The decoding context of stream cfg, whose slot this process has
@@ -87,6 +96,8 @@ kfdw_cdc_decode_start(const KafkaCdcConfig *cfg, MemoryContext cxt)
 	decode_cxt = cxt;
 	change_cxt = AllocSetContextCreate(cxt, "kafka_fdw cdc change",
 									   ALLOCSET_DEFAULT_SIZES);
+	txn_cxt = AllocSetContextCreate(cxt, "kafka_fdw cdc transaction",
+									ALLOCSET_DEFAULT_SIZES);
 
 	memset(&hctl, 0, sizeof(hctl));
 	hctl.keysize = sizeof(Oid);
@@ -95,10 +106,11 @@ kfdw_cdc_decode_start(const KafkaCdcConfig *cfg, MemoryContext cxt)
 	relations = hash_create("kafka_fdw cdc relations", 64, &hctl,
 							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
-	options = list_make2(makeDefElem("proto_version", (Node *) makeString("1"), -1),
+	options = list_make3(makeDefElem("proto_version", (Node *) makeString("1"), -1),
 						 makeDefElem("publication_names",
 									 (Node *) makeString((char *) quote_identifier(config->publication)),
-									 -1));
+									 -1),
+						 makeDefElem("messages", (Node *) makeString("true"), -1));
 
 	return CreateDecodingContext(InvalidXLogRecPtr, options, false,
 								 XL_ROUTINE(.page_read = read_local_xlog_page,
@@ -122,50 +134,15 @@ char *
 kfdw_cdc_topic(const KafkaCdcConfig *cfg, const char *nspname,
 			   const char *relname)
 {
-	return psprintf("%s.%s.%s", cfg->topic_prefix, nspname, relname);
-}
+	char	   *topic = psprintf("%s.%s.%s", cfg->topic_prefix, nspname, relname);
+	char	   *c;
 
-/*
- * Mark the key columns of rel: the columns of the replica identity index
- * (the primary key by default), or of the primary key for REPLICA
- * IDENTITY FULL, when the event carries them.  identity_cols, if given,
- * are the columns pgoutput flagged as identity (used unless FULL).
- */
-void
-kfdw_cdc_compute_keys(KafkaCdcRelation *rel, Oid relid, char replident,
-					  Bitmapset *identity_cols)
-{
-	Relation	relation;
-	Bitmapset  *keyattrs;
-	int			i;
-
-	rel->has_key = false;
-	if (replident != REPLICA_IDENTITY_FULL && identity_cols != NULL)
-	{
-		for (i = 0; i < rel->ncols; i++)
-		{
-			rel->cols[i].iskey = bms_is_member(i, identity_cols);
-			rel->has_key |= rel->cols[i].iskey;
-		}
-		return;
-	}
-
-	relation = RelationIdGetRelation(relid);
-	if (!RelationIsValid(relation))
-		return;
-	keyattrs = RelationGetIndexAttrBitmap(relation,
-										  replident == REPLICA_IDENTITY_FULL
-										  ? INDEX_ATTR_BITMAP_PRIMARY_KEY
-										  : INDEX_ATTR_BITMAP_IDENTITY_KEY);
-	for (i = 0; i < rel->ncols; i++)
-	{
-		AttrNumber	attnum = get_attnum(relid, rel->cols[i].name);
-
-		rel->cols[i].iskey = attnum != InvalidAttrNumber &&
-			bms_is_member(attnum - FirstLowInvalidHeapAttributeNumber, keyattrs);
-		rel->has_key |= rel->cols[i].iskey;
-	}
-	RelationClose(relation);
+	/* as Debezium: what Kafka does not take in a topic name becomes "_" */
+	for (c = topic; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+			  (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' || *c == '-'))
+			*c = '_';
+	return topic;
 }
 
 static void
@@ -216,15 +193,28 @@ do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 				current_txn = kfdw_cdc_txn_begin(lsn, begin.final_lsn,
 												 begin.committime);
 				txn_open = true;
+				if (config->opts.txn_metadata)
+				{
+					MemoryContextReset(txn_cxt);
+					txn_id = MemoryContextStrdup(txn_cxt,
+												 psprintf("%u:" UINT64_FORMAT,
+														  cur_xid, (uint64) lsn));
+					txn_total = 0;
+					txn_counts = NIL;
+					send_txn_event(true);
+				}
 				break;
 			}
 		case LOGICAL_REP_MSG_COMMIT:
 			{
 				LogicalRepCommitData commit;
 				logicalrep_read_commit(&in, &commit);
+				if (config->opts.txn_metadata)
+					send_txn_event(false);
 				kfdw_cdc_txn_end(current_txn, commit.end_lsn);
 				txn_open = false;
-				last_commit_lsn = commit.commit_lsn;
+				/* as Debezium: the position the commit message came at */
+				last_commit_lsn = lsn;
 				break;
 			}
 		case LOGICAL_REP_MSG_RELATION:
@@ -246,7 +236,7 @@ do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 				if (entry == NULL || entry->skip)
 					break;
 				tuple_to_row(&entry->rel, &newtup, &after, NULL, false);
-				emit(entry, 'c', NULL, &after, &after, lsn);
+				emit(entry, 'c', NULL, &after, &after, lsn, NULL, NULL);
 				break;
 			}
 		case LOGICAL_REP_MSG_UPDATE:
@@ -268,15 +258,32 @@ do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 				tuple_to_row(&entry->rel, &newtup, &after,
 							 has_old ? &before : NULL, false);
 
-				if (has_old && entry->rel.has_key &&
-					key_changed(&entry->rel, &oldtup, &newtup))
+				if (has_old && entry->rel.has_key)
 				{
-					/* as Debezium: a delete of the old key, a create of the new */
-					emit(entry, 'd', &before, NULL, &before, lsn);
-					emit(entry, 'c', NULL, &after, &after, lsn);
+					StringInfoData oldkey;
+					StringInfoData newkey;
+
+					initStringInfo(&oldkey);
+					initStringInfo(&newkey);
+					kfdw_cdc_encode_key(&oldkey, &entry->rel, &before,
+										&config->opts, false);
+					kfdw_cdc_encode_key(&newkey, &entry->rel, &after,
+										&config->opts, false);
+					if (strcmp(oldkey.data, newkey.data) != 0)
+					{
+						/*
+						 * As Debezium: a delete of the old key, a create of
+						 * the new, each naming the other key in a header.
+						 */
+						emit(entry, 'd', &before, NULL, &before, lsn,
+							 "__debezium.newkey", &newkey);
+						emit(entry, 'c', NULL, &after, &after, lsn,
+							 "__debezium.oldkey", &oldkey);
+						break;
+					}
 				}
-				else
-					emit(entry, 'u', has_old ? &before : NULL, &after, &after, lsn);
+				emit(entry, 'u', has_old ? &before : NULL, &after, &after, lsn,
+					 NULL, NULL);
 				break;
 			}
 		case LOGICAL_REP_MSG_DELETE:
@@ -290,7 +297,7 @@ do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 					break;
 				tuple_to_row(&entry->rel, &oldtup, &before, NULL,
 							 entry->old_is_key);
-				emit(entry, 'd', &before, NULL, &before, lsn);
+				emit(entry, 'd', &before, NULL, &before, lsn, NULL, NULL);
 				break;
 			}
 		case LOGICAL_REP_MSG_TRUNCATE:
@@ -308,12 +315,15 @@ do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 
 					if (entry == NULL || entry->skip)
 						continue;
-					emit(entry, 't', NULL, NULL, NULL, lsn);
+					emit(entry, 't', NULL, NULL, NULL, lsn, NULL, NULL);
 				}
 				break;
 			}
+		case LOGICAL_REP_MSG_MESSAGE:
+			handle_message(&in, lsn);
+			break;
 		default:
-			/* origin, type and logical messages carry no row changes */
+			/* origin and type messages carry no row changes */
 			break;
 	}
 
@@ -362,10 +372,12 @@ handle_relation(LogicalRepRelation *lrel)
 
 		col->name = pstrdup(lrel->attnames[i]);
 		col->typid = lrel->atttyps[i];
+		col->isidentity = bms_is_member(i, lrel->attkeys);
 		getTypeInputInfo(col->typid, &col->typinput, &col->typioparam);
 	}
-	kfdw_cdc_compute_keys(&entry->rel, lrel->remoteid, lrel->replident,
-						  bms_copy(lrel->attkeys));
+	if (!entry->skip)
+		kfdw_cdc_describe_relation(&entry->rel, &config->opts,
+								   config->topic_prefix);
 	MemoryContextSwitchTo(oldcxt);
 }
 
@@ -386,12 +398,13 @@ tuple_to_row(KafkaCdcRelation *rel, LogicalRepTupleData *tup, KafkaCdcRow *row,
 	row->values = palloc0(sizeof(Datum) * n);
 	row->isnull = palloc0(sizeof(bool) * n);
 	row->present = palloc0(sizeof(bool) * n);
+	row->unavailable = palloc0(sizeof(bool) * n);
 
 	for (i = 0; i < rel->ncols && i < tup->ncols; i++)
 	{
 		KafkaCdcColumn *col = &rel->cols[i];
 
-		if (key_only && !col->iskey)
+		if (key_only && !col->isidentity)
 			continue;
 		switch (tup->colstatus[i])
 		{
@@ -406,6 +419,8 @@ tuple_to_row(KafkaCdcRelation *rel, LogicalRepTupleData *tup, KafkaCdcRow *row,
 					row->isnull[i] = old->isnull[i];
 					row->present[i] = true;
 				}
+				else
+					row->unavailable[i] = true;
 				break;
 			case LOGICALREP_COLUMN_TEXT:
 				row->values[i] = OidInputFunctionCall(col->typinput,
@@ -420,54 +435,140 @@ tuple_to_row(KafkaCdcRelation *rel, LogicalRepTupleData *tup, KafkaCdcRow *row,
 	}
 }
 
-/* Did an update change the key? */
-static bool
-key_changed(KafkaCdcRelation *rel, LogicalRepTupleData *oldtup,
-			LogicalRepTupleData *newtup)
+/* The source block of an event at lsn of the transaction being decoded */
+static void
+fill_source(KafkaCdcSource *source, XLogRecPtr lsn)
 {
-	int			i;
-
-	for (i = 0; i < rel->ncols && i < oldtup->ncols && i < newtup->ncols; i++)
-	{
-		if (!rel->cols[i].iskey)
-			continue;
-		if (oldtup->colstatus[i] != newtup->colstatus[i])
-			return newtup->colstatus[i] != LOGICALREP_COLUMN_UNCHANGED;
-		if (oldtup->colstatus[i] == LOGICALREP_COLUMN_TEXT &&
-			strcmp(oldtup->colvalues[i].data, newtup->colvalues[i].data) != 0)
-			return true;
-	}
-	return false;
+	memset(source, 0, sizeof(*source));
+	source->stream_name = config->topic_prefix;
+	source->dbname = config->dbname;
+	source->commit_time = cur_commit_time;
+	source->xid = cur_xid;
+	source->lsn = lsn;
+	source->last_commit_lsn = last_commit_lsn;
+	source->snapshot = "false";
 }
 
 /*
- * Send one change event, and after a delete its tombstone.
+ * Send one change event (unless skipped.operations leaves it out), and
+ * after a delete its tombstone.  keyheader, if given, names the header
+ * that carries otherkey, the key's payload before or after a key change.
  */
 static void
 emit(RelEntry *entry, char op, KafkaCdcRow *before, KafkaCdcRow *after,
-	 KafkaCdcRow *keyrow, XLogRecPtr lsn)
+	 KafkaCdcRow *keyrow, XLogRecPtr lsn, const char *keyheader,
+	 StringInfo otherkey)
 {
+	const KafkaCdcOptions *opts = &config->opts;
 	KafkaCdcSource source;
 	StringInfoData key;
 	StringInfoData value;
 	bool		has_key = false;
 
-	source.stream_name = config->name;
-	source.dbname = config->dbname;
-	source.commit_time = cur_commit_time;
-	source.xid = cur_xid;
-	source.lsn = lsn;
-	source.last_commit_lsn = last_commit_lsn;
-	source.snapshot = "false";
+	if (kfdw_cdc_op_skipped(opts, op))
+		return;
+
+	fill_source(&source, lsn);
+	if (opts->txn_metadata)
+	{
+		source.txn_id = txn_id;
+		source.total_order = ++txn_total;
+		source.collection_order = count_event(entry->rel.nspname,
+											  entry->rel.relname);
+	}
 
 	initStringInfo(&key);
 	if (keyrow)
-		has_key = kfdw_cdc_encode_key(&key, &entry->rel, keyrow);
+		has_key = kfdw_cdc_encode_key(&key, &entry->rel, keyrow, opts, true);
 	initStringInfo(&value);
-	kfdw_cdc_encode_value(&value, op, &entry->rel, before, after, &source);
+	kfdw_cdc_encode_value(&value, op, &entry->rel, before, after, &source, opts);
 
-	kfdw_cdc_produce(entry->rel.topic, has_key ? &key : NULL, &value, current_txn);
+	kfdw_cdc_produce(entry->rel.topic, has_key ? &key : NULL, &value,
+					 kfdw_cdc_headers(config->topic_prefix, keyheader, otherkey),
+					 current_txn);
 	/* a tombstone only makes sense for a key that compaction can drop */
-	if (op == 'd' && config->tombstones && has_key)
-		kfdw_cdc_produce(entry->rel.topic, has_key ? &key : NULL, NULL, current_txn);
+	if (op == 'd' && opts->tombstones && has_key)
+		kfdw_cdc_produce(entry->rel.topic, &key, NULL,
+						 kfdw_cdc_headers(config->topic_prefix, keyheader, otherkey),
+						 current_txn);
+}
+
+/*
+ * A logical decoding message: pgoutput's flags, LSN, prefix and content.
+ * Published as Debezium's "m" event on <prefix>.message if its prefix is
+ * wanted; a message outside a transaction is a transaction of its own for
+ * the stream's delivery accounting.
+ */
+static void
+handle_message(StringInfo in, XLogRecPtr lsn)
+{
+	uint8		flags = pq_getmsgbyte(in);
+	XLogRecPtr	msg_lsn = pq_getmsgint64(in);
+	const char *prefix = pq_getmsgstring(in);
+	Size		len = pq_getmsgint(in, 4);
+	const char *content = pq_getmsgbytes(in, len);
+	bool		transactional = (flags & 1) != 0;
+	KafkaCdcSource source;
+	StringInfoData key;
+	StringInfoData value;
+	char	   *topic;
+	uint64		txn = current_txn;
+
+	if (!kfdw_cdc_message_wanted(&config->opts, prefix))
+		return;
+
+	fill_source(&source, msg_lsn);
+	if (!transactional)
+	{
+		source.xid = InvalidTransactionId;
+		source.commit_time = GetCurrentTimestamp();
+		txn = kfdw_cdc_txn_begin(lsn, lsn, source.commit_time);
+	}
+	initStringInfo(&key);
+	initStringInfo(&value);
+	kfdw_cdc_encode_message(&key, &value, prefix, content, len, &source,
+							&config->opts);
+	topic = psprintf("%s.message", config->topic_prefix);
+	kfdw_cdc_produce(topic, &key, &value, NULL, txn);
+	if (!transactional)
+		kfdw_cdc_txn_end(txn, lsn);
+}
+
+/* provide.transaction.metadata: the open transaction's BEGIN or END */
+static void
+send_txn_event(bool begin)
+{
+	StringInfoData key;
+	StringInfoData value;
+
+	initStringInfo(&key);
+	initStringInfo(&value);
+	kfdw_cdc_encode_txn(&key, &value, begin, txn_id, cur_commit_time,
+						txn_counts, txn_total, &config->opts);
+	kfdw_cdc_produce(psprintf("%s.transaction", config->topic_prefix),
+					 &key, &value, NULL, current_txn);
+}
+
+/* Count an event of a table in the open transaction; its order there */
+static int64
+count_event(const char *nspname, const char *relname)
+{
+	char	   *name = psprintf("%s.%s", nspname, relname);
+	KafkaCdcTxnCount *c;
+	ListCell   *lc;
+	MemoryContext oldcxt;
+
+	foreach(lc, txn_counts)
+	{
+		c = lfirst(lc);
+		if (strcmp(c->collection, name) == 0)
+			return ++c->count;
+	}
+	oldcxt = MemoryContextSwitchTo(txn_cxt);
+	c = palloc(sizeof(KafkaCdcTxnCount));
+	c->collection = pstrdup(name);
+	c->count = 1;
+	txn_counts = lappend(txn_counts, c);
+	MemoryContextSwitchTo(oldcxt);
+	return 1;
 }

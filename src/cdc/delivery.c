@@ -383,10 +383,11 @@ kfdw_cdc_serve(int timeout_ms)
 
 /*
  * Hand a message to librdkafka, waiting while its queue is full.  value
- * NULL sends a tombstone.
+ * NULL sends a tombstone.  headers (or NULL) are librdkafka's from then on.
  */
 void
-kfdw_cdc_produce(const char *topic, StringInfo key, StringInfo value, uint64 txn_id)
+kfdw_cdc_produce(const char *topic, StringInfo key, StringInfo value,
+				 rd_kafka_headers_t *headers, uint64 txn_id)
 {
 	KafkaOutMessage msg;
 	rd_kafka_resp_err_t err;
@@ -400,7 +401,7 @@ kfdw_cdc_produce(const char *topic, StringInfo key, StringInfo value, uint64 txn
 	msg.keylen = key ? key->len : -1;
 	msg.value = value ? value->data : NULL;
 	msg.valuelen = value ? value->len : -1;
-	msg.headers = NULL;
+	msg.headers = headers;
 	msg.opaque = (void *) (uintptr_t) txn_id;
 	err = kfdw_produce(producer, &msg, delivery, errstr, sizeof(errstr));
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)

@@ -1,18 +1,24 @@
 /*-------------------------------------------------------------------------
  *
  * event.c
- *		  Encoding of change events in Debezium's envelope
+ *		  Change events in Debezium's envelope
  *
- * A change event is a Kafka message whose key is a JSON object of the
- * table's key columns and whose value is the envelope that Debezium's
- * PostgreSQL connector writes through Kafka Connect's JSON converter with
- * schemas disabled:
+ * A change event is a Kafka message whose key holds the table's key
+ * columns and whose value is the envelope that Debezium's PostgreSQL
+ * connector writes through Kafka Connect's JSON converter:
  *
- *	{"before": ..., "after": ..., "source": {...}, "op": "c", "ts_ms": ...,
- *	 "transaction": null}
+ *	{"schema": {...}, "payload": {"before": ..., "after": ..., "source": {...},
+ *	 "transaction": null, "op": "c", "ts_ms": ..., "ts_us": ..., "ts_ns": ...}}
  *
- * Column values go through the JSON encoder that INSERT uses as well, so a
- * value reads the same in a topic whichever way it got there.
+ * or, with "schemas.enable" false, the payload alone.  The schemas come
+ * ready from cdc/schema.c, the column values from cdc/value.c.  Every
+ * field of a row is written: a value the event does not have is the
+ * unavailable-value placeholder (an unchanged TOASTed column) or null (a
+ * required field: its type's zero), as Debezium writes them.
+ *
+ * Besides change events: logical decoding messages (op "m", on the topic
+ * <prefix>.message), transaction BEGIN and END events (on
+ * <prefix>.transaction) and the headers Debezium puts on change events.
  *
  * IDENTIFICATION
  *		  src/cdc/event.c
@@ -23,22 +29,55 @@
 
 #include "utils/timestamp.h"
 
+extern const char *const kfdw_cdc_source_schema;
+
+#define MESSAGE_KEY_SCHEMA \
+	"{\"type\":\"struct\",\"fields\":[" \
+	"{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"}]," \
+	"\"optional\":false,\"name\":\"io.debezium.connector.postgresql.MessageKey\",\"version\":1}"
+
+#define TXN_KEY_SCHEMA \
+	"{\"type\":\"struct\",\"fields\":[" \
+	"{\"type\":\"string\",\"optional\":false,\"field\":\"id\"}]," \
+	"\"optional\":false,\"name\":\"io.debezium.connector.common.TransactionMetadataKey\",\"version\":1}"
+
+#define TXN_VALUE_SCHEMA \
+	"{\"type\":\"struct\",\"fields\":[" \
+	"{\"type\":\"string\",\"optional\":false,\"field\":\"status\"}," \
+	"{\"type\":\"string\",\"optional\":false,\"field\":\"id\"}," \
+	"{\"type\":\"int64\",\"optional\":true,\"field\":\"event_count\"}," \
+	"{\"type\":\"array\",\"items\":{\"type\":\"struct\",\"fields\":[" \
+	"{\"type\":\"string\",\"optional\":false,\"field\":\"data_collection\"}," \
+	"{\"type\":\"int64\",\"optional\":false,\"field\":\"event_count\"}]," \
+	"\"optional\":false},\"optional\":true,\"field\":\"data_collections\"}," \
+	"{\"type\":\"int64\",\"optional\":false,\"field\":\"ts_ms\"}]," \
+	"\"optional\":false,\"name\":\"io.debezium.connector.common.TransactionMetadataValue\",\"version\":1}"
+
 static void append_row(StringInfo buf, KafkaCdcRelation *rel,
-					   KafkaCdcRow *row, bool keys_only);
-static void append_source(StringInfo buf, KafkaCdcRelation *rel,
-						  KafkaCdcSource *source);
+					   KafkaCdcRow *row, bool keys_only,
+					   const KafkaCdcOptions *opts);
+static void append_source(StringInfo buf, const char *nspname,
+						  const char *relname, KafkaCdcSource *source);
+static void append_times(StringInfo buf, bool micro);
+static const char *run_id(void);
 
 /*
- * Append the message key: {"col": value, ...} over the key columns.
- * Returns false, appending nothing, if the table has no key (the message
- * then has a null key, as Debezium sends it).
+ * Append the message key: the key columns, with their schema if schema is
+ * true and the stream sends schemas.  Returns false, appending nothing, if
+ * the table has no key (the message then has a null key, as Debezium sends
+ * it).
  */
 bool
-kfdw_cdc_encode_key(StringInfo buf, KafkaCdcRelation *rel, KafkaCdcRow *row)
+kfdw_cdc_encode_key(StringInfo buf, KafkaCdcRelation *rel, KafkaCdcRow *row,
+					const KafkaCdcOptions *opts, bool schema)
 {
 	if (!rel->has_key)
 		return false;
-	append_row(buf, rel, row, true);
+	if (schema && opts->schemas)
+		appendStringInfo(buf, "{\"schema\":%s,\"payload\":", rel->key_schema);
+	append_row(buf, rel, row, true, opts);
+	if (schema && opts->schemas)
+		appendStringInfoChar(buf, '}');
 	return true;
 }
 
@@ -49,36 +88,177 @@ kfdw_cdc_encode_key(StringInfo buf, KafkaCdcRelation *rel, KafkaCdcRow *row)
 void
 kfdw_cdc_encode_value(StringInfo buf, char op, KafkaCdcRelation *rel,
 					  KafkaCdcRow *before, KafkaCdcRow *after,
-					  KafkaCdcSource *source)
+					  KafkaCdcSource *source, const KafkaCdcOptions *opts)
 {
+	if (opts->schemas)
+		appendStringInfo(buf, "{\"schema\":%s,\"payload\":", rel->value_schema);
+
 	appendStringInfoString(buf, "{\"before\":");
 	if (before)
-		append_row(buf, rel, before, false);
+		append_row(buf, rel, before, false, opts);
 	else
 		appendStringInfoString(buf, "null");
 
 	appendStringInfoString(buf, ",\"after\":");
 	if (after)
-		append_row(buf, rel, after, false);
+		append_row(buf, rel, after, false, opts);
 	else
 		appendStringInfoString(buf, "null");
 
 	appendStringInfoString(buf, ",\"source\":");
-	append_source(buf, rel, source);
+	append_source(buf, rel->nspname, rel->relname, source);
 
-	appendStringInfo(buf, ",\"op\":\"%c\",\"ts_ms\":" INT64_FORMAT
-					 ",\"transaction\":null}",
-					 op, kfdw_timestamp_to_kafka(GetCurrentTimestamp()));
+	appendStringInfoString(buf, ",\"transaction\":");
+	if (source->txn_id)
+	{
+		appendStringInfoString(buf, "{\"id\":");
+		kfdw_json_append_string(buf, source->txn_id);
+		appendStringInfo(buf, ",\"total_order\":" INT64_FORMAT
+						 ",\"data_collection_order\":" INT64_FORMAT "}",
+						 source->total_order, source->collection_order);
+	}
+	else
+		appendStringInfoString(buf, "null");
+
+	appendStringInfo(buf, ",\"op\":\"%c\"", op);
+	append_times(buf, true);
+	appendStringInfoChar(buf, '}');
+
+	if (opts->schemas)
+		appendStringInfoChar(buf, '}');
 }
 
 /*
- * Append a row as a JSON object.  Columns not present (an unchanged TOASTed
- * value that the WAL does not carry) are left out rather than given a
- * made-up value.
+ * A logical decoding message (pg_logical_emit_message) as Debezium's event
+ * of op "m": key and value.
+ */
+void
+kfdw_cdc_encode_message(StringInfo key, StringInfo value, const char *prefix,
+						const char *content, Size len, KafkaCdcSource *source,
+						const KafkaCdcOptions *opts)
+{
+	KafkaCdcType bytes = {0};
+	bytea	   *data = palloc(VARHDRSZ + len);
+
+	if (opts->schemas)
+		appendStringInfoString(key, "{\"schema\":" MESSAGE_KEY_SCHEMA ",\"payload\":");
+	appendStringInfoString(key, "{\"prefix\":");
+	kfdw_json_append_string(key, prefix);
+	appendStringInfoChar(key, '}');
+	if (opts->schemas)
+		appendStringInfoChar(key, '}');
+
+	if (opts->schemas)
+	{
+		appendStringInfoString(value, "{\"schema\":{\"type\":\"struct\",\"fields\":["
+							   "{\"type\":\"string\",\"optional\":false,\"field\":\"op\"},"
+							   "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"},");
+		appendStringInfoString(value, kfdw_cdc_source_schema);
+		appendStringInfo(value, ",{\"type\":\"struct\",\"fields\":["
+						 "{\"type\":\"string\",\"optional\":false,\"field\":\"id\"},"
+						 "{\"type\":\"int64\",\"optional\":false,\"field\":\"total_order\"},"
+						 "{\"type\":\"int64\",\"optional\":false,\"field\":\"data_collection_order\"}],"
+						 "\"optional\":true,\"name\":\"event.block\",\"version\":1,\"field\":\"transaction\"},"
+						 "{\"type\":\"struct\",\"fields\":["
+						 "{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"},"
+						 "{\"type\":\"%s\",\"optional\":true,\"field\":\"content\"}],"
+						 "\"optional\":false,\"name\":\"io.debezium.connector.postgresql.Message\",\"version\":1,\"field\":\"message\"}],"
+						 "\"optional\":false,\"name\":\"io.debezium.connector.postgresql.MessageValue\",\"version\":1},"
+						 "\"payload\":",
+						 opts->binary_mode == KFDW_BINARY_BYTES ? "bytes" : "string");
+	}
+	appendStringInfoString(value, "{\"op\":\"m\"");
+	append_times(value, false);
+	appendStringInfoString(value, ",\"source\":");
+	append_source(value, "", "", source);
+	appendStringInfoString(value, ",\"transaction\":null,\"message\":{\"prefix\":");
+	kfdw_json_append_string(value, prefix);
+	appendStringInfoString(value, ",\"content\":");
+	/* content: bytes, as binary.handling.mode says */
+	bytes.kind = KFDW_KIND_BYTEA;
+	SET_VARSIZE(data, VARHDRSZ + len);
+	memcpy(VARDATA(data), content, len);
+	kfdw_cdc_append_value(value, &bytes, opts, PointerGetDatum(data));
+	appendStringInfoString(value, "}}");
+	if (opts->schemas)
+		appendStringInfoChar(value, '}');
+}
+
+/*
+ * A transaction's BEGIN (begin) or END event on <prefix>.transaction.
+ * counts, for END, is a list of KafkaCdcTxnCount.
+ */
+void
+kfdw_cdc_encode_txn(StringInfo key, StringInfo value, bool begin,
+					const char *txn_id, TimestampTz ts, List *counts,
+					int64 total, const KafkaCdcOptions *opts)
+{
+	ListCell   *lc;
+
+	if (opts->schemas)
+		appendStringInfoString(key, "{\"schema\":" TXN_KEY_SCHEMA ",\"payload\":");
+	appendStringInfoString(key, "{\"id\":");
+	kfdw_json_append_string(key, txn_id);
+	appendStringInfoChar(key, '}');
+	if (opts->schemas)
+		appendStringInfoChar(key, '}');
+
+	if (opts->schemas)
+		appendStringInfoString(value, "{\"schema\":" TXN_VALUE_SCHEMA ",\"payload\":");
+	appendStringInfo(value, "{\"status\":\"%s\",\"id\":", begin ? "BEGIN" : "END");
+	kfdw_json_append_string(value, txn_id);
+	if (begin)
+		appendStringInfoString(value, ",\"event_count\":null,\"data_collections\":null");
+	else
+	{
+		appendStringInfo(value, ",\"event_count\":" INT64_FORMAT
+						 ",\"data_collections\":[", total);
+		foreach(lc, counts)
+		{
+			KafkaCdcTxnCount *c = lfirst(lc);
+
+			if (lc != list_head(counts))
+				appendStringInfoChar(value, ',');
+			appendStringInfoString(value, "{\"data_collection\":");
+			kfdw_json_append_string(value, c->collection);
+			appendStringInfo(value, ",\"event_count\":" INT64_FORMAT "}", c->count);
+		}
+		appendStringInfoChar(value, ']');
+	}
+	appendStringInfo(value, ",\"ts_ms\":" INT64_FORMAT "}",
+					 kfdw_timestamp_to_kafka(ts));
+	if (opts->schemas)
+		appendStringInfoChar(value, '}');
+}
+
+/*
+ * The headers of a change event: keyname ("__debezium.newkey" or
+ * "__debezium.oldkey", or NULL) with the other key's payload, then the
+ * connector context Debezium adds.
+ */
+rd_kafka_headers_t *
+kfdw_cdc_headers(const char *prefix, const char *keyname, StringInfo keypayload)
+{
+	rd_kafka_headers_t *headers = rd_kafka_headers_new(5);
+
+	if (keyname)
+		rd_kafka_header_add(headers, keyname, -1, keypayload->data,
+							keypayload->len);
+	rd_kafka_header_add(headers, "__debezium.context.connectorLogicalName", -1,
+						prefix, -1);
+	rd_kafka_header_add(headers, "__debezium.context.taskId", -1, "0", -1);
+	rd_kafka_header_add(headers, "__debezium.context.connectorName", -1,
+						"kafka_fdw", -1);
+	rd_kafka_header_add(headers, "__debezium.context.runId", -1, run_id(), -1);
+	return headers;
+}
+
+/*
+ * Append a row as a JSON object of every column.
  */
 static void
 append_row(StringInfo buf, KafkaCdcRelation *rel, KafkaCdcRow *row,
-		   bool keys_only)
+		   bool keys_only, const KafkaCdcOptions *opts)
 {
 	bool		first = true;
 	int			i;
@@ -90,15 +270,24 @@ append_row(StringInfo buf, KafkaCdcRelation *rel, KafkaCdcRow *row,
 
 		if (keys_only && !col->iskey)
 			continue;
-		if (!row->present[i])
-			continue;
 		if (!first)
 			appendStringInfoChar(buf, ',');
 		first = false;
 		kfdw_json_append_string(buf, col->name);
 		appendStringInfoChar(buf, ':');
-		kfdw_json_append_datum(buf, row->values[i], row->isnull[i],
-							   col->typid);
+		if (row->present[i])
+		{
+			if (row->isnull[i])
+				appendStringInfoString(buf, "null");
+			else
+				kfdw_cdc_append_value(buf, &col->type, opts, row->values[i]);
+		}
+		else if (row->unavailable && row->unavailable[i])
+			kfdw_cdc_append_unavailable(buf, &col->type, opts);
+		else if (col->notnull)
+			kfdw_cdc_append_zero(buf, &col->type);
+		else
+			appendStringInfoString(buf, "null");
 	}
 	appendStringInfoChar(buf, '}');
 }
@@ -108,13 +297,16 @@ append_row(StringInfo buf, KafkaCdcRelation *rel, KafkaCdcRow *row,
  * connector (connector "kafka_fdw" instead of "postgresql").
  */
 static void
-append_source(StringInfo buf, KafkaCdcRelation *rel, KafkaCdcSource *source)
+append_source(StringInfo buf, const char *nspname, const char *relname,
+			  KafkaCdcSource *source)
 {
+	int64		us = source->commit_time + EPOCH_SHIFT_USECS_FOR_SOURCE;
+
 	appendStringInfoString(buf, "{\"version\":\"" KFDW_CDC_VERSION
 						   "\",\"connector\":\"kafka_fdw\",\"name\":");
 	kfdw_json_append_string(buf, source->stream_name);
 	appendStringInfo(buf, ",\"ts_ms\":" INT64_FORMAT ",\"snapshot\":\"%s\",\"db\":",
-					 kfdw_timestamp_to_kafka(source->commit_time), source->snapshot);
+					 us / 1000, source->snapshot);
 	kfdw_json_append_string(buf, source->dbname);
 
 	/* sequence: a string holding [last commit LSN, LSN of this event] */
@@ -124,15 +316,52 @@ append_source(StringInfo buf, KafkaCdcRelation *rel, KafkaCdcSource *source)
 		appendStringInfo(buf, ",\"sequence\":\"[\\\"" UINT64_FORMAT "\\\",",
 						 (uint64) source->last_commit_lsn);
 	appendStringInfo(buf, "\\\"" UINT64_FORMAT "\\\"]\"", (uint64) source->lsn);
+	appendStringInfo(buf, ",\"ts_us\":" INT64_FORMAT ",\"ts_ns\":" INT64_FORMAT,
+					 us, us * 1000);
 
 	appendStringInfoString(buf, ",\"schema\":");
-	kfdw_json_append_string(buf, rel->nspname);
+	kfdw_json_append_string(buf, nspname);
 	appendStringInfoString(buf, ",\"table\":");
-	kfdw_json_append_string(buf, rel->relname);
+	kfdw_json_append_string(buf, relname);
 	if (TransactionIdIsValid(source->xid))
 		appendStringInfo(buf, ",\"txId\":%u", source->xid);
 	else
 		appendStringInfoString(buf, ",\"txId\":null");
-	appendStringInfo(buf, ",\"lsn\":" UINT64_FORMAT ",\"xmin\":null}",
+	appendStringInfo(buf, ",\"lsn\":" UINT64_FORMAT
+					 ",\"xmin\":null,\"origin\":null,\"origin_lsn\":null}",
 					 (uint64) source->lsn);
+}
+
+/* ts_ms, and with micro ts_us and ts_ns: when the event was made */
+static void
+append_times(StringInfo buf, bool micro)
+{
+	int64		us = GetCurrentTimestamp() + EPOCH_SHIFT_USECS_FOR_SOURCE;
+
+	appendStringInfo(buf, ",\"ts_ms\":" INT64_FORMAT, us / 1000);
+	if (micro)
+		appendStringInfo(buf, ",\"ts_us\":" INT64_FORMAT ",\"ts_ns\":" INT64_FORMAT,
+						 us, us * 1000);
+}
+
+/* __debezium.context.runId: a random UUID, one per worker run */
+static const char *
+run_id(void)
+{
+	static char id[37];
+
+	if (id[0] == '\0')
+	{
+		uint8		b[16];
+
+		if (!pg_strong_random(b, sizeof(b)))
+			memset(b, 0, sizeof(b));
+		b[6] = (b[6] & 0x0f) | 0x40;
+		b[8] = (b[8] & 0x3f) | 0x80;
+		snprintf(id, sizeof(id),
+				 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+				 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+				 b[10], b[11], b[12], b[13], b[14], b[15]);
+	}
+	return id;
 }

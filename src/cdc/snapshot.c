@@ -47,13 +47,18 @@
 
 /*
  * The latest row read, held back until the next one is read: only then is
- * it known whether it is the snapshot's last row, which says so.
+ * it known whether it is its table's last row, or the snapshot's, which
+ * its source says as Debezium's does ("last_in_data_collection", "last").
  */
 typedef struct HeldRow
 {
 	KafkaCdcRelation *rel;		/* its table; NULL when no row is held */
 	KafkaCdcRow row;
+	bool		first_of_table;
+	bool		first;			/* of the snapshot */
 	MemoryContext cxt;			/* its values; reset once it is sent */
+	const KafkaCdcConfig *config;
+	bool		any_sent;
 } HeldRow;
 
 static void read_table(const KafkaCdcConfig *config, const char *nspname,
@@ -61,7 +66,7 @@ static void read_table(const KafkaCdcConfig *config, const char *nspname,
 					   const char *rowfilter, KafkaCdcSource *source,
 					   uint64 txn_id, HeldRow *held);
 static void send_held(HeldRow *held, KafkaCdcSource *source, uint64 txn_id,
-					  bool last);
+					  bool last_of_table, bool last);
 
 /*
  * Create the slot of stream config and publish, as op "r", every row of
@@ -98,7 +103,7 @@ kfdw_cdc_snapshot(const KafkaCdcConfig *config)
 	FreeDecodingContext(ctx);
 
 	memset(&source, 0, sizeof(source));
-	source.stream_name = config->name;
+	source.stream_name = config->topic_prefix;
 	source.dbname = config->dbname;
 	source.commit_time = GetCurrentTimestamp();
 	source.xid = InvalidTransactionId;
@@ -115,6 +120,8 @@ kfdw_cdc_snapshot(const KafkaCdcConfig *config)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
 	held.rel = NULL;
+	held.config = config;
+	held.any_sent = false;
 	held.cxt = AllocSetContextCreate(CurrentMemoryContext,
 									 "kafka_fdw cdc snapshot",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -157,7 +164,7 @@ kfdw_cdc_snapshot(const KafkaCdcConfig *config)
 	}
 
 	/* the row still held is the snapshot's last */
-	send_held(&held, &source, txn_id, true);
+	send_held(&held, &source, txn_id, true, true);
 	MemoryContextDelete(held.cxt);
 	SPI_finish();
 	PopActiveSnapshot();
@@ -187,16 +194,15 @@ read_table(const KafkaCdcConfig *config, const char *nspname,
 	Oid			relid;
 	Relation	relation;
 	KafkaCdcRelation *rel;
-	char		replident;
 	char		relkind;
 	ListCell   *lc;
 	Portal		portal;
+	bool		first_batch;
 	int			i;
 
 	relid = RangeVarGetRelid(makeRangeVar(pstrdup(nspname), pstrdup(relname), -1),
 							 AccessShareLock, false);
 	relation = relation_open(relid, NoLock);
-	replident = relation->rd_rel->relreplident;
 	relkind = relation->rd_rel->relkind;
 
 	/* published columns: the column list, or every column */
@@ -231,8 +237,8 @@ read_table(const KafkaCdcConfig *config, const char *nspname,
 	}
 	relation_close(relation, NoLock);
 
-	/* key: the replica identity (primary key for REPLICA IDENTITY FULL) */
-	kfdw_cdc_compute_keys(rel, relid, replident, NULL);
+	/* types, key and schemas, as the stream will describe the table */
+	kfdw_cdc_describe_relation(rel, &config->opts, config->topic_prefix);
 
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "SELECT ");
@@ -250,7 +256,7 @@ read_table(const KafkaCdcConfig *config, const char *nspname,
 
 	portal = SPI_cursor_open_with_args(NULL, sql.data, 0, NULL, NULL, NULL,
 									   true, 0);
-	for (;;)
+	for (first_batch = true;; first_batch = false)
 	{
 		uint64		n;
 
@@ -266,7 +272,7 @@ read_table(const KafkaCdcConfig *config, const char *nspname,
 
 			CHECK_FOR_INTERRUPTS();
 			/* the row held back is not the last: send it */
-			send_held(held, source, txn_id, false);
+			send_held(held, source, txn_id, held->rel != rel, false);
 
 			/* hold this one, its values copied out of the fetched batch */
 			oldcxt = MemoryContextSwitchTo(held->cxt);
@@ -283,7 +289,10 @@ read_table(const KafkaCdcConfig *config, const char *nspname,
 					datumCopy(value, att->attbyval, att->attlen);
 				held->row.present[i] = true;
 			}
+			held->row.unavailable = NULL;
 			MemoryContextSwitchTo(oldcxt);
+			held->first_of_table = (n == 0 && first_batch);
+			held->first = !held->any_sent && held->first_of_table;
 			held->rel = rel;
 		}
 		SPI_freetuptable(SPI_tuptable);
@@ -292,28 +301,45 @@ read_table(const KafkaCdcConfig *config, const char *nspname,
 }
 
 /*
- * Encode and send the row held back, if any: "snapshot":"last" in its
- * source if it is the snapshot's last row, "true" otherwise.
+ * Encode and send the row held back, if any, with the snapshot marker of
+ * its place: "first" (the snapshot's first row), "last" (its last),
+ * "last_in_data_collection" and "first_in_data_collection" (its table's),
+ * "true" otherwise.
  */
 static void
-send_held(HeldRow *held, KafkaCdcSource *source, uint64 txn_id, bool last)
+send_held(HeldRow *held, KafkaCdcSource *source, uint64 txn_id,
+		  bool last_of_table, bool last)
 {
+	const KafkaCdcOptions *opts = &held->config->opts;
 	StringInfoData key;
 	StringInfoData value;
 	MemoryContext oldcxt;
+	bool		has_key;
 
 	if (held->rel == NULL)
 		return;
 
 	oldcxt = MemoryContextSwitchTo(held->cxt);
-	source->snapshot = last ? "last" : "true";
+	if (held->first)
+		source->snapshot = "first";
+	else if (last)
+		source->snapshot = "last";
+	else if (last_of_table)
+		source->snapshot = "last_in_data_collection";
+	else if (held->first_of_table)
+		source->snapshot = "first_in_data_collection";
+	else
+		source->snapshot = "true";
 	initStringInfo(&key);
 	initStringInfo(&value);
-	(void) kfdw_cdc_encode_key(&key, held->rel, &held->row);
-	kfdw_cdc_encode_value(&value, 'r', held->rel, NULL, &held->row, source);
-	kfdw_cdc_produce(held->rel->topic, key.len > 0 ? &key : NULL, &value,
+	has_key = kfdw_cdc_encode_key(&key, held->rel, &held->row, opts, true);
+	kfdw_cdc_encode_value(&value, 'r', held->rel, NULL, &held->row, source,
+						  opts);
+	kfdw_cdc_produce(held->rel->topic, has_key ? &key : NULL, &value,
+					 kfdw_cdc_headers(held->config->topic_prefix, NULL, NULL),
 					 txn_id);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(held->cxt);
 	held->rel = NULL;
+	held->any_sent = true;
 }

@@ -320,8 +320,7 @@ load_config(void)
 		values[0] = CStringGetTextDatum(NameStr(me->name));
 		if (SPI_execute_with_args("SELECT name, server, publication, slot_name, "
 								  "topic_prefix, snapshot, snapshot_done, "
-								  "coalesce((options OPERATOR(pg_catalog.->>) 'tombstones')"
-								  "::pg_catalog.bool, true), "
+								  "options, "
 								  "owner::pg_catalog.oid "
 								  "FROM kafka_fdw.cdc_streams "
 								  "WHERE name OPERATOR(pg_catalog.=) $1",
@@ -344,7 +343,12 @@ load_config(void)
 			/* a restored dump's row names the slot after another database */
 			if (strcmp(config.slot_name, SPI_getvalue(tup, desc, 4)) != 0)
 				config.snapshot_done = false;
-			config.tombstones = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+			{
+				Datum		options = SPI_getbinval(tup, desc, 8, &isnull);
+
+				kfdw_cdc_parse_options(isnull ? NULL : DatumGetJsonbP(options),
+									   &config.opts);
+			}
 			config.owner = DatumGetObjectId(SPI_getbinval(tup, desc, 9, &isnull));
 			config.dbname = pstrdup(get_database_name(MyDatabaseId));
 			MemoryContextSwitchTo(oldcxt);
