@@ -227,6 +227,25 @@ sub first_error
 	return '(no ERROR in connect.log)';
 }
 
+# The record Connect's error handler named (errors.log.include.messages),
+# as it is in Kafka: key and value
+sub failed_record
+{
+	my ($dir) = @_;
+	my ($topic, $partition, $offset) = slurp_file("$dir/connect.log") =~
+	  /consumed record is \{topic='([^']+)', partition=(\d+), offset=(\d+)/
+	  or return '(connect.log names no failed record)';
+	my ($m) = grep { $_->{partition} == $partition && $_->{offset} == $offset }
+	  $broker->consume($topic);
+	return "the record $topic/$partition/$offset is not in Kafka" unless $m;
+	my $show = sub {
+		my $s = shift // 'null';
+		return length($s) > 4000 ? substr($s, 0, 4000) . '...' : $s;
+	};
+	return "the record it failed on, $topic/$partition/$offset:\n key: "
+	  . $show->($m->{key}) . "\n value: " . $show->($m->{payload});
+}
+
 # --- the sources ------------------------------------------------------------
 for my $v (@variants)
 {
@@ -313,7 +332,8 @@ for my $v (@variants)
 	diag "$what: the copy is not equal to the source after 240 s"
 	  unless $same || $failure;
 	ok(!$failure, "$what: the sink task is RUNNING")
-	  or diag "$failure\nfirst ERROR of $v->{dir}/connect.log:\n" . first_error($v->{dir});
+	  or diag "$failure\nfirst ERROR of $v->{dir}/connect.log:\n"
+	  . first_error($v->{dir}) . "\n" . failed_record($v->{dir});
 	note sprintf('%s: copy complete or given up after %d s', $what, time - $start);
 
 	for my $t (@tables)
