@@ -87,6 +87,10 @@ fetch_profile()
 	[ -n "$kv" ] && [ -n "$lv" ] || die "no kafka.version/log4j.version in $KAFKA_POM"
 	# a plugin gets Kafka's API and SLF4J from the worker's class path
 	[ "$profile" != runtime ] && excl=(-DexcludeGroupIds=org.apache.kafka,org.slf4j)
+	# and the sink Jackson too: with a jackson-databind of its own, the
+	# worker's jackson-datatype-jdk8 is "not a subtype" of its Module
+	# (ServiceConfigurationError as the sink task starts)
+	[ "$profile" = jdbc ] && excl=(-DexcludeGroupIds=org.apache.kafka,org.slf4j,com.fasterxml.jackson.core,com.fasterxml.jackson.datatype)
 	mvn -q -B -s "$HERE/settings.xml" -f "$POM" -P "$profile" -Dkafka.version="$kv" -Dlog4j.version="$lv" \
 		dependency:copy-dependencies -DincludeScope=runtime "${excl[@]}" \
 		-DoutputDirectory="$out"
