@@ -210,7 +210,8 @@ INSERT INTO sp_items VALUES (2, 'after'), (-2, 'filtered');
 UPDATE sp_items SET note = 'changed' WHERE id OPERATOR(pg_catalog.=) 1;
 :safe;
 SELECT public.sp_wait(3);
-SELECT o, v->>'op' AS op, v->'after' AS after
+SELECT o, v->'schema'->>'name' AS schema, v->'payload'->>'op' AS op,
+       v->'payload'->'after' AS after
   FROM public.sp_cdc ORDER BY o;
 :hostile;
 

@@ -27,6 +27,10 @@ KafkaFdwTest - the setup that kafka_fdw's TAP tests share
 
   ok(poll_until(sub { $broker->consume('t1') == 3 }, 120), 'three messages');
 
+  # a change event, read through its {"schema": ..., "payload": ...} form
+  my $v = cdc_payload($msg->{payload});     # {before, after, source, op, ...}
+  my $k = cdc_key($msg->{key});             # '{"id":1}', as written
+
 =head1 DESCRIPTION
 
 Every TAP test starts its own node and broker; these functions only spare
@@ -39,11 +43,14 @@ package KafkaFdwTest;
 use strict;
 use warnings;
 
+use Carp;
 use Exporter 'import';
+use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use Time::HiRes qw(time usleep);
 
-our @EXPORT = qw(kafka_fdw_node create_kafka_server poll_until);
+our @EXPORT =
+  qw(kafka_fdw_node create_kafka_server poll_until cdc_payload cdc_key);
 
 =pod
 
@@ -118,8 +125,6 @@ Calls CHECK every 100 ms until it returns true (then returns 1) or SECONDS
 (default 60) have passed (then returns 0).  For conditions outside
 PostgreSQL; use poll_query_until for a query.
 
-=back
-
 =cut
 
 sub poll_until
@@ -132,6 +137,57 @@ sub poll_until
 		usleep(100_000);
 	}
 	return 0;
+}
+
+=pod
+
+=item cdc_payload(TEXT)
+
+Decodes the key or value of a message that a CDC stream wrote in its
+default form, Kafka Connect's JSON converter with schemas.enable=true:
+C<{"schema": {...}, "payload": ...}>, and returns the payload (undef for
+undef: a null key or a tombstone).  Dies if TEXT is not exactly that form
+(two fields, a schema of type struct with a name), so that a test reading
+its events through it also checks that they are in it.
+
+=cut
+
+my $cdc_json = JSON::PP->new->utf8;
+
+sub cdc_payload
+{
+	my ($text) = @_;
+	return undef unless defined $text;
+	my $msg = $cdc_json->decode($text);
+	croak "not a {schema, payload} message: $text"
+	  unless ref $msg eq 'HASH'
+	  && join(',', sort keys %$msg) eq 'payload,schema'
+	  && ref $msg->{schema} eq 'HASH'
+	  && ($msg->{schema}{type} // '') eq 'struct'
+	  && defined $msg->{schema}{name};
+	return $msg->{payload};
+}
+
+=pod
+
+=item cdc_key(TEXT)
+
+The payload of a change event's key (see cdc_payload) as the JSON text the
+stream wrote, fields in the table's order: C<{"id":1}>; undef for a null
+key.
+
+=back
+
+=cut
+
+sub cdc_key
+{
+	my ($text) = @_;
+	return undef unless defined $text;
+	cdc_payload($text);
+	my ($payload) = $text =~ /,"payload":(\{.*\})\}\z/s
+	  or croak "key without its payload last: $text";
+	return $payload;
 }
 
 1;

@@ -1,10 +1,11 @@
 
 # Copyright (c) kafka_fdw contributors
 
-# CDC events read back as written whatever DateStyle, IntervalStyle and
-# extra_float_digits the server, the database or the stream's owner set:
-# a stream encodes values with the settings INSERT uses (json_encode.c),
-# as a default session's to_json() writes them.
+# CDC events carry Debezium's encoding of each value (days for a date,
+# microseconds for an interval, a month being 30.4375 days, the shortest
+# double that reads back, a range as its text in ISO style) whatever
+# DateStyle, IntervalStyle and extra_float_digits the server, the database
+# or the stream's owner set.
 
 use strict;
 use warnings;
@@ -17,7 +18,6 @@ use Test::More;
 use KafkaTestBroker;
 use KafkaFdwTest;
 
-my $json = JSON::PP->new->utf8->allow_bignum;
 my $broker = KafkaTestBroker->new(topics => { 'e1.public.vals' => 1 });
 
 my $node = kafka_fdw_node('cdc_encoding', cdc => 1,
@@ -49,20 +49,33 @@ my @msgs;
 poll_until(sub { @msgs = $broker->consume('e1.public.vals'); @msgs >= 2 });
 is(scalar @msgs, 2, 'a snapshot read and a create');
 
-# what a default session writes
-my $want = $json->decode($node->safe_psql('postgres',
-	"SET datestyle = ISO; SET intervalstyle = postgres; SET extra_float_digits = 1; "
-	. "SELECT to_json(v) FROM vals v WHERE id = 1"));
+# Debezium's values: io.debezium.time.Date (days since 1970-01-01),
+# io.debezium.time.MicroDuration ((14 * 30.4375 + 3) days, 04:05:06.789 in
+# microseconds), a double, a range as its ISO text
+my %want = (
+	d => 17197,
+	iv => 37091106789000,
+	r => '[2017-01-01,2017-02-01)');
 foreach my $m (@msgs)
 {
-	my $after = $json->decode($m->{payload})->{after};
+	my $after = cdc_payload($m->{payload})->{after};
 	my $c = delete $after->{c};
 	delete $after->{id};
-	my %w = %$want;
-	delete @w{qw(id c)};
-	is_deeply($after, \%w, "$c event: values as a default session writes them");
+	my $f8 = delete $after->{f8};
+	is_deeply($after, \%want, "$c event: Debezium's values, not the server's style");
+	cmp_ok($f8, '==', 1.2345678901234567, "$c event: the double read back exactly");
+	like($m->{payload}, qr/"f8":1\.2345678901234567[,}]/,
+		"$c event: the double with every digit, whatever extra_float_digits");
 }
-unlike(join("\n", map { $_->{payload} } @msgs), qr/31\.01\.2017|31\/01\/2017|P1Y2M/,
+# and the schema names the logical types of those values
+my ($after_schema) = grep { $_->{field} eq 'after' }
+  @{ JSON::PP->new->utf8->decode($msgs[0]{payload})->{schema}{fields} };
+is_deeply({ map { $_->{field} => [ $_->{type}, $_->{name} // '' ] } @{ $after_schema->{fields} } },
+	{ id => [ 'int32', '' ], d => [ 'int32', 'io.debezium.time.Date' ],
+	  iv => [ 'int64', 'io.debezium.time.MicroDuration' ], f8 => [ 'double', '' ],
+	  r => [ 'string', '' ], c => [ 'string', '' ] },
+	'the schema gives each field its Debezium type');
+unlike(join("\n", map { $_->{payload} } @msgs), qr/01\.2017|\/2017|P1Y2M/,
 	'no date or interval in the server\'s style');
 
 $node->stop;

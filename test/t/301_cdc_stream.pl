@@ -2,9 +2,12 @@
 # Copyright (c) kafka_fdw contributors
 
 # Change data capture: a stream's snapshot and its inserts, updates,
-# deletes, tombstones and truncates arrive in Kafka in Debezium's envelope,
-# with exact types, TOAST handled, DDL and new tables followed; cdc_drop
-# leaves no slot; cdc_create says clearly what is wrong.
+# deletes and tombstones arrive in Kafka in Debezium's envelope, in the
+# schema/payload form of Kafka Connect's JSON converter, with Debezium's
+# values, source block and headers; truncates are skipped as Debezium skips
+# them; an unchanged TOASTed value is Debezium's placeholder; DDL and new
+# tables followed; cdc_drop leaves no slot; cdc_create says clearly what is
+# wrong, its options included.
 
 use strict;
 use warnings;
@@ -36,15 +39,18 @@ my $broker = KafkaTestBroker->new(
 
 my $node = kafka_fdw_node('cdc', cdc => 1);
 
-# Every message of a topic, values decoded (undef for a tombstone)
+# Every message of a topic, values decoded to their payload (undef for a
+# tombstone), keys to their payload's text (the raw key kept in rawkey);
+# both must be in the {"schema", "payload"} form
 sub events
 {
 	my ($topic) = @_;
 	my @msgs = $broker->consume($topic);
 	for my $m (@msgs)
 	{
-		$m->{value} = defined $m->{payload} ? $json->decode($m->{payload}) : undef;
-		$m->{keyobj} = defined $m->{key} ? $json->decode($m->{key}) : undef;
+		$m->{value} = cdc_payload($m->{payload});
+		$m->{rawkey} = $m->{key};
+		$m->{key} = cdc_key($m->{key});
 	}
 	return @msgs;
 }
@@ -99,6 +105,7 @@ UPDATE items SET name = 'green apple' WHERE id = 1;
 DELETE FROM items WHERE id = 2;
 INSERT INTO events VALUES ('one'), ('two');
 TRUNCATE events;
+INSERT INTO events VALUES ('three');
 INSERT INTO unpublished VALUES (1);
 });
 
@@ -109,6 +116,11 @@ my %by_key;
 push @{ $by_key{ $_->{key} // 'null' } }, $_ for @items;
 is_deeply([ sort keys %by_key ], [ '{"id":1}', '{"id":2}', '{"id":3}', '{"id":4}' ],
 	'keys are the primary key as a JSON object');
+is_deeply($json->decode($items[0]{rawkey})->{schema},
+	{ type => 'struct', optional => JSON::PP::false, name => 's1.public.items.Key',
+	  fields => [ { type => 'int32', optional => JSON::PP::false,
+			field => 'id' } ] },
+	'the key\'s schema is the table\'s Key struct');
 
 # per key, in order
 is_deeply([ map { $_->{value} ? $_->{value}{op} : 'tombstone' } @{ $by_key{'{"id":1}'} } ],
@@ -119,16 +131,25 @@ is_deeply([ map { $_->{value}{op} } @{ $by_key{'{"id":4}'} } ],
 	['c'], 'id 4: create');
 
 my ($read1) = grep { $_->{value}{op} eq 'r' } @{ $by_key{'{"id":1}'} };
-my %after1 = %{ $read1->{value}{after} };
-delete $after1{price};		# checked on the raw text below
-is_deeply(\%after1,
-	{ id => 1, name => 'apple', doc => { c => 'red' },
-	  tags => [ 'a', 'b' ], at => '2024-01-02T03:04:05+00:00', raw => 'AP8=' },
-	'snapshot row with its types');
+# numeric without typmod: VariableScaleDecimal, 110 (0x6e) at scale 2;
+# jsonb as its text; timestamptz in UTC with six digits; bytea in base64
+is_deeply($read1->{value}{after},
+	{ id => 1, name => 'apple', price => { scale => 2, value => 'bg==' },
+	  doc => '{"c": "red"}', tags => [ 'a', 'b' ],
+	  at => '2024-01-02T03:04:05.000000Z', raw => 'AP8=' },
+	'snapshot row with Debezium\'s values of its types');
 is($read1->{value}{before}, undef, 'snapshot read has no before');
-like($read1->{payload}, qr/"price":1\.10[,}]/, 'numeric unquoted, with its scale');
-ok($read1->{value}{source}{snapshot} eq 'true' || $read1->{value}{source}{snapshot} eq 'last',
+like($read1->{value}{source}{snapshot},
+	qr/^(first|first_in_data_collection|true|last_in_data_collection|last)$/,
 	'snapshot read marked as snapshot');
+my $envelope = $json->decode($read1->{payload})->{schema};
+is($envelope->{name}, 's1.public.items.Envelope', 'value schema: the Envelope');
+is_deeply([ map { $_->{field} } @{ $envelope->{fields} } ],
+	[qw(before after source transaction op ts_ms ts_us ts_ns)],
+	'value schema: the envelope\'s fields in Debezium\'s order');
+my ($price) = grep { $_->{field} eq 'price' } @{ $envelope->{fields}[1]{fields} };
+is($price->{name}, 'io.debezium.data.VariableScaleDecimal',
+	'value schema: numeric without typmod is a VariableScaleDecimal');
 
 my ($upd) = grep { $_->{value}{op} eq 'u' } @{ $by_key{'{"id":1}'} };
 is($upd->{value}{after}{name}, 'green apple', 'update: after has the new value');
@@ -136,7 +157,7 @@ is($upd->{value}{before}, undef, 'update with default replica identity: no befor
 
 my $src = $upd->{value}{source};
 is($src->{connector}, 'kafka_fdw', 'source.connector');
-is($src->{name}, 's1', 'source.name is the stream');
+is($src->{name}, 's1', 'source.name is the topic prefix');
 is($src->{db}, 'postgres', 'source.db');
 is($src->{schema}, 'public', 'source.schema');
 is($src->{table}, 'items', 'source.table');
@@ -144,21 +165,46 @@ is($src->{snapshot}, 'false', 'streamed change: snapshot false');
 like($src->{txId}, qr/^\d+$/, 'source.txId is a number');
 like($src->{lsn}, qr/^\d+$/, 'source.lsn is a number');
 like($src->{ts_ms}, qr/^\d{13}$/, 'source.ts_ms in milliseconds');
+is($src->{ts_us}, $src->{ts_ms} * 1000 + $src->{ts_us} % 1000,
+	'source.ts_us: the commit time in microseconds');
+is($src->{ts_ns}, $src->{ts_us} * 1000, 'source.ts_ns: the same in nanoseconds');
+like($src->{sequence}, qr/^\[("\d+"|null),"$src->{lsn}"\]$/,
+	'source.sequence: [last commit LSN, this LSN] as a string');
+ok(exists $src->{origin} && exists $src->{origin_lsn} && exists $src->{xmin},
+	'source has origin, origin_lsn and xmin, as Debezium');
 like($upd->{value}{ts_ms}, qr/^\d{13}$/, 'ts_ms in milliseconds');
-ok(exists $upd->{value}{transaction}, 'envelope has transaction, as Debezium');
+like($upd->{value}{ts_ns}, qr/^\d{19}$/, 'ts_ns in nanoseconds');
+is($upd->{value}{ts_us}, int($upd->{value}{ts_ns} / 1000), 'ts_us and ts_ns agree');
+ok(exists $upd->{value}{transaction} && !defined $upd->{value}{transaction},
+	'envelope has transaction, null without transaction metadata');
+my %hdr = map { @$_ } @{ $upd->{headers} // [] };
+is_deeply([ @hdr{qw(__debezium.context.connectorLogicalName
+		__debezium.context.taskId __debezium.context.connectorName)} ],
+	[ 's1', '0', 'kafka_fdw' ], 'headers: the connector context, as Debezium');
+like($hdr{'__debezium.context.runId'} // '',
+	qr/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+	'headers: a random UUID for the run');
+ok(!exists $hdr{'__debezium.newkey'} && !exists $hdr{'__debezium.oldkey'},
+	'headers: no key-change header on an update that keeps the key');
 
 my ($ins) = @{ $by_key{'{"id":4}'} };
-like($ins->{payload}, qr/"price":12345678901234567890\.123456789[,}]/,
-	'numeric exact to the last digit');
-is_deeply($ins->{value}{after}{doc}, { nested => { x => [ 1, 2, 3 ] }, s => 'q"uote' },
-	'jsonb embedded as JSON');
+is_deeply($ins->{value}{after}{price},
+	{ scale => 9, value => 'J+QbMka+ybFuOYEV' },
+	'numeric exact to the last digit: the bytes of 12345678901234567890123456789, scale 9');
+is($ins->{value}{after}{doc},
+	$node->safe_psql('postgres', 'SELECT doc FROM items WHERE id = 4'),
+	'jsonb as its text, as Debezium sends it');
+is_deeply($json->decode($ins->{value}{after}{doc}),
+	{ nested => { x => [ 1, 2, 3 ] }, s => 'q"uote' }, 'and that text is the document');
 is_deeply($ins->{value}{after}{tags}, [ 'x', 'y z' ], 'array as JSON array');
-is($ins->{value}{after}{at}, '2024-05-06T07:08:09.123456+00:00', 'timestamptz in ISO 8601');
+is($ins->{value}{after}{at}, '2024-05-06T07:08:09.123456Z', 'timestamptz in UTC, ISO 8601');
 is($ins->{value}{after}{raw}, 'aGVsbG8=', 'bytea in base64');
 
 my ($del) = grep { $_->{value} && $_->{value}{op} eq 'd' } @{ $by_key{'{"id":2}'} };
 is($del->{value}{after}, undef, 'delete: after is null');
-is($del->{value}{before}{id}, 2, 'delete: before has the key');
+is_deeply($del->{value}{before},
+	{ id => 2, map { $_ => undef } qw(name price doc tags at raw) },
+	'delete: before has the key, and null for the columns the WAL lacks');
 ok($del->{value}{source}{lsn} > $read1->{value}{source}{lsn},
 	'changes after the snapshot have later LSNs');
 
@@ -175,17 +221,19 @@ is_deeply([ map { [ $_->{value}{op}, $_->{value}{after} ] } @filtered ],
 	[ [ 'r', { id => 2, v => 50 } ], [ 'c', { id => 4, v => 70 } ] ],
 	'row filter and column list of the publication apply');
 
-# a table without key: null keys; truncate gives op t
+# a table without key: null keys; the truncate skipped, as by Debezium
 my @events = wait_events('s1.public.events', 4);
-is_deeply([ map { $_->{value}{op} } @events ], [ 'r', 'c', 'c', 't' ],
-	'events: read, two creates, truncate');
-ok(!(grep { defined $_->{key} } @events), 'table without key: null keys');
-is($events[3]{value}{source}{table}, 'events', 'truncate names its table');
+is_deeply([ map { [ $_->{value}{op}, $_->{value}{after}{what} ] } @events ],
+	[ [ 'r', 'before the stream' ], [ 'c', 'one' ], [ 'c', 'two' ], [ 'c', 'three' ] ],
+	'events: read, two creates, no truncate, the create after it');
+ok(!(grep { defined $_->{rawkey} } @events), 'table without key: null keys');
 
-# exactly one snapshot event is the last one
+# exactly one snapshot event is the first one, one the last one
 my @all_reads = grep { $_->{value} && $_->{value}{op} eq 'r' } (@items, @events);
 is(scalar(grep { $_->{value}{source}{snapshot} eq 'last' } @all_reads), 1,
 	'one snapshot event is marked last');
+is(scalar(grep { $_->{value}{source}{snapshot} eq 'first' } @all_reads), 1,
+	'one snapshot event is marked first');
 
 # --- TOAST ---------------------------------------------------------------
 my $long = join('', map { chr(65 + ($_ * 7919) % 26) } 1 .. 20000);
@@ -198,8 +246,8 @@ UPDATE bigfull SET note = 'n2' WHERE id = 1;
 my @big = wait_events('s1.public.big', 2);
 is(length($big[0]{value}{after}{payload}), 20000, 'TOASTed value in the insert');
 is($big[1]{value}{after}{note}, 'n2', 'update of the other column');
-ok(!exists $big[1]{value}{after}{payload},
-	'unchanged TOASTed value left out of after');
+is($big[1]{value}{after}{payload}, '__debezium_unavailable_value',
+	'unchanged TOASTed value: Debezium\'s placeholder in after');
 my @bigfull = wait_events('s1.public.bigfull', 2);
 is($bigfull[1]{value}{after}{payload}, $long,
 	'REPLICA IDENTITY FULL: unchanged TOASTed value carried over');
@@ -231,7 +279,7 @@ INSERT INTO events2 VALUES (100, 'before');
 CREATE PUBLICATION p2 FOR TABLE events2;
 SELECT kafka_fdw.cdc_create(name => 's2', server => 'k', publication => 'p2',
                             topic_prefix => 'x2', snapshot => false,
-                            options => '{"tombstones": false}');
+                            options => '{"tombstones.on.delete": false}');
 });
 # committed right after cdc_create: never lost, even before the worker runs
 $node->safe_psql('postgres',
@@ -239,6 +287,8 @@ $node->safe_psql('postgres',
 my @e2 = wait_events('x2.public.events2', 2);
 is_deeply([ map { $_->{value} ? $_->{value}{op} : 'tombstone' } @e2 ], [ 'c', 'd' ],
 	'no snapshot: change right after cdc_create arrives; no tombstone');
+is($e2[0]{value}{source}{name}, 'x2', 'source.name is the topic prefix, not the stream');
+is($e2[0]{value}{source}{snapshot}, 'false', 'no snapshot: snapshot false');
 is($node->safe_psql('postgres',
 	"SELECT topic_prefix, snapshot FROM kafka_fdw.cdc_status WHERE name = 's2'"),
 	'x2|f', 'status shows the second stream');
@@ -274,8 +324,28 @@ like($stderr, qr/stream "s1" already exists.*\n.*HINT:/, 'duplicate name');
 	"SELECT kafka_fdw.cdc_create('Bad-Name', 'k', 'p1')");
 like($stderr, qr/invalid stream name "Bad-Name"/, 'invalid name');
 ($ret, $stdout, $stderr) = $node->psql('postgres',
-	"SELECT kafka_fdw.cdc_create('s3', 'k', 'p1', options => '{\"nope\": 1}')");
-like($stderr, qr/unknown option "nope"/, 'unknown option');
+	"\\set VERBOSITY verbose\nSELECT kafka_fdw.cdc_create('s3', 'k', 'p1', options => '{\"nope\": 1}')");
+like($stderr, qr/ERROR:  22023: unknown option "nope" of cdc_create/,
+	'unknown option: an ERROR, SQLSTATE 22023');
+like($stderr, qr/HINT:  Valid options are: schemas\.enable, time\.precision\.mode, .*tombstones\.on\.delete, .*message\.prefix\.exclude\.list\./,
+	'unknown option: the hint names the valid ones');
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SELECT kafka_fdw.cdc_create('s3', 'k', 'p1', options => '{\"tombstones\": false}')");
+like($stderr, qr/unknown option "tombstones"/,
+	'the old option "tombstones" is unknown: it is tombstones.on.delete now');
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"\\set VERBOSITY verbose\nSELECT kafka_fdw.cdc_create('s3', 'k', 'p1', options => '{\"time.precision.mode\": \"bogus\"}')");
+like($stderr, qr/ERROR:  22023: invalid value "bogus" for option "time\.precision\.mode" of cdc_create/,
+	'a bad value: an ERROR, SQLSTATE 22023');
+like($stderr, qr/HINT:  Valid values are: adaptive, adaptive_time_microseconds, connect, isostring\./,
+	'a bad value: the hint names the valid values');
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SELECT kafka_fdw.cdc_create('s3', 'k', 'p1', options => '{\"skipped.operations\": \"c,x\"}')");
+like($stderr, qr/invalid value "c,x" for option "skipped\.operations"/,
+	'skipped.operations: an unknown operation is refused');
+is($node->safe_psql('postgres',
+	"SELECT count(*) FROM kafka_fdw.cdc_streams WHERE name = 's3'"), '0',
+	'refused options leave no stream');
 $node->safe_psql('postgres', q{
 CREATE ROLE regress_cdc_user LOGIN;
 GRANT USAGE ON FOREIGN SERVER k TO regress_cdc_user;

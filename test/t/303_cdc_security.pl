@@ -13,7 +13,6 @@
 use strict;
 use warnings;
 
-use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -22,21 +21,18 @@ use Time::HiRes qw(time usleep);
 use KafkaTestBroker;
 use KafkaFdwTest;
 
-my $json = JSON::PP->new->utf8;
-
 my $broker = KafkaTestBroker->new(
 	topics => { 'sec.app.t' => 1, 'sec.app.a_rls' => 1 });
 
 my $node = kafka_fdw_node('cdc_security', cdc => 1,
 	conf => [ "log_line_prefix = '%m [%p] %b: '" ]);
 
-# Every message of a topic, values decoded
+# Every message of a topic, values decoded to their payload
 sub events
 {
 	my ($topic) = @_;
 	my @msgs = $broker->consume($topic);
-	$_->{value} = defined $_->{payload} ? $json->decode($_->{payload}) : undef
-	  for @msgs;
+	$_->{value} = cdc_payload($_->{payload}) for @msgs;
 	return @msgs;
 }
 

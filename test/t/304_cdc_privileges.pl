@@ -11,7 +11,6 @@
 use strict;
 use warnings;
 
-use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -19,8 +18,6 @@ use Time::HiRes qw(time usleep);
 
 use KafkaTestBroker;
 use KafkaFdwTest;
-
-my $json = JSON::PP->new->utf8;
 
 my $broker = KafkaTestBroker->new(topics => { 'o.public.t1' => 1 });
 
@@ -33,7 +30,7 @@ sub ids
 	for my $m ($broker->consume('o.public.t1'))
 	{
 		next unless defined $m->{payload};
-		my $v = $json->decode($m->{payload});
+		my $v = cdc_payload($m->{payload});
 		push @ids, $v->{after}{id} if $v->{op} eq 'c';
 	}
 	return join(',', @ids);

@@ -5,21 +5,20 @@
 # server start (cdc_create beyond it fails with SQLSTATE 53400, a restart
 # with a larger value makes room); kafka_fdw.naptime is changed by a reload
 # and checked against its range.  The streams keep delivering through both,
-# and the snapshot of a stream marks its very last row "last", also when
-# the last table of the publication is empty.
+# the snapshot of a stream marks its first row "first" and its very last
+# row "last", also when the last table of the publication is empty; a
+# TRUNCATE is skipped by default, and sent as op "t" with the option
+# skipped.operations "none".
 
 use strict;
 use warnings;
 
-use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
 use KafkaTestBroker;
 use KafkaFdwTest;
-
-my $json = JSON::PP->new->utf8;
 
 my $broker = KafkaTestBroker->new(
 	topics => {
@@ -32,11 +31,11 @@ my $broker = KafkaTestBroker->new(
 my $node = kafka_fdw_node('cdcsettings', cdc => 1,
 	conf => ['kafka_fdw.max_streams = 2']);
 
-# The values of the messages of a topic, decoded
+# The values of the messages of a topic, decoded to their payload
 sub values_of
 {
 	my ($topic) = @_;
-	return map { $json->decode($_->{payload}) }
+	return map { cdc_payload($_->{payload}) }
 	  grep { defined $_->{payload} } $broker->consume($topic);
 }
 
@@ -101,8 +100,8 @@ is($node->safe_psql('postgres',
 # t1's last row is the snapshot's last
 my @reads = grep { $_->{op} eq 'r' } values_of('a.public.t1');
 is(join(',', map { "$_->{after}{id}:$_->{source}{snapshot}" } @reads),
-	'1:true,2:true,3:last',
-	'the last row of the snapshot says "last", the others "true"');
+	'1:first,2:true,3:last',
+	'the first row of the snapshot says "first", the last "last", the others "true"');
 is(scalar(grep { defined $_->{payload} } $broker->consume('a.public.t2')),
 	0, 'the empty table sent nothing');
 
@@ -143,7 +142,7 @@ is($node->safe_psql('postgres', 'SHOW kafka_fdw.max_streams'), '3',
 is($node->safe_psql('postgres', 'SHOW kafka_fdw.naptime'), '250ms',
 	'kafka_fdw.naptime is kept across the restart');
 $node->safe_psql('postgres',
-	"SELECT kafka_fdw.cdc_create('c', 'k', 'p', snapshot => false)");
+	"SELECT kafka_fdw.cdc_create('c', 'k', 'p', snapshot => false, options => '{\"skipped.operations\": \"none\"}')");
 ok( $node->poll_query_until(
 		'postgres',
 		"SELECT count(*) = 3 FROM kafka_fdw.cdc_status WHERE state = 'streaming'"),
@@ -153,6 +152,23 @@ $node->safe_psql('postgres', 'INSERT INTO t1 VALUES (11)');
 wait_creates('a.public.t1', '10,11', 'stream a delivers after the restart');
 wait_creates('b.public.t1', '10,11', 'stream b delivers after the restart');
 wait_creates('c.public.t1', '11', 'stream c delivers');
+
+# --- TRUNCATE: skipped by default, sent with skipped.operations none -------
+$node->safe_psql('postgres', 'TRUNCATE t1; INSERT INTO t1 VALUES (12)');
+wait_creates('a.public.t1', '10,11,12', 'stream a delivers the create after the truncate');
+wait_creates('c.public.t1', '11,12', 'stream c delivers the create after the truncate');
+my $ops = sub {
+	my %seen;
+	return join(',', grep { !$seen{$_}++ }
+		  map { $_->{op} . ($_->{after} ? $_->{after}{id} : '') } values_of(shift));
+};
+is($ops->('a.public.t1'), 'r1,r2,r3,c10,c11,c12',
+	'default skipped.operations: the truncate is not sent');
+is($ops->('c.public.t1'), 'c11,t,c12',
+	'skipped.operations none: the truncate is sent, as op t, in its place');
+my ($t) = grep { $_->{op} eq 't' } values_of('c.public.t1');
+is_deeply([ $t->{before}, $t->{after}, $t->{source}{table} ], [ undef, undef, 't1' ],
+	'the truncate names its table, with neither before nor after');
 
 $node->stop;
 done_testing();

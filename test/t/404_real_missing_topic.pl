@@ -86,7 +86,7 @@ ok( poll_until(
 			for my $m ($broker->consume('nowhere.public.items'))
 			{
 				next unless defined $m->{payload};
-				my $v = JSON::PP->new->decode($m->{payload});
+				my $v = cdc_payload($m->{payload});
 				push @ids, $v->{after}{id} if $v->{op} eq 'c';
 			}
 			"@ids" eq '1 2';

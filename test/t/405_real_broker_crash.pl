@@ -24,7 +24,6 @@ BEGIN
 }
 
 use IPC::Run;
-use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(time usleep);
@@ -35,7 +34,6 @@ use KafkaFdwTest;
 my @topics = ('crash_ins', 'crash_copy', 'c1.public.load', 'crash_down');
 my $broker = KafkaTestBroker->new(topics => { map { $_ => 3 } @topics });
 my $bootstrap = $broker->bootstrap;
-my $json = JSON::PP->new->utf8;
 
 my $node = kafka_fdw_node('crash', cdc => 1);
 # long enough to ride out a leader election
@@ -257,8 +255,8 @@ for my $line (split /\n/,
 {
 	my ($k, $v) = split /\t/, $line, 2;
 	next unless defined $v && $v ne '';
-	my $id = $json->decode($k)->{id};
-	push @{ $seq{$id} }, $json->decode($v)->{after}{v};
+	my $id = cdc_payload($k)->{id};
+	push @{ $seq{$id} }, cdc_payload($v)->{after}{v};
 }
 my @missing = grep {
 	my %have = map { $_ => 1 } @{ $seq{$_} // [] };
