@@ -477,8 +477,9 @@ def partition_diffs(topic, a, b, labels, out):
     ea = key_partition(a['raw_key'], a['partitions'])
     eb = key_partition(b['raw_key'], b['partitions'])
     if a['partition'] != ea or b['partition'] != eb:
-        out.append((['partition (murmur2 of its key: %d, %d)' % (ea, eb)],
-                    a['partition'], b['partition']))
+        out.append((['partition (murmur2 of its key)'],
+                    '%d (murmur2: %d)' % (a['partition'], ea),
+                    '%d (murmur2: %d)' % (b['partition'], eb)))
 
 
 def cmd_compare(args):
