@@ -16,7 +16,10 @@
 #                                           vs  kcat -P of the same values
 #   4. CDC throughput: one transaction of 200,000 rows, COMMIT to the last
 #                   acknowledgement         vs  pg_recvlogical (pgoutput) to
-#                                               the commit's LSN
+#                                               the commit's LSN; twice: in
+#                   the default schema/payload form (4a) and with
+#                   {"schemas.enable": false}, the payload alone (4b), each
+#                   by its own stream and table
 #   5. CDC latency: 5,000 rows/s in 10-row transactions for 30 s, commit to
 #                   broker (p50, p99)
 #   6. memory:      peak RSS (VmHWM) of the backend in each of the above, and
@@ -69,7 +72,7 @@ PY=/usr/bin/python3				# Debian's, which has python3-confluent-kafka
 PROBE=$REPO/test/bench/kafka_probe.py
 
 # every topic, created with the broker (the mock has no CreateTopics)
-TOPICS=("bench_scan:$PARTS" "bench_small:$PARTS" "bench.public.cdc_t:$PARTS" "bench.public.lat_t:$LAT_PARTS")
+TOPICS=("bench_scan:$PARTS" "bench_small:$PARTS" "bench.public.cdc_t:$PARTS" "bench.public.cdc_ns:$PARTS" "bench.public.lat_t:$LAT_PARTS")
 for i in $(seq $RUNS); do
 	TOPICS+=("bench_pub_$i:$PARTS" "bench_kcat_$i:$PARTS" "bench_perf_$i:$PARTS")
 done
@@ -452,19 +455,21 @@ fi
 #
 # 4, 5, 6: change data capture
 #
-cdc_sent() { psql_q -c "SELECT messages_sent FROM kafka_fdw.cdc_status WHERE name = 'bench'"; }
+# messages_sent of stream STREAM (default bench)
+cdc_sent() { psql_q -c "SELECT messages_sent FROM kafka_fdw.cdc_status WHERE name = '${1:-bench}'"; }
 
-# Insert rows FROM..TO into cdc_t in one transaction; sets CDC_MS (COMMIT
-# to the stream's last acknowledgement, as the stream counts them),
-# INSERT_MS (BEGIN to COMMIT) and END_LSN (the WAL position after COMMIT).
+# Insert rows FROM..TO into TABLE (default cdc_t), streamed by STREAM
+# (default bench), in one transaction; sets CDC_MS (COMMIT to the stream's
+# last acknowledgement, as the stream counts them), INSERT_MS (BEGIN to
+# COMMIT) and END_LSN (the WAL position after COMMIT).
 cdc_txn()
 {
-	local from=$1 to=$2 target
-	target=$(( $(cdc_sent) + to - from + 1 ))
+	local from=$1 to=$2 table=${3:-cdc_t} stream=${4:-bench} target
+	target=$(( $(cdc_sent "$stream") + to - from + 1 ))
 	psql_q >"$WORK/cdc_txn.out" 2>&1 <<-EOF || { CDC_ERROR=$(cat "$WORK/cdc_txn.out"); return 1; }
 		SELECT clock_timestamp() AS t_begin \gset
 		BEGIN;
-		INSERT INTO cdc_t
+		INSERT INTO $table
 		  SELECT g, g % 1000, round((g * 7919 % 100000) / 100.0, 2), 'bench order ' || g
 		  FROM generate_series($from::bigint, $to) g;
 		SELECT clock_timestamp() AS t_commit \gset
@@ -474,7 +479,7 @@ cdc_txn()
 		DECLARE
 		  t0 timestamptz := clock_timestamp();
 		BEGIN
-		  WHILE (SELECT messages_sent FROM kafka_fdw.cdc_status WHERE name = 'bench') < $target LOOP
+		  WHILE (SELECT messages_sent FROM kafka_fdw.cdc_status WHERE name = '$stream') < $target LOOP
 		    IF clock_timestamp() - t0 > interval '15 min' THEN
 		      RAISE EXCEPTION 'the stream did not send its messages in 15 minutes';
 		    END IF;
@@ -490,30 +495,61 @@ cdc_txn()
 }
 
 # The reference: pg_recvlogical decodes the slot bench_ref (made before the
-# transaction) with pgoutput to /dev/null, up to END_LSN; sets CMD_MS and
-# drops the slot.
+# transaction) with pgoutput to /dev/null for publication PUB (default
+# bench_pub), up to END_LSN; sets CMD_MS and drops the slot.
 ref_decode()
 {
 	local status=0
 	time_cmd "${AS_USER[@]}" timeout 900 "$PGBIN/pg_recvlogical" -d "$DB" \
 		--slot bench_ref --start --endpos="$END_LSN" --no-loop \
-		-o proto_version=1 -o publication_names=bench_pub -f /dev/null || status=1
+		-o proto_version=1 -o publication_names="${1:-bench_pub}" -f /dev/null || status=1
 	psql_q -c "SELECT pg_drop_replication_slot('bench_ref')" >/dev/null
 	return $status
 }
 ref_slot() { psql_q -c "SELECT pg_create_logical_replication_slot('bench_ref', 'pgoutput')" >/dev/null; }
 
+# Figure 4 for one form: RUNS transactions of CDC_ROWS rows into TABLE,
+# streamed by STREAM (whose worker is PID), each then decoded by
+# pg_recvlogical for PUB; a row LABEL, and a note of the average message
+# size in the topic bench.public.TABLE.
+cdc_throughput()
+{
+	local label=$1 table=$2 stream=$3 pub=$4 pid=$5 i hwm ours=() ref=() bytes
+	reset_hwm "$pid"
+	for i in $(seq $RUNS); do
+		ref_slot || { broke "creating the reference slot failed"; return 1; }
+		if ! cdc_txn $(( (i - 1) * CDC_ROWS + 1 )) $(( i * CDC_ROWS )) "$table" "$stream"; then
+			broke "CDC run $i ($stream): $CDC_ERROR"; return 1
+		fi
+		ours+=("$CDC_MS")
+		ref_decode "$pub" || { broke "pg_recvlogical failed"; return 1; }
+		ref+=("$CMD_MS")
+		echo "   run $i: kafka_fdw $(ms_s "$CDC_MS") after COMMIT (the INSERT took $(ms_s "$INSERT_MS")), pg_recvlogical $(ms_s "$CMD_MS")"
+	done
+	hwm=$(hwm_kb "$pid")
+	row "$label" "$(ms_s "$(min_of "${ours[@]}")")" "$(ms_s "$(min_of "${ref[@]}")")" \
+		"$(ratio "$(min_of "${ref[@]}")" "$(min_of "${ours[@]}")")" ">= 0.5" "$(kb_mb "$hwm")"
+	topic_count "bench.public.$table"
+	[ "${TC_HIGH:-0}" -ge $((RUNS * CDC_ROWS)) ] ||
+		broke "bench.public.$table holds ${TC_HIGH:-0} messages, fewer than $((RUNS * CDC_ROWS))"
+	bytes=$(kcat -C -b "$KAFKA_BROKERS" -t "bench.public.$table" -o beginning -c 1000 -e -q \
+		-f '%S %K\n' | awk '{ s += $1 + ($2 > 0 ? $2 : 0) } END { if (NR) printf "%.0f", s / NR }')
+	note "$label: messages of ${bytes:-?} bytes on average (value and key, of the first 1,000)"
+}
+
 cdc_figures()
 {
-	local label4="4. CDC throughput: $CDC_ROWS-row txn vs pg_recvlogical"
+	local label4a="4a. CDC throughput, schema/payload (default): $CDC_ROWS-row txn vs pg_recvlogical"
+	local label4b="4b. CDC throughput, schemas.enable false: $CDC_ROWS-row txn vs pg_recvlogical"
 	local label5="5. CDC latency: $LAT_RATE rows/s, $LAT_SECONDS s (p50 / p99)"
 	local label6="6. CDC memory: $MEM_ROWS-row txn"
-	local pid i f ours=() ref=() hwm lat_rows sent tps lag out
+	local pid pid_ns i f hwm lat_rows sent tps lag out
 	local L_n L_seen_p50 L_seen_p99 L_create_p50 L_create_p99 L_create_max
 
 	say "setting up a CDC stream (publication bench_pub: cdc_t, lat_t)"
 	if [ "$(psql_q -c "SELECT to_regproc('kafka_fdw.cdc_create') IS NOT NULL")" != t ]; then
-		row "$label4" "n/a (feature missing: CDC)" "n/a" "n/a" ">= 0.5" "n/a"
+		row "$label4a" "n/a (feature missing: CDC)" "n/a" "n/a" ">= 0.5" "n/a"
+		row "$label4b" "n/a (feature missing: CDC)" "n/a" "n/a" ">= 0.5" "n/a"
 		row "$label5" "n/a (feature missing: CDC)" "n/a" "n/a" "p99 <= 100 ms" "n/a"
 		row "$label6" "n/a (feature missing: CDC)" "n/a" "n/a" "RSS < 256 MB" "n/a"
 		return
@@ -521,37 +557,30 @@ cdc_figures()
 	psql_q <<-EOF || { broke "setting up the CDC stream failed"; return; }
 		CREATE TABLE cdc_t (id bigint PRIMARY KEY, customer_id int, amount numeric(12,2), note text);
 		CREATE TABLE lat_t (id bigserial PRIMARY KEY, customer_id int, amount numeric(12,2), note text);
+		CREATE TABLE cdc_ns (LIKE cdc_t INCLUDING ALL);
 		CREATE PUBLICATION bench_pub FOR TABLE cdc_t, lat_t;
+		CREATE PUBLICATION bench_ns_pub FOR TABLE cdc_ns;
 		SELECT kafka_fdw.cdc_create('bench', 'bench_kafka', 'bench_pub',
 		                            topic_prefix => 'bench', snapshot => false);
+		SELECT kafka_fdw.cdc_create('bench_ns', 'bench_kafka', 'bench_ns_pub',
+		                            topic_prefix => 'bench', snapshot => false,
+		                            options => '{"schemas.enable": false}');
 	EOF
 	for i in $(seq 600); do
-		[ "$(psql_q -c "SELECT state FROM kafka_fdw.cdc_status WHERE name = 'bench'")" = streaming ] && break
+		[ "$(psql_q -c "SELECT count(*) FROM kafka_fdw.cdc_status WHERE name IN ('bench', 'bench_ns') AND state = 'streaming'")" = 2 ] && break
 		sleep 0.1
 	done
 	pid=$(psql_q -c "SELECT worker_pid FROM kafka_fdw.cdc_status WHERE name = 'bench' AND state = 'streaming'")
-	[ -n "$pid" ] || { broke "the CDC stream did not start streaming"; return; }
-	echo "   worker pid $pid"
+	pid_ns=$(psql_q -c "SELECT worker_pid FROM kafka_fdw.cdc_status WHERE name = 'bench_ns' AND state = 'streaming'")
+	[ -n "$pid" ] && [ -n "$pid_ns" ] || { broke "the CDC streams did not start streaming"; return; }
+	echo "   worker pids $pid (bench: schema/payload), $pid_ns (bench_ns: schemas.enable false)"
 
-	# 4: throughput
-	say "CDC throughput: $CDC_ROWS rows in one transaction (x$RUNS), then pg_recvlogical over the same WAL"
-	reset_hwm "$pid"
-	for i in $(seq $RUNS); do
-		ref_slot || { broke "creating the reference slot failed"; return; }
-		if ! cdc_txn $(( (i - 1) * CDC_ROWS + 1 )) $(( i * CDC_ROWS )); then
-			broke "CDC run $i: $CDC_ERROR"; return
-		fi
-		ours+=("$CDC_MS")
-		ref_decode || { broke "pg_recvlogical failed"; return; }
-		ref+=("$CMD_MS")
-		echo "   run $i: kafka_fdw $(ms_s "$CDC_MS") after COMMIT (the INSERT took $(ms_s "$INSERT_MS")), pg_recvlogical $(ms_s "$CMD_MS")"
-	done
-	hwm=$(hwm_kb "$pid")
-	row "$label4" "$(ms_s "$(min_of "${ours[@]}")")" "$(ms_s "$(min_of "${ref[@]}")")" \
-		"$(ratio "$(min_of "${ref[@]}")" "$(min_of "${ours[@]}")")" ">= 0.5" "$(kb_mb "$hwm")"
-	topic_count bench.public.cdc_t
-	[ "${TC_HIGH:-0}" -ge $((RUNS * CDC_ROWS)) ] ||
-		broke "bench.public.cdc_t holds ${TC_HIGH:-0} messages, fewer than $((RUNS * CDC_ROWS))"
+	# 4: throughput, in each form (both streams run throughout: the other
+	# worker decodes and skips each transaction in both measurements)
+	say "CDC throughput, schema/payload form: $CDC_ROWS rows in one transaction (x$RUNS), then pg_recvlogical over the same WAL"
+	cdc_throughput "$label4a" cdc_t bench bench_pub "$pid" || return
+	say "CDC throughput, schemas.enable false: $CDC_ROWS rows in one transaction (x$RUNS), then pg_recvlogical over the same WAL"
+	cdc_throughput "$label4b" cdc_ns bench_ns bench_ns_pub "$pid_ns" || return
 
 	# 5: latency
 	lat_rows=$((LAT_RATE * LAT_SECONDS))

@@ -75,4 +75,16 @@ DELETE FROM customers WHERE id = 2;
 -- wait until Kafka acknowledged the snapshot row, the three changes and
 -- the delete's tombstone
 SELECT pg_temp.wait_for_stream(5);
+
+-- the change events, read back through a foreign table: each is Kafka
+-- Connect's {"schema": ..., "payload": ...}, as Debezium writes it (the
+-- delete's tombstone has no value)
+CREATE FOREIGN TABLE customer_events (
+  part int OPTIONS (partition 'true'),
+  "offset" bigint OPTIONS (offset 'true'),
+  v jsonb
+) SERVER kafka OPTIONS (topic 'demo.public.customers', format 'raw');
+SELECT part, "offset", v->'schema'->>'name' AS schema, v->'payload'->>'op' AS op,
+       v->'payload'->'before' AS before, v->'payload'->'after' AS after
+  FROM customer_events ORDER BY part, "offset";
 SELECT name, state, messages_sent, lag_bytes, last_error FROM kafka_fdw.cdc_status;

@@ -100,7 +100,11 @@ def latency(brokers, topic, count, timeout_s, ready_file):
         now_ms = time.time() * 1000.0
         if m is not None and not m.error() and m.value() is not None:
             last = time.time()
-            commit_ms = json.loads(m.value())["source"]["ts_ms"]
+            event = json.loads(m.value())
+            # the default schema/payload form, or the payload alone
+            if "payload" in event and "schema" in event:
+                event = event["payload"]
+            commit_ms = event["source"]["ts_ms"]
             _, create_ms = m.timestamp()
             created.append(create_ms - commit_ms)
             seen.append(now_ms - commit_ms)

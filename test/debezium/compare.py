@@ -12,12 +12,17 @@ i-th of that key on the other.
   compare.py compare --bootstrap B --reference PREFIX --candidate PREFIX
                      --topics public.t1,public.t2,message,transaction
                      [--labels debezium,kafka_fdw] [--max-lines N]
+                     [--max-value CHARS] [--save DIR]
       prints one line per difference and a summary; exit status 1 on any
-      difference not in DIFFERENCES below, 0 otherwise
+      difference not in DIFFERENCES below, 0 otherwise.  --save DIR also
+      writes every message read to DIR/TOPIC.jsonl
   compare.py dump --bootstrap B --reference PREFIX --candidate PREFIX
                   --topic public.t1 [--schema]
       prints the messages of one topic of both sides, pair by pair (the
       "schema" part of the schema/payload form only with --schema)
+  compare and dump take --load DIR instead of --bootstrap: the messages
+  --save wrote (409_debezium_compare.pl saves each mode's in
+  tmp_check/messages_<mode>), to compare again without Kafka
   compare.py topics --bootstrap B [--rf N] NAME:PARTITIONS...
       creates topics (existing ones are left alone)
   compare.py wait --bootstrap B --prefix PREFIX --topics T1,T2,...
@@ -28,7 +33,10 @@ i-th of that key on the other.
 """
 
 import argparse
+import base64
 import json
+import os
+import signal
 import sys
 import time
 
@@ -172,6 +180,61 @@ def read_topics(bootstrap, topics, timeout=60):
         if msgs:
             msgs.sort(key=lambda m: (m['partition'], m['offset']))
     return out
+
+
+def b64(data):
+    return None if data is None else base64.b64encode(data).decode()
+
+
+def unb64(text):
+    return None if text is None else base64.b64decode(text)
+
+
+def save_topics(directory, msgs):
+    """Write what read_topics read, one file TOPIC.jsonl each (bytes in
+    base64), for --load."""
+    os.makedirs(directory, exist_ok=True)
+    for t, ms in msgs.items():
+        if ms is None:
+            continue
+        with open(os.path.join(directory, t + '.jsonl'), 'w') as f:
+            for m in ms:
+                f.write(json.dumps({'partition': m['partition'], 'offset': m['offset'],
+                                    'partitions': m['partitions'],
+                                    'key': b64(m['key']), 'value': b64(m['value']),
+                                    'headers': [[n, b64(v)] for n, v in m['headers']]})
+                        + '\n')
+
+
+def load_topics(directory, topics):
+    """read_topics from save_topics' files."""
+    out = {}
+    for t in topics:
+        path = os.path.join(directory, t + '.jsonl')
+        if not os.path.exists(path):
+            out[t] = None
+            continue
+        with open(path) as f:
+            out[t] = []
+            for line in f:
+                m = json.loads(line)
+                m['key'], m['value'] = unb64(m['key']), unb64(m['value'])
+                m['headers'] = [(n, unb64(v)) for n, v in m['headers']]
+                out[t].append(m)
+    return out
+
+
+def source_topics(args, topics):
+    """The messages of the topics, from Kafka (--bootstrap) or from a
+    directory --save wrote (--load); saved to --save."""
+    if args.load:
+        return load_topics(args.load, topics)
+    if not args.bootstrap:
+        raise SystemExit('--bootstrap or --load is needed')
+    msgs = read_topics(args.bootstrap, topics)
+    if getattr(args, 'save', None):
+        save_topics(args.save, msgs)
+    return msgs
 
 
 def parse(data):
@@ -477,8 +540,9 @@ def partition_diffs(topic, a, b, labels, out):
     ea = key_partition(a['raw_key'], a['partitions'])
     eb = key_partition(b['raw_key'], b['partitions'])
     if a['partition'] != ea or b['partition'] != eb:
-        out.append((['partition (murmur2 of its key: %d, %d)' % (ea, eb)],
-                    a['partition'], b['partition']))
+        out.append((['partition (murmur2 of its key)'],
+                    '%d (murmur2: %d)' % (a['partition'], ea),
+                    '%d (murmur2: %d)' % (b['partition'], eb)))
 
 
 def cmd_compare(args):
@@ -487,8 +551,8 @@ def cmd_compare(args):
     topics = [t for t in args.topics.split(',') if t]
     labels = args.labels.split(',')
     prefixes = (args.reference, args.candidate)
-    ref = read_topics(args.bootstrap, ['%s.%s' % (args.reference, t) for t in topics])
-    cand = read_topics(args.bootstrap, ['%s.%s' % (args.candidate, t) for t in topics])
+    ref = source_topics(args, ['%s.%s' % (args.reference, t) for t in topics])
+    cand = source_topics(args, ['%s.%s' % (args.candidate, t) for t in topics])
     lines, by_place, by_topic = [], {}, {}
 
     def report(topic, where, path, a, b, pattern):
@@ -532,8 +596,8 @@ def cmd_dump(args):
     labels = args.labels.split(',')
     ta = '%s.%s' % (args.reference, args.topic)
     tb = '%s.%s' % (args.candidate, args.topic)
-    ref = read_topics(args.bootstrap, [ta])[ta] or []
-    cand = read_topics(args.bootstrap, [tb])[tb] or []
+    ref = source_topics(args, [ta])[ta] or []
+    cand = source_topics(args, [tb])[tb] or []
     ga, gb, order = {}, {}, []
     for side, msgs, prefix in ((ga, ref, args.reference), (gb, cand, args.candidate)):
         for m in msgs:
@@ -619,17 +683,22 @@ def cmd_wait(args):
 
 
 def main():
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)    # | head
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest='cmd', required=True)
     for name in ('compare', 'dump'):
         p = sub.add_parser(name)
-        p.add_argument('--bootstrap', required=True)
+        p.add_argument('--bootstrap')
+        p.add_argument('--load', metavar='DIR',
+                       help='read the messages that --save wrote, not Kafka')
         p.add_argument('--reference', required=True, help="Debezium's topic prefix")
         p.add_argument('--candidate', required=True, help="kafka_fdw's topic prefix")
         p.add_argument('--labels', default='debezium,kafka_fdw')
         if name == 'compare':
             p.add_argument('--topics', required=True)
+            p.add_argument('--save', metavar='DIR',
+                           help='also write the messages read to DIR')
             p.add_argument('--max-lines', type=int, default=400)
             p.add_argument('--max-value', type=int, default=MAX_VALUE)
         else:

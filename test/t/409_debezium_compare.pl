@@ -10,7 +10,9 @@
 # end marker, test/debezium/compare.py compares every message of every
 # topic (key, value, headers, partition, order).  One ok per mode; on a
 # failure the differences are in diag, the whole list in
-# tmp_check/compare_<mode>.txt.
+# tmp_check/compare_<mode>.txt, and both sides' messages in
+# tmp_check/messages_<mode>/ (compare.py compare|dump --load that
+# directory --reference dbz_<mode> --candidate kfdw_<mode> ...).
 #
 # KFDW_DBZ_MODES=default,noschema runs only the modes named.
 # KFDW_DBZ_SELF=1 checks the harness: a second Debezium connector stands in
@@ -210,7 +212,8 @@ CREATE USER MAPPING FOR PUBLIC SERVER kfdw;
 		my $file = "$PostgreSQL::Test::Utils::tmp_check/compare_$m.txt";
 		($rc, $out, $err) = KafkaDebezium::compare_py('compare', '--bootstrap', $bootstrap,
 			'--reference', $dbz_prefix, '--candidate', $kfdw_prefix,
-			'--topics', join(',', @topics), '--max-lines', 1000000);
+			'--topics', join(',', @topics), '--max-lines', 1000000,
+			'--save', "$PostgreSQL::Test::Utils::tmp_check/messages_$m");
 		open(my $fh, '>', $file) or die "$file: $!";
 		print $fh $out, $err;
 		close($fh);

@@ -126,8 +126,10 @@ INSERT INTO bulk (id, t) VALUES (9223372036854775807, 'end marker');
 # --- the cluster, the source and the target databases ----------------------
 my $broker = KafkaTestBroker->new();
 my $bootstrap = $broker->bootstrap;
+# each sink keeps a pool of 5 connections (Agroal's connection.pool.min_size):
+# more than the test cluster's default max_connections of 10 allows
 my $node = kafka_fdw_node('dbz_sink', cdc => 1,
-	conf => [ "listen_addresses = '127.0.0.1'" ]);
+	conf => [ "listen_addresses = '127.0.0.1'", 'max_connections = 50' ]);
 my $port = $node->port;
 my $user = $node->safe_psql('postgres', 'SELECT current_user');
 
