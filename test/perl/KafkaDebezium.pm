@@ -100,6 +100,8 @@ sub postgres_connector
 		'publication.autocreate.mode' => 'disabled',
 		'slot.name' => $args{slot} // $name,
 		'snapshot.mode' => 'initial',
+		# kafka_fdw's own tables, which kafka_fdw never streams
+		'schema.exclude.list' => 'kafka_fdw',
 		'topic.creation.default.replication.factor' => 3,
 		'topic.creation.default.partitions' => 3,
 	);
