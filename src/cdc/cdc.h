@@ -352,6 +352,7 @@ extern void kfdw_cdc_append_value(StringInfo buf, KafkaCdcType *type,
 extern void kfdw_cdc_append_unavailable(StringInfo buf, KafkaCdcType *type,
 										const KafkaCdcOptions *opts);
 extern void kfdw_cdc_append_zero(StringInfo buf, KafkaCdcType *type);
+extern bool kfdw_cdc_snapshot_values;
 
 /* in event.c */
 extern bool kfdw_cdc_encode_key(StringInfo buf, KafkaCdcRelation *rel,

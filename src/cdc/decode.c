@@ -496,9 +496,9 @@ emit(RelEntry *entry, char op, KafkaCdcRow *before, KafkaCdcRow *after,
 	kfdw_cdc_produce(entry->rel.topic, has_key ? &key : NULL, &value,
 					 kfdw_cdc_headers(config->topic_prefix, keyheader, otherkey),
 					 current_txn);
-	/* a tombstone only makes sense for a key that compaction can drop */
-	if (op == 'd' && opts->tombstones && has_key)
-		kfdw_cdc_produce(entry->rel.topic, &key, NULL,
+	/* as Debezium: a tombstone after each delete, even of a keyless row */
+	if (op == 'd' && opts->tombstones)
+		kfdw_cdc_produce(entry->rel.topic, has_key ? &key : NULL, NULL,
 						 kfdw_cdc_headers(config->topic_prefix, keyheader, otherkey),
 						 current_txn);
 }

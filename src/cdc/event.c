@@ -267,15 +267,19 @@ append_row(StringInfo buf, KafkaCdcRelation *rel, KafkaCdcRow *row,
 		first = false;
 		kfdw_json_append_string(buf, col->name);
 		appendStringInfoChar(buf, ':');
-		if (row->present[i])
-		{
-			if (row->isnull[i])
-				appendStringInfoString(buf, "null");
-			else
-				kfdw_cdc_append_value(buf, &col->type, opts, row->values[i]);
-		}
-		else if (row->unavailable && row->unavailable[i])
+		if (row->present[i] && !row->isnull[i])
+			kfdw_cdc_append_value(buf, &col->type, opts, row->values[i]);
+		else if (!row->present[i] && row->unavailable && row->unavailable[i])
 			kfdw_cdc_append_unavailable(buf, &col->type, opts);
+		else if (col->default_json)
+		{
+			/*
+			 * As Kafka Connect's JSON converter writes a null (or a value
+			 * the event lacks) of a field with a default: the default
+			 * (replace.null.with.default, true by default).
+			 */
+			appendStringInfoString(buf, col->default_json);
+		}
 		else if (col->notnull)
 			kfdw_cdc_append_zero(buf, &col->type);
 		else

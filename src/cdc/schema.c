@@ -32,6 +32,8 @@
 #include "optimizer/optimizer.h"
 #include "utils/builtins.h"
 #include "utils/catcache.h"
+#include "utils/date.h"
+#include "utils/timestamp.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -77,6 +79,7 @@ static void describe_columns(KafkaCdcRelation *rel, const KafkaCdcOptions *opts)
 static char *default_json(Relation relation, AttrNumber attnum,
 						  KafkaCdcColumn *col, const KafkaCdcOptions *opts);
 static bool contains_user_function(Node *node, void *context);
+static char *epoch_default(KafkaCdcColumn *col, const KafkaCdcOptions *opts);
 static void choose_key(KafkaCdcRelation *rel, const KafkaCdcOptions *opts);
 static List *index_columns(Relation relation, Oid indexoid);
 static bool key_from_option(KafkaCdcRelation *rel, const char *option);
@@ -349,13 +352,47 @@ default_json(Relation relation, AttrNumber attnum, KafkaCdcColumn *col,
 
 	/* only built-in immutable functions are run, to fold casts */
 	if (contain_mutable_functions(expr) || contains_user_function(expr, NULL))
-		return NULL;
+		return epoch_default(col, opts);
 	expr = eval_const_expressions(NULL, expr);
 	if (!IsA(expr, Const) || ((Const *) expr)->constisnull)
-		return NULL;
+		return epoch_default(col, opts);
 
 	initStringInfo(&buf);
 	kfdw_cdc_append_value(&buf, &col->type, opts, ((Const *) expr)->constvalue);
+	return buf.data;
+}
+
+/*
+ * The default Debezium gives a date or time column whose default it cannot
+ * evaluate (now(), CURRENT_DATE ...): the epoch, 1970-01-01 00:00 UTC.
+ */
+static char *
+epoch_default(KafkaCdcColumn *col, const KafkaCdcOptions *opts)
+{
+	StringInfoData buf;
+	Datum		value;
+	TimeTzADT	tz = {0, 0};
+
+	switch (col->type.kind)
+	{
+		case KFDW_KIND_DATE:
+			value = DateADTGetDatum(UNIX_EPOCH_JDATE - POSTGRES_EPOCH_JDATE);
+			break;
+		case KFDW_KIND_TIME:
+			value = TimeADTGetDatum(0);
+			break;
+		case KFDW_KIND_TIMETZ:
+			value = TimeTzADTPGetDatum(&tz);
+			break;
+		case KFDW_KIND_TIMESTAMP:
+		case KFDW_KIND_TIMESTAMPTZ:
+			value = TimestampGetDatum(-EPOCH_SHIFT_USECS_FOR_SOURCE);
+			break;
+		default:
+			return NULL;
+	}
+	initStringInfo(&buf);
+	kfdw_cdc_append_value(&buf, &col->type, opts, value);
 	return buf.data;
 }
 

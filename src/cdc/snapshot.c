@@ -332,9 +332,11 @@ send_held(HeldRow *held, KafkaCdcSource *source, uint64 txn_id,
 		source->snapshot = "true";
 	initStringInfo(&key);
 	initStringInfo(&value);
+	kfdw_cdc_snapshot_values = true;
 	has_key = kfdw_cdc_encode_key(&key, held->rel, &held->row, opts, true);
 	kfdw_cdc_encode_value(&value, 'r', held->rel, NULL, &held->row, source,
 						  opts);
+	kfdw_cdc_snapshot_values = false;
 	kfdw_cdc_produce(held->rel->topic, has_key ? &key : NULL, &value,
 					 kfdw_cdc_headers(held->config->topic_prefix, NULL, NULL),
 					 txn_id);

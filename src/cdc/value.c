@@ -44,6 +44,9 @@
 #define DBZ_TIMESTAMP_INFINITY_US	INT64CONST(9223372036825200000)
 #define DBZ_TIMESTAMP_NINFINITY_US	INT64CONST(-9223372036832400000)
 
+/* set while the initial snapshot is encoded */
+bool		kfdw_cdc_snapshot_values = false;
+
 /* Debezium's average month, for intervals as microseconds */
 #define DBZ_DAYS_PER_MONTH	(365.25 / 12.0)
 
@@ -51,6 +54,7 @@ static void append_output(StringInfo buf, KafkaCdcType *type, Datum value);
 static void append_iso_date(StringInfo buf, int32 days, bool close);
 static void append_iso_time(StringInfo buf, int64 us);
 static void append_double(StringInfo buf, double d);
+static void append_java_number(StringInfo buf, const char *str);
 static void append_bytes(StringInfo buf, const unsigned char *data, int len,
 						 KafkaCdcBinaryMode mode);
 static void append_unscaled(StringInfo buf, const char *digits, int *scale);
@@ -103,7 +107,7 @@ kfdw_cdc_append_value(StringInfo buf, KafkaCdcType *type,
 					char		str[32];
 
 					float_to_shortest_decimal_buf(f, str);
-					appendStringInfoString(buf, str);
+					append_java_number(buf, str);
 				}
 			}
 			break;
@@ -141,6 +145,13 @@ kfdw_cdc_append_value(StringInfo buf, KafkaCdcType *type,
 
 				/* Java's int arithmetic: the infinities wrap around */
 				int32		days = (int32) ((uint32) d + (uint32) EPOCH_SHIFT_DAYS);
+
+				/*
+				 * Debezium reads its snapshot through JDBC, whose infinite
+				 * dates are other numbers again.
+				 */
+				if (kfdw_cdc_snapshot_values && DATE_NOT_FINITE(d))
+					days = DATE_IS_NOEND(d) ? -622191234 : -625821272;
 
 				if (tm == KFDW_TIME_ISOSTRING)
 					append_iso_date(buf, days, true);
@@ -381,7 +392,86 @@ append_double(StringInfo buf, double d)
 	else
 	{
 		double_to_shortest_decimal_buf(d, str);
-		appendStringInfoString(buf, str);
+		append_java_number(buf, str);
+	}
+}
+
+/*
+ * A number, given as the shortest text that reads back exactly ("2",
+ * "1e+10", "0.00012"), as Java's Double.toString() and Float.toString()
+ * (which Jackson uses) write it: "2.0", "1.0E10", "1.2E-4"; plain from
+ * 10^-3 up to 10^7, scientific outside.
+ */
+static void
+append_java_number(StringInfo buf, const char *str)
+{
+	char		digits[32];
+	int			ndigits = 0;
+	int			point = -1;		/* digits before the decimal point */
+	int			exp = 0;
+	int			lead = 0;
+	const char *p = str;
+	int			e;				/* exponent of the first significant digit */
+	int			i;
+
+	if (*p == '-')
+	{
+		appendStringInfoChar(buf, '-');
+		p++;
+	}
+	for (; *p && *p != 'e' && *p != 'E'; p++)
+	{
+		if (*p == '.')
+			point = ndigits;
+		else if (ndigits < (int) sizeof(digits) - 1)
+			digits[ndigits++] = *p;
+	}
+	if (*p)
+		exp = atoi(p + 1);
+	if (point < 0)
+		point = ndigits;
+	/* leading zeros ("0.00012") and trailing ones ("1200") */
+	while (lead < ndigits - 1 && digits[lead] == '0')
+		lead++;
+	while (ndigits - 1 > lead && digits[ndigits - 1] == '0')
+		ndigits--;
+	if (digits[lead] == '0')
+	{
+		appendStringInfoString(buf, "0.0");
+		return;
+	}
+	e = point - lead - 1 + exp;
+
+	if (e >= -3 && e < 7)
+	{
+		if (e < 0)
+		{
+			appendStringInfoString(buf, "0.");
+			for (i = -1; i > e; i--)
+				appendStringInfoChar(buf, '0');
+			appendBinaryStringInfo(buf, digits + lead, ndigits - lead);
+		}
+		else
+		{
+			for (i = 0; i <= e; i++)
+				appendStringInfoChar(buf, lead + i < ndigits ? digits[lead + i] : '0');
+			appendStringInfoChar(buf, '.');
+			if (lead + e + 1 < ndigits)
+				appendBinaryStringInfo(buf, digits + lead + e + 1,
+									   ndigits - lead - e - 1);
+			else
+				appendStringInfoChar(buf, '0');
+		}
+	}
+	else
+	{
+		appendStringInfoChar(buf, digits[lead]);
+		appendStringInfoChar(buf, '.');
+		if (ndigits - lead > 1)
+			appendBinaryStringInfo(buf, digits + lead + 1, ndigits - lead - 1);
+		else
+			appendStringInfoChar(buf, '0');
+		appendStringInfo(buf, "E%d", e);
 	}
 }
 
