@@ -153,7 +153,12 @@ kfdw_cdc_append_value(StringInfo buf, KafkaCdcType *type,
 				if (kfdw_cdc_snapshot_values && DATE_NOT_FINITE(d))
 					days = DATE_IS_NOEND(d) ? -622191234 : -625821272;
 
-				if (tm == KFDW_TIME_ISOSTRING)
+				if (tm == KFDW_TIME_ISOSTRING && kfdw_cdc_snapshot_values &&
+					DATE_NOT_FINITE(d))
+					appendStringInfoString(buf, DATE_IS_NOEND(d) ?
+										   "\"+292278994-08-16Z\"" :
+										   "\"+292269055-12-02Z\"");
+				else if (tm == KFDW_TIME_ISOSTRING)
 					append_iso_date(buf, days, true);
 				else
 					appendStringInfo(buf, "%d", days);

@@ -118,8 +118,8 @@ DIFFERENCES = [
     dict(kind='nullarray', defect=True, topics=['public.types'],
          paths=['before.an', 'after.an'],
          reason='Debezium 3.6.1 sends null for a numeric[] that holds a '
-                'NULL element (the whole array is lost); kafka_fdw sends the '
-                'array: an array with a NULL element is compared as null'),
+                'NULL or NaN element (the whole array is lost); kafka_fdw '
+                'sends the array: such an array is compared as null'),
     dict(kind='json', defect=True, topics=['public.types'],
          paths=['before.hs', 'after.hs'],
          reason="hstore.handling.mode=json: Debezium builds the JSON object "
@@ -354,7 +354,8 @@ def normalise(msg, topic, prefix):
                     parent[k] = replace_prefix(parent[k], prefix)
                 elif kind == 'ignore':
                     parent[k] = IGNORED
-                elif kind == 'nullarray' and isinstance(parent[k], list) and None in parent[k]:
+                elif kind == 'nullarray' and isinstance(parent[k], list) and any(
+                        e is None or e in ('NaN', 'NAN') for e in parent[k]):
                     parent[k] = None
                 elif kind == 'collections' and isinstance(parent[k], list):
                     parent[k] = sorted_collections(parent[k])

@@ -167,20 +167,29 @@ CREATE USER MAPPING FOR PUBLIC SERVER kfdw;
 	my ($ok, $diag) = (0, '');
 	my $stream = 0;
 	eval {
-		$start->($dbz_prefix);
 		if ($self_test)
 		{
 			# the candidate is a second Debezium connector
+			$start->($dbz_prefix);
 			$start->($kfdw_prefix);
 		}
 		else
 		{
+			# kafka_fdw first, Debezium once kafka_fdw's snapshot is done:
+			# both slots then begin after the transactions of cdc_create
+			# and of the stream's own bookkeeping, which a slot created
+			# before them would show as empty BEGIN/END pairs
 			my $options = kfdw_options($mode->{options});
 			my ($prc, $pout, $perr) = $node->psql($db,
 				"SELECT kafka_fdw.cdc_create('$kfdw_prefix', 'kfdw', 'dbz_pub', '$kfdw_prefix', "
 				  . "snapshot => true, options => '$options'::jsonb)");
 			die "cdc_create with options $options failed: $perr\n" if $prc != 0;
 			$stream = 1;
+			$node->poll_query_until($db,
+				"SELECT snapshot_done FROM kafka_fdw.cdc_status WHERE name = '$kfdw_prefix'")
+			  or die "kafka_fdw's snapshot did not finish: "
+			  . $node->safe_psql($db, "SELECT row_to_json(s) FROM kafka_fdw.cdc_status s") . "\n";
+			$start->($dbz_prefix);
 		}
 
 		# both have snapshotted
