@@ -340,6 +340,10 @@ typedef struct KafkaCdcSource
 	int64		collection_order;
 } KafkaCdcSource;
 
+/* the schemas of the source and transaction blocks, JSON */
+extern const char *const kfdw_cdc_source_schema;
+extern const char *const kfdw_cdc_txn_block_schema;
+
 extern void kfdw_cdc_describe_relation(KafkaCdcRelation *rel,
 									   const KafkaCdcOptions *opts,
 									   const char *prefix);

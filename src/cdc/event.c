@@ -29,8 +29,6 @@
 
 #include "utils/timestamp.h"
 
-extern const char *const kfdw_cdc_source_schema;
-
 #define MESSAGE_KEY_SCHEMA \
 	"{\"type\":\"struct\",\"fields\":[" \
 	"{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"}]," \
@@ -60,6 +58,9 @@ static void append_source(StringInfo buf, const char *nspname,
 						  const char *relname, KafkaCdcSource *source);
 static void append_times(StringInfo buf, bool micro);
 static void append_txn_block(StringInfo buf, KafkaCdcSource *source);
+static void append_string_key(StringInfo buf, const char *schema,
+							  const char *field, const char *value,
+							  const KafkaCdcOptions *opts);
 static const char *run_id(void);
 
 /*
@@ -131,13 +132,7 @@ kfdw_cdc_encode_message(StringInfo key, StringInfo value, const char *prefix,
 	KafkaCdcType bytes = {0};
 	bytea	   *data = palloc(VARHDRSZ + len);
 
-	if (opts->schemas)
-		appendStringInfoString(key, "{\"schema\":" MESSAGE_KEY_SCHEMA ",\"payload\":");
-	appendStringInfoString(key, "{\"prefix\":");
-	kfdw_json_append_string(key, prefix);
-	appendStringInfoChar(key, '}');
-	if (opts->schemas)
-		appendStringInfoChar(key, '}');
+	append_string_key(key, MESSAGE_KEY_SCHEMA, "prefix", prefix, opts);
 
 	if (opts->schemas)
 	{
@@ -145,12 +140,9 @@ kfdw_cdc_encode_message(StringInfo key, StringInfo value, const char *prefix,
 							   "{\"type\":\"string\",\"optional\":false,\"field\":\"op\"},"
 							   "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"},");
 		appendStringInfoString(value, kfdw_cdc_source_schema);
+		appendStringInfoChar(value, ',');
+		appendStringInfoString(value, kfdw_cdc_txn_block_schema);
 		appendStringInfo(value, ",{\"type\":\"struct\",\"fields\":["
-						 "{\"type\":\"string\",\"optional\":false,\"field\":\"id\"},"
-						 "{\"type\":\"int64\",\"optional\":false,\"field\":\"total_order\"},"
-						 "{\"type\":\"int64\",\"optional\":false,\"field\":\"data_collection_order\"}],"
-						 "\"optional\":true,\"name\":\"event.block\",\"version\":1,\"field\":\"transaction\"},"
-						 "{\"type\":\"struct\",\"fields\":["
 						 "{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"},"
 						 "{\"type\":\"%s\",\"optional\":true,\"field\":\"content\"}],"
 						 "\"optional\":false,\"name\":\"io.debezium.connector.postgresql.Message\",\"version\":1,\"field\":\"message\"}],"
@@ -187,13 +179,7 @@ kfdw_cdc_encode_txn(StringInfo key, StringInfo value, bool begin,
 {
 	ListCell   *lc;
 
-	if (opts->schemas)
-		appendStringInfoString(key, "{\"schema\":" TXN_KEY_SCHEMA ",\"payload\":");
-	appendStringInfoString(key, "{\"id\":");
-	kfdw_json_append_string(key, txn_id);
-	appendStringInfoChar(key, '}');
-	if (opts->schemas)
-		appendStringInfoChar(key, '}');
+	append_string_key(key, TXN_KEY_SCHEMA, "id", txn_id, opts);
 
 	if (opts->schemas)
 		appendStringInfoString(value, "{\"schema\":" TXN_VALUE_SCHEMA ",\"payload\":");
@@ -326,6 +312,20 @@ append_source(StringInfo buf, const char *nspname, const char *relname,
 	appendStringInfo(buf, ",\"lsn\":" UINT64_FORMAT
 					 ",\"xmin\":null,\"origin\":null,\"origin_lsn\":null}",
 					 (uint64) source->lsn);
+}
+
+/* A key of one string field {"field": value}, with its schema if sent */
+static void
+append_string_key(StringInfo buf, const char *schema, const char *field,
+				  const char *value, const KafkaCdcOptions *opts)
+{
+	if (opts->schemas)
+		appendStringInfo(buf, "{\"schema\":%s,\"payload\":", schema);
+	appendStringInfo(buf, "{\"%s\":", field);
+	kfdw_json_append_string(buf, value);
+	appendStringInfoChar(buf, '}');
+	if (opts->schemas)
+		appendStringInfoChar(buf, '}');
 }
 
 /* ,"transaction": the event's place in its transaction, or null */

@@ -50,6 +50,7 @@ bool		kfdw_cdc_snapshot_values = false;
 /* Debezium's average month, for intervals as microseconds */
 #define DBZ_DAYS_PER_MONTH	(365.25 / 12.0)
 
+static bool string_valued(KafkaCdcType *type);
 static void append_output(StringInfo buf, KafkaCdcType *type, Datum value);
 static void append_iso_date(StringInfo buf, int32 days, bool close);
 static void append_iso_time(StringInfo buf, int64 us);
@@ -270,15 +271,13 @@ void
 kfdw_cdc_append_unavailable(StringInfo buf, KafkaCdcType *type,
 							const KafkaCdcOptions *opts)
 {
+	if (string_valued(type))
+	{
+		kfdw_json_append_string(buf, opts->placeholder);
+		return;
+	}
 	switch (type->kind)
 	{
-		case KFDW_KIND_TEXT:
-		case KFDW_KIND_JSON:
-		case KFDW_KIND_XML:
-		case KFDW_KIND_UUID:
-		case KFDW_KIND_ENUM:
-			kfdw_json_append_string(buf, opts->placeholder);
-			break;
 		case KFDW_KIND_HSTORE:
 			if (opts->hstore_map)
 				appendStringInfoString(buf, "null");
@@ -308,6 +307,11 @@ kfdw_cdc_append_unavailable(StringInfo buf, KafkaCdcType *type,
 void
 kfdw_cdc_append_zero(StringInfo buf, KafkaCdcType *type)
 {
+	if (string_valued(type))
+	{
+		appendStringInfoString(buf, "\"\"");
+		return;
+	}
 	switch (type->kind)
 	{
 		case KFDW_KIND_INT16:
@@ -323,16 +327,26 @@ kfdw_cdc_append_zero(StringInfo buf, KafkaCdcType *type)
 		case KFDW_KIND_BIT1:
 			appendStringInfoString(buf, "false");
 			break;
+		default:
+			appendStringInfoString(buf, "null");
+			break;
+	}
+}
+
+/* Are the type's values JSON strings, whatever the options? */
+static bool
+string_valued(KafkaCdcType *type)
+{
+	switch (type->kind)
+	{
 		case KFDW_KIND_TEXT:
 		case KFDW_KIND_UUID:
 		case KFDW_KIND_JSON:
 		case KFDW_KIND_XML:
 		case KFDW_KIND_ENUM:
-			appendStringInfoString(buf, "\"\"");
-			break;
+			return true;
 		default:
-			appendStringInfoString(buf, "null");
-			break;
+			return false;
 	}
 }
 
@@ -727,11 +741,8 @@ append_timetz(StringInfo buf, TimeTzADT *t)
 	us %= USECS_PER_DAY;
 	if (us < 0)
 		us += USECS_PER_DAY;
-	appendStringInfo(buf, "\"%02d:%02d:%02d",
-					 (int) (us / USECS_PER_HOUR),
-					 (int) (us / USECS_PER_MINUTE % 60),
-					 (int) (us / USECS_PER_SEC % 60));
-	append_fraction(buf, us % USECS_PER_SEC, -1);
+	appendStringInfoChar(buf, '"');
+	append_iso_time(buf, us);
 	appendStringInfoString(buf, "Z\"");
 }
 
