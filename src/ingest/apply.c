@@ -42,6 +42,7 @@
 #include "ingest/debezium.h"
 #include "mb/pg_wchar.h"
 #include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
 #include "parser/parse_relation.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -66,7 +67,6 @@ struct KafkaIngestTarget
 	PartitionTupleRouting *proute;
 	EPQState	epqstate;
 	TupleTableSlot *slot;		/* the new row */
-	TupleTableSlot *found;		/* the stored row, for upserts */
 
 	int			natts;
 	AttrNumber *src_attnum;		/* by target attnum - 1: source attnum, or 0 */
@@ -246,6 +246,7 @@ open_relation(KafkaIngestTarget *t)
 	RangeTblEntry *rte;
 	Relation	rel;
 	AclMode		needed = ACL_INSERT;
+	MemoryContext oldcxt = MemoryContextSwitchTo(t->cxt);
 
 	rel = t->rel = table_open(t->relid, RowExclusiveLock);
 	if (rel->rd_rel->relkind != RELKIND_RELATION &&
@@ -304,8 +305,8 @@ open_relation(KafkaIngestTarget *t)
 	EvalPlanQualInit(&t->epqstate, t->estate, NULL, NIL, -1);
 	t->slot = ExecInitExtraTupleSlot(t->estate, RelationGetDescr(rel),
 									 &TTSOpsVirtual);
-	t->found = table_slot_create(rel, &t->estate->es_tupleTable);
 	AfterTriggerBeginQuery();
+	MemoryContextSwitchTo(oldcxt);
 }
 
 /* The end of a batch: fire the queued AFTER triggers and let go */
@@ -663,10 +664,13 @@ set_defaults(KafkaIngestTarget *t, TupleTableSlot *slot, const bool *present)
 			continue;
 		if (!t->default_known[i])
 		{
+			/* kept for the batch: in the target's context, not the row's */
+			MemoryContext oldcxt = MemoryContextSwitchTo(t->cxt);
 			Expr	   *defexpr = (Expr *) build_column_default(t->rel, i + 1);
 
-			t->defaults[i] = defexpr ? ExecInitExpr(defexpr, NULL) : NULL;
+			t->defaults[i] = defexpr ? ExecInitExpr(expression_planner(defexpr), NULL) : NULL;
 			t->default_known[i] = true;
+			MemoryContextSwitchTo(oldcxt);
 		}
 		if (t->defaults[i] == NULL)
 		{
