@@ -43,6 +43,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fdw/fdw.h"
 #include "foreign/foreign.h"
@@ -895,6 +896,8 @@ write_batch(int upto, ErrorData **edata, int *failed)
 		}
 		current = -1;
 		kfdw_ingest_target_close(t);
+		/* deferred triggers of the target are the owner's code too */
+		AfterTriggerFireDeferred();
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		store_offsets();
 	}
