@@ -22,6 +22,7 @@
  *-------------------------------------------------------------------------
  */
 #include "cdc/cdc.h"
+#include "fdw/fdw.h"
 
 #include "access/heapam.h"
 #include "access/htup_details.h"
@@ -93,6 +94,7 @@ _PG_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	kfdw_define_scan_gucs();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

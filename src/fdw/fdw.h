@@ -63,7 +63,10 @@ enum KafkaFdwPrivateIndex
 	KFDW_PRIV_LIMIT				/* Integer: rows the scan must return, or -1 */
 };
 
-/* One partition's range of offsets to read, [start, end) */
+/*
+ * One range of offsets to read, [start, end), in a partition; a partition
+ * may have several, in order (an OR of disjoint offset ranges)
+ */
 typedef struct KafkaPartitionRange
 {
 	int32		partition;
@@ -84,13 +87,24 @@ typedef struct KafkaScanRanges
 	int			nskipped;		/* partitions with nothing to read */
 	bool		limited;		/* ranges shortened by the LIMIT */
 	TimestampTz ts_lower;		/* pushed-down timestamp bound, or NOBEGIN */
+	/* a consumer group's scan, by partition (else NULL) */
+	int64	   *group_committed;	/* the group's offset, or -1: none */
+	int64	   *group_start;	/* where the group makes the scan start */
 } KafkaScanRanges;
+
+/* The consumer group a scan reads for */
+typedef struct KafkaScanGroup
+{
+	char	   *id;
+	bool		latest;			/* no committed offset: start at the end */
+} KafkaScanGroup;
 
 /* in ranges.c */
 extern void kfdw_compute_ranges(KafkaHandle *handle, const char *topic,
 								List *pushdown, List *ts_bounds, int nvalues,
 								Datum *values, bool *nulls, Oid *types,
-								int64 limit, KafkaScanRanges *ranges);
+								int64 limit, const KafkaScanGroup *group,
+								KafkaScanRanges *ranges);
 extern double kfdw_estimate_messages(List *pushdown, List *values, int nparts,
 									 int64 *low, int64 *high,
 									 int *nsurviving);
@@ -115,6 +129,12 @@ extern void kfdw_publish(KafkaPublisher *pub, KafkaEncoder *enc);
 extern void kfdw_publisher_wait(KafkaPublisher *pub, int32 *partition,
 								int64 *offset);
 extern void kfdw_publisher_end(KafkaPublisher *pub);
+
+/* in group.c */
+extern void kfdw_define_scan_gucs(void);
+extern char *kfdw_scan_group(Oid relid, bool *latest);
+extern void kfdw_group_read(Oid serverid, Oid userid, const char *group,
+							const char *topic, int32 partition, int64 next);
 
 /* in functions.c */
 extern PGDLLEXPORT Datum kafka_fdw_watermarks(PG_FUNCTION_ARGS);

@@ -59,6 +59,8 @@ static const KafkaFdwOption valid_options[] = {
 	{"ignore_junk", ForeignTableRelationId},
 	{"batch_size", ForeignTableRelationId},
 	{"buffer_delay", ForeignTableRelationId},
+	{"group.id", ForeignTableRelationId},
+	{"group.start", ForeignTableRelationId},
 	/* accepted for compatibility with adjust/kafka_fdw; no effect */
 	{"num_partitions", ForeignTableRelationId},
 	{"encoding", ForeignTableRelationId},
@@ -219,6 +221,18 @@ validate_table_options(List *options_list)
 								defGetString(def)),
 						 errhint("Give the name of an encoding that PostgreSQL knows, such as UTF8.")));
 		}
+		else if (strcmp(name, "group.id") == 0 && defGetString(def)[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("option \"group.id\" must not be empty")));
+		else if (strcmp(name, "group.start") == 0 &&
+				 strcmp(defGetString(def), "earliest") != 0 &&
+				 strcmp(defGetString(def), "latest") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("invalid value for option \"group.start\": \"%s\"",
+							defGetString(def)),
+					 errhint("Valid values are earliest and latest.")));
 		else if (strcmp(name, "topic") == 0 && defGetString(def)[0] == '\0')
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),

@@ -78,7 +78,7 @@ static bool match_comparison(KafkaPlanState *ps, RelOptInfo *baserel,
 							 int *field, int *strategy, Expr **value);
 static int	column_field(KafkaPlanState *ps, RelOptInfo *baserel, Expr *expr);
 static bool is_pushable_value(Expr *expr);
-static bool only_extern_params(Node *node, void *context);
+static bool has_exec_param(Node *node, void *context);
 static int	btree_strategy(Oid opno);
 static int	add_value(KafkaPlanState *ps, Expr *value);
 static List *make_leaf(KafkaPushdownKind kind);
@@ -199,8 +199,13 @@ kafkaGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 								   baserel->lateral_relids, NULL, NIL);
 	add_path(baserel, (Path *) path);
 
+	/*
+	 * The leader computes the ranges of a parallel scan once: not with
+	 * values that change when the scan is run again.
+	 */
 	if (baserel->consider_parallel && ps->nsurviving > 1 &&
-		max_parallel_workers_per_gather > 0)
+		max_parallel_workers_per_gather > 0 &&
+		!has_exec_param((Node *) ps->values, NULL))
 	{
 		int			workers = Min(ps->nsurviving - 1,
 								  max_parallel_workers_per_gather);
@@ -469,27 +474,32 @@ column_field(KafkaPlanState *ps, RelOptInfo *baserel, Expr *expr)
 
 /*
  * Can the value be computed once at scan start?  Constants, parameters
- * of the statement and stable functions of them can; column references,
- * volatile functions and subqueries cannot.
+ * of the statement, the outputs of initplans (uncorrelated subqueries,
+ * "(SELECT max(o) FROM sink)"), values of an outer row (a correlated
+ * subquery; the scan computes its ranges again when they change) and
+ * stable functions of them can; column references, volatile functions
+ * and SubPlans in the expression itself cannot.
  */
 static bool
 is_pushable_value(Expr *expr)
 {
 	return !contain_var_clause((Node *) expr) &&
 		!contain_volatile_functions((Node *) expr) &&
-		!contain_subplans((Node *) expr) &&
-		!only_extern_params((Node *) expr, NULL);
+		!contain_subplans((Node *) expr);
 }
 
-/* Walker: true if the expression has a parameter other than PARAM_EXTERN */
+/*
+ * Walker: true if the expression has a PARAM_EXEC parameter, known only
+ * when the plan runs
+ */
 static bool
-only_extern_params(Node *node, void *context)
+has_exec_param(Node *node, void *context)
 {
 	if (node == NULL)
 		return false;
 	if (IsA(node, Param))
-		return ((Param *) node)->paramkind != PARAM_EXTERN;
-	return expression_tree_walker(node, only_extern_params, context);
+		return ((Param *) node)->paramkind == PARAM_EXEC;
+	return expression_tree_walker(node, has_exec_param, context);
 }
 
 /*

@@ -4,8 +4,10 @@
  *		  What a scan reads: watermarks, pushdown ranges, timestamp bounds
  *
  * At scan start the pushdown tree that planner.c built is evaluated, per
- * partition, into one range of offsets, intersected with the watermarks
- * read then; lower bounds on the timestamp go through offsets-for-times.
+ * partition, into ranges of offsets (an OR of two ranges reads the two,
+ * not what lies between), intersected with the watermarks read then and,
+ * for a consumer group, with what follows the group's committed offset;
+ * lower bounds on the timestamp go through offsets-for-times.
  * A range may hold more than the quals accept (they are checked again
  * locally), never less.
  *
@@ -34,6 +36,9 @@
 /* Messages taken at a time when the last message of partitions is read */
 #define KFDW_PROBE_BATCH 64
 
+/* Most ranges read in one partition (see OffsetSet) */
+#define KFDW_MAX_RANGES 16
+
 /* A value of the pushdown evaluated at scan start */
 typedef struct PushdownValue
 {
@@ -43,19 +48,21 @@ typedef struct PushdownValue
 } PushdownValue;
 
 /*
- * A range of offsets computed from the pushdown for one partition.  Sets
- * of offsets are only ever ranges: a union of disjoint ones is their hull,
- * which holds more than asked for and so is not exact.
+ * The offsets computed from the pushdown for one partition: disjoint
+ * ranges [lo, hi), in order.  An OR of disjoint ranges keeps them apart,
+ * up to KFDW_MAX_RANGES; past that the last ones are merged into their
+ * hull, which holds more than asked for and so is not exact.
  */
 typedef struct OffsetSet
 {
-	int64		lo;				/* [lo, hi); empty when lo >= hi */
-	int64		hi;
+	int			n;				/* ranges; none: the empty set */
+	int64		lo[KFDW_MAX_RANGES];
+	int64		hi[KFDW_MAX_RANGES];
 	bool		exact;			/* exactly the offsets the quals accept */
 } OffsetSet;
 
-static const OffsetSet all_offsets = {0, PG_INT64_MAX, true};
-static const OffsetSet no_offsets = {0, 0, true};
+static const OffsetSet all_offsets = {1, {0}, {PG_INT64_MAX}, true};
+static const OffsetSet no_offsets = {0, {0}, {0}, true};
 
 
 static PushdownValue *convert_values(int n, Datum *values, bool *nulls,
@@ -65,6 +72,8 @@ static bool set_empty(OffsetSet s);
 static bool set_contains(OffsetSet s, int64 v);
 static OffsetSet set_intersect(OffsetSet a, OffsetSet b);
 static OffsetSet set_union(OffsetSet a, OffsetSet b);
+static void set_append(OffsetSet *s, int64 lo, int64 hi);
+static double set_size(OffsetSet s);
 static OffsetSet eval_pushdown(List *node, int32 partition,
 							   PushdownValue *values);
 static OffsetSet partition_offsets(List *pushdown, int32 partition,
@@ -166,75 +175,139 @@ set_compare(int strategy, int64 v)
 	switch (strategy)
 	{
 		case BTLessStrategyNumber:
-			s.hi = v;
+			s.hi[0] = v;
 			break;
 		case BTLessEqualStrategyNumber:
-			s.hi = after;
+			s.hi[0] = after;
 			break;
 		case BTEqualStrategyNumber:
-			s.lo = v;
-			s.hi = after;
+			s.lo[0] = v;
+			s.hi[0] = after;
 			break;
 		case BTGreaterEqualStrategyNumber:
-			s.lo = v;
+			s.lo[0] = v;
 			break;
 		case BTGreaterStrategyNumber:
-			s.lo = after;
+			s.lo[0] = after;
 			break;
 	}
+	if (s.lo[0] >= s.hi[0])
+		s.n = 0;
 	return s;
 }
 
 static bool
 set_empty(OffsetSet s)
 {
-	return s.lo >= s.hi;
+	return s.n == 0;
 }
 
 static bool
 set_contains(OffsetSet s, int64 v)
 {
-	return s.lo <= v && v < s.hi;
-}
+	int			i;
 
-/* The offsets in both sets; an empty result keeps its bounds */
-static OffsetSet
-set_intersect(OffsetSet a, OffsetSet b)
-{
-	OffsetSet	r;
-
-	r.lo = Max(a.lo, b.lo);
-	r.hi = Min(a.hi, b.hi);
-	r.exact = a.exact && b.exact;
-	return r;
-}
-
-/* The offsets in either set: the hull, not exact when they are disjoint */
-static OffsetSet
-set_union(OffsetSet a, OffsetSet b)
-{
-	OffsetSet	r;
-
-	if (set_empty(b))
-		return a;
-	if (set_empty(a))
-		return b;
-	r.lo = Min(a.lo, b.lo);
-	r.hi = Max(a.hi, b.hi);
-	r.exact = a.exact && b.exact && !(b.lo > a.hi || a.lo > b.hi);
-	return r;
+	for (i = 0; i < s.n; i++)
+	{
+		if (s.lo[i] <= v && v < s.hi[i])
+			return true;
+	}
+	return false;
 }
 
 /*
- * Evaluate the pushdown tree for one partition into the range of offsets
- * to read.  A range can only be wider than what the quals accept (an OR of
- * disjoint ranges reads their hull; a clause not pushed down accepts
- * everything), never narrower; exact says it is not wider.
+ * Add [lo, hi) after the ranges of s (it starts at or after the last
+ * one's start), merging ranges that touch
+ */
+static void
+set_append(OffsetSet *s, int64 lo, int64 hi)
+{
+	if (lo >= hi)
+		return;
+	if (s->n > 0 && lo <= s->hi[s->n - 1])
+	{
+		s->hi[s->n - 1] = Max(s->hi[s->n - 1], hi);
+		return;
+	}
+	if (s->n == KFDW_MAX_RANGES)
+	{
+		/* too many: the last one grows into the hull */
+		s->hi[s->n - 1] = hi;
+		s->exact = false;
+		return;
+	}
+	s->lo[s->n] = lo;
+	s->hi[s->n] = hi;
+	s->n++;
+}
+
+/* The offsets in both sets */
+static OffsetSet
+set_intersect(OffsetSet a, OffsetSet b)
+{
+	OffsetSet	r = no_offsets;
+	int			i = 0,
+				j = 0;
+
+	r.exact = a.exact && b.exact;
+	while (i < a.n && j < b.n)
+	{
+		set_append(&r, Max(a.lo[i], b.lo[j]), Min(a.hi[i], b.hi[j]));
+		if (a.hi[i] < b.hi[j])
+			i++;
+		else
+			j++;
+	}
+	return r;
+}
+
+/* The offsets in either set */
+static OffsetSet
+set_union(OffsetSet a, OffsetSet b)
+{
+	OffsetSet	r = no_offsets;
+	int			i = 0,
+				j = 0;
+
+	r.exact = a.exact && b.exact;
+	while (i < a.n || j < b.n)
+	{
+		if (j >= b.n || (i < a.n && a.lo[i] <= b.lo[j]))
+		{
+			set_append(&r, a.lo[i], a.hi[i]);
+			i++;
+		}
+		else
+		{
+			set_append(&r, b.lo[j], b.hi[j]);
+			j++;
+		}
+	}
+	return r;
+}
+
+/* The number of offsets in a set */
+static double
+set_size(OffsetSet s)
+{
+	double		total = 0;
+	int			i;
+
+	for (i = 0; i < s.n; i++)
+		total += (double) (s.hi[i] - s.lo[i]);
+	return total;
+}
+
+/*
+ * Evaluate the pushdown tree for one partition into the ranges of offsets
+ * to read.  They can only be wider than what the quals accept (a clause
+ * not pushed down accepts everything; too many ranges are merged), never
+ * narrower; exact says they are not wider.
  */
 static OffsetSet
 eval_pushdown(List *node, int32 partition, PushdownValue *values)
 {
-	OffsetSet	inexact_all = {0, PG_INT64_MAX, false};
+	OffsetSet	inexact_all = {1, {0}, {PG_INT64_MAX}, false};
 	int			kind = intVal(linitial(node));
 	ListCell   *lc;
 
@@ -307,8 +380,10 @@ static OffsetSet
 partition_offsets(List *pushdown, int32 partition, PushdownValue *values,
 				  int64 low, int64 high)
 {
-	OffsetSet	watermarks = {low, high, true};
+	OffsetSet	watermarks = {1, {low}, {high}, true};
 
+	if (low >= high)
+		watermarks.n = 0;
 	if (pushdown == NIL)
 		return watermarks;
 	return set_intersect(eval_pushdown(pushdown, partition, values),
@@ -318,47 +393,81 @@ partition_offsets(List *pushdown, int32 partition, PushdownValue *values,
 /*
  * Decide what a scan reads: the watermarks of every partition, narrowed by
  * the pushdown tree and the timestamp bounds (with the values the caller
- * evaluated at scan start), and by the LIMIT, when the ranges enforce
- * every qual exactly.  The result is palloc'd in the current context.
+ * evaluated at scan start), from where the consumer group (if any) stands,
+ * and by the LIMIT, when the ranges enforce every qual exactly.  A
+ * partition may have several ranges, in order.  The result is palloc'd in
+ * the current context.
  */
 void
 kfdw_compute_ranges(KafkaHandle *handle, const char *topic, List *pushdown,
 					List *ts_bounds, int nvalues, Datum *datums, bool *nulls,
-					Oid *types, int64 limit, KafkaScanRanges *st)
+					Oid *types, int64 limit, const KafkaScanGroup *group,
+					KafkaScanRanges *st)
 {
 	PushdownValue *values;
 	int64	   *low,
 			   *high;
 	int			nparts;
 	int			i;
+	int			total = 0;
 	bool		exact = true;
+	OffsetSet  *sets;
 
 	values = convert_values(nvalues, datums, nulls, NULL, types);
 
 	nparts = kfdw_topic_watermarks(handle, topic, &low, &high);
-	st->ranges = palloc0(sizeof(KafkaPartitionRange) * Max(nparts, 1));
 	st->nparts = nparts;
 	st->nranges = 0;
 	st->nskipped = 0;
 	st->limited = false;
 	st->ts_lower = DT_NOBEGIN;
+	st->group_start = NULL;
+	st->group_committed = NULL;
 
+	/* where the group stands: its committed offset, else earliest/latest */
+	if (group)
+	{
+		st->group_start = palloc0(sizeof(int64) * Max(nparts, 1));
+		st->group_committed = palloc0(sizeof(int64) * Max(nparts, 1));
+		kfdw_group_committed(handle, group->id, topic, nparts,
+							 st->group_committed);
+		for (i = 0; i < nparts; i++)
+			st->group_start[i] = st->group_committed[i] >= 0 ?
+				st->group_committed[i] : group->latest ? high[i] : low[i];
+	}
+
+	sets = palloc(sizeof(OffsetSet) * Max(nparts, 1));
 	for (i = 0; i < nparts; i++)
 	{
-		KafkaPartitionRange *r = &st->ranges[st->nranges];
-		OffsetSet	s = partition_offsets(pushdown, i, values, low[i], high[i]);
+		sets[i] = partition_offsets(pushdown, i, values, low[i], high[i]);
+		if (group)
+		{
+			OffsetSet	from = all_offsets;
 
-		r->partition = i;
-		r->low = low[i];
-		r->high = high[i];
-		r->start = s.lo;
-		r->end = s.hi;
-		exact = exact && s.exact;
-		if (!set_empty(s))
-			st->nranges++;
-		else
-			st->nskipped++;
+			from.lo[0] = st->group_start[i];
+			sets[i] = set_intersect(sets[i], from);
+		}
+		exact = exact && sets[i].exact;
+		total += sets[i].n;
 	}
+
+	st->ranges = palloc0(sizeof(KafkaPartitionRange) * Max(total, 1));
+	for (i = 0; i < nparts; i++)
+	{
+		int			j;
+
+		for (j = 0; j < sets[i].n; j++)
+		{
+			KafkaPartitionRange *r = &st->ranges[st->nranges++];
+
+			r->partition = i;
+			r->low = low[i];
+			r->high = high[i];
+			r->start = sets[i].lo[j];
+			r->end = sets[i].hi[j];
+		}
+	}
+	pfree(sets);
 
 	/* a lower bound on the timestamp moves each start forward */
 	if (ts_bounds != NIL && st->nranges > 0)
@@ -373,7 +482,6 @@ kfdw_compute_ranges(KafkaHandle *handle, const char *topic, List *pushdown,
 			if (v->n == 0)
 			{
 				/* ts >= NULL: no row passes the quals */
-				st->nskipped += st->nranges;
 				st->nranges = 0;
 				break;
 			}
@@ -411,15 +519,20 @@ kfdw_compute_ranges(KafkaHandle *handle, const char *topic, List *pushdown,
 	/* drop the ranges the timestamp bound or the LIMIT emptied */
 	{
 		int			j = 0;
+		int			nread = 0;
 
 		for (i = 0; i < st->nranges; i++)
 		{
 			if (st->ranges[i].start < st->ranges[i].end)
+			{
+				if (j == 0 ||
+					st->ranges[j - 1].partition != st->ranges[i].partition)
+					nread++;
 				st->ranges[j++] = st->ranges[i];
-			else
-				st->nskipped++;
+			}
 		}
 		st->nranges = j;
+		st->nskipped = nparts - nread;
 	}
 
 }
@@ -447,22 +560,30 @@ apply_ts_bound(KafkaHandle *handle, const char *topic, TimestampTz bound,
 	if (ms < 0)
 		return;					/* every message is at or after the bound */
 
+	/* one question per partition: the ranges of a partition are together */
 	list = rd_kafka_topic_partition_list_new(n);
 	query = palloc(sizeof(int64) * n);
 	PG_TRY();
 	{
+		int			q = -1;
+
 		for (i = 0; i < n; i++)
 		{
+			if (i > 0 && ranges[i].partition == ranges[i - 1].partition)
+				continue;
 			rd_kafka_topic_partition_list_add(list, topic,
 											  ranges[i].partition);
-			query[i] = ms;
+			query[list->cnt - 1] = ms;
 		}
 		kfdw_query_offsets(handle, list, query, "offsets for timestamp");
 
 		for (i = 0; i < n; i++)
 		{
-			int64		off = list->elems[i].offset;
+			int64		off;
 
+			if (i == 0 || ranges[i].partition != ranges[i - 1].partition)
+				q++;
+			off = list->elems[q].offset;
 			if (off >= 0)
 				ranges[i].start = Max(ranges[i].start, Min(off, ranges[i].end));
 			else
@@ -495,11 +616,15 @@ apply_ts_bound(KafkaHandle *handle, const char *topic, TimestampTz bound,
 		assign = rd_kafka_topic_partition_list_new(nprobe);
 		for (i = 0; i < n; i++)
 		{
-			if (ranges[i].probe_ts)
+			if (ranges[i].probe_ts &&
+				rd_kafka_topic_partition_list_find(assign, topic,
+												   ranges[i].partition) == NULL)
 				rd_kafka_topic_partition_list_add(assign, topic,
 												  ranges[i].partition)->offset =
 					ranges[i].high - 1;
 		}
+		nprobe = assign->cnt;
+		left = nprobe;
 		PG_TRY();
 		{
 			rd_kafka_assign(handle->rk, assign);
@@ -526,18 +651,20 @@ apply_ts_bound(KafkaHandle *handle, const char *topic, TimestampTz bound,
 						(m->err == RD_KAFKA_RESP_ERR_NO_ERROR ||
 						 m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF))
 					{
-						if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
-						{
-							int64		mts = rd_kafka_message_timestamp(m, NULL);
+						int64		mts = m->err == RD_KAFKA_RESP_ERR_NO_ERROR ?
+							rd_kafka_message_timestamp(m, NULL) : -1;
+						int			k;
 
-							/* older than the bound: nothing to read */
+						/* older than the bound: nothing to read */
+						for (k = r; k < n && ranges[k].partition == m->partition; k++)
+						{
 							if (mts >= 0 && mts < ms)
 							{
-								ranges[r].start = ranges[r].end;
-								ranges[r].probe_ts = false;
+								ranges[k].start = ranges[k].end;
+								ranges[k].probe_ts = false;
 							}
+							probed[k] = true;
 						}
-						probed[r] = true;
 						left--;
 					}
 					kfdw_consumer_next(handle);
@@ -595,7 +722,7 @@ kfdw_estimate_messages(List *pushdown, List *values, int nparts,
 
 		if (!set_empty(s))
 		{
-			total += (double) (s.hi - s.lo);
+			total += set_size(s);
 			(*nsurviving)++;
 		}
 	}

@@ -73,7 +73,16 @@ typedef struct KafkaScanState
 	List	   *ts_bounds;
 	List	   *value_states;	/* ExprStates of fdw_exprs */
 	List	   *value_types;
+	bool		exec_params;	/* values use PARAM_EXEC (initplans, outer
+								 * rows): known only when the scan runs */
 	int64		limit;
+
+	/* the consumer group the scan reads for, or NULL */
+	KafkaScanGroup *group;
+	int64	   *group_committed;	/* by partition, see KafkaScanRanges */
+	int64	   *group_start;
+	int64	   *group_next;		/* by partition: last offset returned + 1,
+								 * or 0 */
 
 	/* what the plan reads */
 	bool	   *attr_needed;	/* by attnum - 1 */
@@ -96,6 +105,7 @@ typedef struct KafkaScanState
 	int		   *range_of;		/* partition -> index in ranges, or -1 */
 	bool	   *done;			/* by range */
 	int64	   *returned;		/* by range: messages returned (LIMIT) */
+	int64	   *next;			/* by range: first offset not returned yet */
 	int			nopen;
 	KafkaParallelShared *shared;
 
@@ -140,6 +150,10 @@ static void make_row(KafkaScanState *st, rd_kafka_message_t *msg,
 					 TupleTableSlot *slot);
 static void open_resources(KafkaScanState *st);
 static void close_resources(KafkaScanState *st);
+static void alloc_range_state(KafkaScanState *st, int nranges);
+static void record_group_reads(KafkaScanState *st);
+static bool has_exec_param(Node *node, void *context);
+static void explain_ranges(KafkaScanState *st, ExplainState *es);
 
 void
 kfdw_set_scan_routines(FdwRoutine *routine)
@@ -192,6 +206,26 @@ kafkaBeginForeignScan(ForeignScanState *node, int eflags)
 	foreach(lc, fsplan->fdw_exprs)
 		st->value_types = lappend_oid(st->value_types,
 									  exprType((Node *) lfirst(lc)));
+	st->exec_params = has_exec_param((Node *) fsplan->fdw_exprs, NULL);
+
+	{
+		bool		latest;
+		char	   *group = kfdw_scan_group(RelationGetRelid(rel), &latest);
+
+		if (group)
+		{
+			/* kafka_fdw.group_id was set after planning */
+			if (fsplan->scan.plan.parallel_aware)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("a scan of Kafka consumer group \"%s\" cannot run in parallel",
+								group),
+						 errhint("Plan the query again with kafka_fdw.group_id set, or set max_parallel_workers_per_gather to 0.")));
+			st->group = palloc(sizeof(KafkaScanGroup));
+			st->group->id = group;
+			st->group->latest = latest;
+		}
+	}
 
 	/* which columns the plan reads; a whole-row reference reads them all */
 	st->attr_needed = palloc0(sizeof(bool) * Max(st->opts.natts, 1));
@@ -323,25 +357,80 @@ prepare_ranges(KafkaScanState *st, ExprContext *econtext)
 	MemoryContextSwitchTo(GetMemoryChunkContext(st));
 
 	kfdw_compute_ranges(st->handle, st->topic, st->pushdown,
-						st->ts_bounds, n, values, nulls, types, st->limit, &r);
+						st->ts_bounds, n, values, nulls, types, st->limit,
+						st->group, &r);
 	st->nparts = r.nparts;
 	st->nranges = r.nranges;
 	st->ranges = r.ranges;
 	st->nskipped = r.nskipped;
 	st->limited = r.limited;
 	st->ts_lower = r.ts_lower;
+	st->group_committed = r.group_committed;
+	st->group_start = r.group_start;
+	if (st->group)
+		st->group_next = palloc0(sizeof(int64) * Max(r.nparts, 1));
 	st->range_of = palloc(sizeof(int) * Max(r.nparts, 1));
-	st->done = palloc0(sizeof(bool) * Max(r.nparts, 1));
-	st->returned = palloc0(sizeof(int64) * Max(r.nparts, 1));
+	alloc_range_state(st, r.nranges);
 	st->prepared = true;
 
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(econtext->ecxt_per_tuple_memory);
 }
 
+/* The state of each range of a scan: done, messages returned, next offset */
+static void
+alloc_range_state(KafkaScanState *st, int nranges)
+{
+	st->done = palloc0(sizeof(bool) * Max(nranges, 1));
+	st->returned = palloc0(sizeof(int64) * Max(nranges, 1));
+	st->next = palloc0(sizeof(int64) * Max(nranges, 1));
+}
+
 /*
- * Assign the ranges to the consumer: all of them, or in a parallel scan
- * the first one this participant claims.
+ * Walker: does the expression have a PARAM_EXEC parameter (the output of
+ * an initplan, or a value of an outer row)?
+ */
+static bool
+has_exec_param(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Param))
+		return ((Param *) node)->paramkind == PARAM_EXEC;
+	return expression_tree_walker(node, has_exec_param, context);
+}
+
+/*
+ * A consumer group's scan: hand the offsets it returned to group.c, which
+ * commits them to the group when the transaction commits.  A group that
+ * starts at the latest offset where it has none also commits that start,
+ * read or not: the next scan goes on from there.
+ */
+static void
+record_group_reads(KafkaScanState *st)
+{
+	int			i;
+
+	if (st->group == NULL || st->group_next == NULL)
+		return;
+	for (i = 0; i < st->nparts; i++)
+	{
+		int64		next = st->group_next[i];
+
+		if (next == 0 && st->group->latest && st->group_committed[i] < 0 &&
+			st->group_start[i] > 0)
+			next = st->group_start[i];
+		if (next > 0)
+			kfdw_group_read(st->opts.serverid, st->userid, st->group->id,
+							st->topic, i, next);
+		st->group_next[i] = 0;
+	}
+}
+
+/*
+ * Assign the ranges to the consumer: the first range of each partition
+ * (the next one follows when it is read), or in a parallel scan the first
+ * range this participant claims.
  */
 static void
 start_reading(KafkaScanState *st)
@@ -369,13 +458,16 @@ start_reading(KafkaScanState *st)
 		{
 			KafkaPartitionRange *r = &st->ranges[i];
 
+			st->done[i] = false;
+			st->returned[i] = 0;
+			st->next[i] = r->start;
+			if (st->range_of[r->partition] >= 0)
+				continue;		/* a later range of the partition */
 			rd_kafka_topic_partition_list_add(list, st->topic,
 											  r->partition)->offset = r->start;
 			st->range_of[r->partition] = i;
-			st->done[i] = false;
-			st->returned[i] = 0;
+			st->nopen++;
 		}
-		st->nopen = st->nranges;
 		assign_partitions(st, list);
 	}
 	else
@@ -422,28 +514,54 @@ assign_next(KafkaScanState *st)
 	st->range_of[r->partition] = i;
 	st->done[i] = false;
 	st->returned[i] = 0;
+	st->next[i] = r->start;
 	st->nopen = 1;
 	assign_partitions(st, list);
 	return true;
 }
 
 /*
- * A partition has been read up to its end: stop fetching it.  (Pausing
- * would do too, but a paused partition assigned again by the next scan
- * starts fetching only after a delay.)
+ * A range has been read up to its end: go on with the next range of its
+ * partition (a seek: what was fetched past the end is dropped), or stop
+ * fetching the partition.  (Pausing would do too, but a paused partition
+ * assigned again by the next scan starts fetching only after a delay.)
  */
 static void
 finish_partition(KafkaScanState *st, int r)
 {
 	rd_kafka_topic_partition_list_t *list;
 	rd_kafka_error_t *error;
+	int32		partition = st->ranges[r].partition;
 
 	if (st->done[r])
 		return;
 	st->done[r] = true;
-	st->nopen--;
 	list = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(list, st->topic, st->ranges[r].partition);
+	if (st->shared == NULL && r + 1 < st->nranges &&
+		st->ranges[r + 1].partition == partition)
+	{
+		/* messages of the old position that are still queued are skipped */
+		rd_kafka_topic_partition_list_add(list, st->topic, partition)->offset =
+			st->ranges[r + 1].start;
+		st->range_of[partition] = r + 1;
+		error = rd_kafka_seek_partitions(st->handle->rk, list, 0);
+		rd_kafka_topic_partition_list_destroy(list);
+		if (error)
+		{
+			rd_kafka_resp_err_t err = rd_kafka_error_code(error);
+			char	   *errstr = pstrdup(rd_kafka_error_string(error));
+
+			rd_kafka_error_destroy(error);
+			ereport(ERROR,
+					(errcode(kfdw_errcode(err)),
+					 errmsg("could not seek in partition %d of Kafka topic \"%s\"",
+							(int) partition, st->topic),
+					 kfdw_errdetail_kafka(st->handle, err, errstr)));
+		}
+		return;
+	}
+	st->nopen--;
+	rd_kafka_topic_partition_list_add(list, st->topic, partition);
 	error = rd_kafka_incremental_unassign(st->handle->rk, list);
 	if (error)
 	{
@@ -483,23 +601,50 @@ next_message(KafkaScanState *st)
 				st->range_of[msg->partition] : -1;
 
 			if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && r >= 0 &&
+				!st->done[r] && msg->offset < st->next[r])
+			{
+				/* before the range, or read already (before a seek) */
+				kfdw_consumer_next(handle);
+				continue;
+			}
+
+			if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && r >= 0 &&
 				!st->done[r] && msg->offset < st->ranges[r].end)
 			{
+				st->next[r] = msg->offset + 1;
+				if (st->group_next)
+					st->group_next[msg->partition] = msg->offset + 1;
 				if (msg->offset + 1 >= st->ranges[r].end ||
 					(st->ranges[r].max_messages > 0 &&
 					 ++st->returned[r] >= st->ranges[r].max_messages))
 				{
-					/* the last one: the partition is done after it */
+					/* the last one: the range is done after it */
 					finish_partition(st, r);
 				}
 				return msg;
 			}
 
-			if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR ||
-				msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
 			{
-				if (r >= 0)
+				/* past the range: maybe the start of the next one */
+				if (r >= 0 && !st->done[r])
+				{
 					finish_partition(st, r);
+					if (st->range_of[msg->partition] != r)
+						continue;
+				}
+			}
+			else if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			{
+				/*
+				 * Nothing after: the partition's ranges are done (in order,
+				 * what was queued before the EOF has been seen)
+				 */
+				while (r >= 0 && !st->done[r])
+				{
+					finish_partition(st, r);
+					r = st->range_of[msg->partition];
+				}
 			}
 			else if (msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
 					 kfdw_errcode(msg->err) == ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION)
@@ -583,6 +728,8 @@ kafkaReScanForeignScan(ForeignScanState *node)
 
 	stop_reading(st);
 	st->finished = false;
+	/* what was read before counts: it reads again from the group's start */
+	record_group_reads(st);
 	/* parameters changed: the ranges are computed again */
 	if (node->ss.ps.chgParam != NULL && st->shared == NULL)
 		st->prepared = false;
@@ -595,23 +742,32 @@ kafkaEndForeignScan(ForeignScanState *node)
 
 	if (st != NULL)
 	{
+		record_group_reads(st);
 		kfdw_decoder_end(&st->dec);
 		close_resources(st);
 	}
 }
 
 /*
- * EXPLAIN: the topic and, per partition to read, the offsets; with
- * ANALYZE, the messages and bytes fetched.  Plain EXPLAIN asks the brokers
- * for the watermarks to show the ranges.
+ * EXPLAIN: the topic, the consumer group and, per partition to read, the
+ * offsets; with ANALYZE, the messages and bytes fetched.  Plain EXPLAIN
+ * asks the brokers for the watermarks (and the group's offsets) to show
+ * the ranges, unless they depend on values only the run knows (initplans,
+ * outer rows): the Filter shows the quals they come from.
  */
 static void
 kafkaExplainForeignScan(ForeignScanState *node, ExplainState *es)
 {
 	KafkaScanState *st = (KafkaScanState *) node->fdw_state;
-	int			i;
 
 	ExplainPropertyText("Kafka Topic", st->topic, es);
+	if (st->group)
+		ExplainPropertyText("Consumer Group", st->group->id, es);
+	if (!st->prepared && st->shared == NULL && st->exec_params && !es->analyze)
+	{
+		ExplainPropertyText("Offsets", "decided at scan start, with the values of parameters", es);
+		return;
+	}
 	if (!st->prepared && st->shared == NULL)
 		prepare_ranges(st, node->ss.ps.ps_ExprContext);
 
@@ -620,19 +776,20 @@ kafkaExplainForeignScan(ForeignScanState *node, ExplainState *es)
 							timestamptz_to_str(st->ts_lower), es);
 	if (st->limited)
 		ExplainPropertyInteger("Limit Pushed Down", NULL, st->limit, es);
-	for (i = 0; i < st->nranges; i++)
+	if (st->group && st->group_start)
 	{
-		KafkaPartitionRange *r = &st->ranges[i];
+		StringInfoData buf;
+		int			i;
 
-		ExplainPropertyText(psprintf("Partition %d", r->partition),
-							psprintf("offsets " INT64_FORMAT " to " INT64_FORMAT "%s%s",
-									 r->start, r->end - 1,
-									 r->max_messages > 0
-									 ? psprintf(", the first " INT64_FORMAT " messages",
-												r->max_messages) : "",
-									 r->probe_ts ? " (timestamp filtered locally)" : ""),
-							es);
+		initStringInfo(&buf);
+		for (i = 0; i < st->nparts; i++)
+			appendStringInfo(&buf, "%s%d at " INT64_FORMAT " (%s)",
+							 i > 0 ? ", " : "", i, st->group_start[i],
+							 st->group_committed[i] >= 0 ? "committed" :
+							 st->group->latest ? "latest" : "earliest");
+		ExplainPropertyText("Group Starts", buf.data, es);
 	}
+	explain_ranges(st, es);
 	ExplainPropertyInteger("Partitions Skipped", NULL, st->nskipped, es);
 	if (es->analyze)
 	{
@@ -643,17 +800,52 @@ kafkaExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	}
 }
 
+/* EXPLAIN: per partition, the ranges it reads */
+static void
+explain_ranges(KafkaScanState *st, ExplainState *es)
+{
+	int			i;
+
+	for (i = 0; i < st->nranges; i++)
+	{
+		StringInfoData buf;
+		int			partition = st->ranges[i].partition;
+
+		initStringInfo(&buf);
+		appendStringInfoString(&buf, "offsets ");
+		for (; i < st->nranges && st->ranges[i].partition == partition; i++)
+		{
+			KafkaPartitionRange *r = &st->ranges[i];
+
+			if (buf.len > 8)
+				appendStringInfoString(&buf, " and ");
+			appendStringInfo(&buf, INT64_FORMAT " to " INT64_FORMAT "%s%s",
+							 r->start, r->end - 1,
+							 r->max_messages > 0
+							 ? psprintf(", the first " INT64_FORMAT " messages",
+										r->max_messages) : "",
+							 r->probe_ts ? " (timestamp filtered locally)" : "");
+		}
+		i--;
+		ExplainPropertyText(psprintf("Partition %d", partition), buf.data, es);
+	}
+}
+
 /*
  * Parallel safe, unless decoding needs subtransactions, which parallel mode
- * forbids (see kfdw_decoder_parallel_safe).
+ * forbids (see kfdw_decoder_parallel_safe), or the scan reads for a
+ * consumer group: one backend reads it all and commits what it read.
  */
 static bool
 kafkaIsForeignScanParallelSafe(PlannerInfo *root, RelOptInfo *rel,
 							   RangeTblEntry *rte)
 {
 	KafkaTableOptions opts;
+	bool		latest;
 
 	kfdw_get_table_options(rte->relid, &opts);
+	if (kfdw_scan_group(rte->relid, &latest) != NULL)
+		return false;
 	return kfdw_decoder_parallel_safe(&opts);
 }
 
@@ -740,8 +932,7 @@ kafkaInitializeWorkerForeignScan(ForeignScanState *node, shm_toc *toc,
 		nparts = Max(nparts, shared->ranges[i].partition + 1);
 	st->nparts = nparts;
 	st->range_of = palloc(sizeof(int) * Max(nparts, 1));
-	st->done = palloc0(sizeof(bool) * Max(shared->nranges, 1));
-	st->returned = palloc0(sizeof(int64) * Max(shared->nranges, 1));
+	alloc_range_state(st, shared->nranges);
 	st->prepared = true;
 }
 
@@ -784,8 +975,7 @@ kfdw_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 
 	st->ranges = palloc0(sizeof(KafkaPartitionRange) * Max(st->nparts, 1));
 	st->range_of = palloc(sizeof(int) * Max(st->nparts, 1));
-	st->done = palloc0(sizeof(bool) * Max(st->nparts, 1));
-	st->returned = palloc0(sizeof(int64) * Max(st->nparts, 1));
+	alloc_range_state(st, st->nparts);
 	for (i = 0; i < st->nparts; i++)
 	{
 		KafkaPartitionRange *r = &st->ranges[st->nranges];

@@ -323,6 +323,14 @@ extern void kfdw_query_offsets(KafkaHandle *handle,
 							   rd_kafka_topic_partition_list_t *list,
 							   int64 *query, const char *what);
 
+/* in offsets.c: a consumer group's committed offsets */
+extern void kfdw_group_committed(KafkaHandle *handle, const char *group,
+								 const char *topic, int nparts,
+								 int64 *committed);
+extern bool kfdw_group_commit(KafkaHandle *handle, const char *group,
+							  const rd_kafka_topic_partition_list_t *list,
+							  char *errstr, size_t size);
+
 /* in scope.c */
 extern void kfdw_scoped_add(KafkaScopedList *list, void *object);
 extern void kfdw_scoped_remove(KafkaScopedList *list, void *object);

@@ -1,0 +1,264 @@
+/*-------------------------------------------------------------------------
+ *
+ * offsets.c
+ *		  A consumer group's committed offsets: reading and committing them
+ *
+ * Scans that belong to a consumer group never join it: they assign
+ * partitions themselves.  They read where the group stands and commit
+ * where they stopped with the admin requests that take the group by name
+ * (ListConsumerGroupOffsets, AlterConsumerGroupOffsets), so any consumer
+ * handle of the server serves every group and none has a group.id of its
+ * own.  The answer comes on a queue of the request's own, polled in short
+ * slices: a cancel is served at once where the caller allows it.
+ *
+ * IDENTIFICATION
+ *		  src/kafka/offsets.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "kafka/kafka.h"
+
+#include "miscadmin.h"
+
+/* Longest single poll of the answer's queue */
+#define KFDW_OFFSETS_SLICE_MS 100
+
+static rd_kafka_event_t *wait_answer(KafkaHandle *handle,
+									 rd_kafka_queue_t *queue,
+									 bool interruptible);
+static rd_kafka_AdminOptions_t *admin_options(KafkaHandle *handle,
+											  rd_kafka_admin_op_t op);
+
+/*
+ * The offsets that group has committed for partitions 0 .. nparts-1 of
+ * topic: committed[i] is the next offset to read, or -1 where the group
+ * has none.  ERROR when the brokers do not answer within the server's
+ * connect_timeout_ms.
+ */
+void
+kfdw_group_committed(KafkaHandle *handle, const char *group,
+					 const char *topic, int nparts, int64 *committed)
+{
+	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_ListConsumerGroupOffsets_t *req;
+	rd_kafka_AdminOptions_t *options;
+	rd_kafka_queue_t *queue;
+	rd_kafka_event_t *ev = NULL;
+	int			i;
+
+	for (i = 0; i < nparts; i++)
+		committed[i] = -1;
+	if (nparts == 0)
+		return;
+
+	list = rd_kafka_topic_partition_list_new(nparts);
+	for (i = 0; i < nparts; i++)
+		rd_kafka_topic_partition_list_add(list, topic, i);
+	req = rd_kafka_ListConsumerGroupOffsets_new(group, list);
+	rd_kafka_topic_partition_list_destroy(list);
+	options = admin_options(handle, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
+	queue = rd_kafka_queue_new(handle->rk);
+
+	PG_TRY();
+	{
+		const rd_kafka_ListConsumerGroupOffsets_result_t *result;
+		const rd_kafka_group_result_t **groups;
+		const rd_kafka_error_t *gerr;
+		const rd_kafka_topic_partition_list_t *parts;
+		size_t		ngroups;
+		rd_kafka_resp_err_t err;
+
+		rd_kafka_ListConsumerGroupOffsets(handle->rk, &req, 1, options, queue);
+		ev = wait_answer(handle, queue, true);
+		err = rd_kafka_event_error(ev);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			ereport(ERROR,
+					(errcode(kfdw_errcode(err)),
+					 errmsg("could not read the offsets of Kafka consumer group \"%s\"",
+							group),
+					 kfdw_errdetail_kafka(handle, err,
+										  rd_kafka_event_error_string(ev)),
+					 kfdw_errhint_kafka(handle, err)));
+		result = rd_kafka_event_ListConsumerGroupOffsets_result(ev);
+		groups = rd_kafka_ListConsumerGroupOffsets_result_groups(result, &ngroups);
+		if (ngroups != 1)
+			elog(ERROR, "kafka_fdw: %zu groups in the answer for one", ngroups);
+		gerr = rd_kafka_group_result_error(groups[0]);
+		if (gerr)
+			ereport(ERROR,
+					(errcode(kfdw_errcode(rd_kafka_error_code(gerr))),
+					 errmsg("could not read the offsets of Kafka consumer group \"%s\"",
+							group),
+					 kfdw_errdetail_kafka(handle, rd_kafka_error_code(gerr),
+										  rd_kafka_error_string(gerr)),
+					 kfdw_errhint_kafka(handle, rd_kafka_error_code(gerr))));
+		parts = rd_kafka_group_result_partitions(groups[0]);
+		for (i = 0; parts && i < parts->cnt; i++)
+		{
+			const rd_kafka_topic_partition_t *p = &parts->elems[i];
+
+			if (p->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+				ereport(ERROR,
+						(errcode(kfdw_errcode(p->err)),
+						 errmsg("could not read the offset of Kafka consumer group \"%s\" in partition %d of topic \"%s\"",
+								group, (int) p->partition, topic),
+						 kfdw_errdetail_kafka(handle, p->err, NULL),
+						 kfdw_errhint_kafka(handle, p->err)));
+			if (p->partition >= 0 && p->partition < nparts && p->offset >= 0)
+				committed[p->partition] = p->offset;
+		}
+	}
+	PG_FINALLY();
+	{
+		if (ev)
+			rd_kafka_event_destroy(ev);
+		rd_kafka_queue_destroy(queue);
+		rd_kafka_AdminOptions_destroy(options);
+		rd_kafka_ListConsumerGroupOffsets_destroy(req);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Commit offsets for group: list holds the topic, partition and next
+ * offset of each.  Never throws (the caller may run after PostgreSQL
+ * committed): returns false with the cause in errstr on failure.
+ * Interrupts are not served: it waits at most connect_timeout_ms.
+ */
+bool
+kfdw_group_commit(KafkaHandle *handle, const char *group,
+				  const rd_kafka_topic_partition_list_t *list,
+				  char *errstr, size_t size)
+{
+	rd_kafka_AlterConsumerGroupOffsets_t *req;
+	rd_kafka_AdminOptions_t *options;
+	rd_kafka_queue_t *queue;
+	rd_kafka_event_t *ev;
+	const rd_kafka_AlterConsumerGroupOffsets_result_t *result;
+	const rd_kafka_group_result_t **groups;
+	const rd_kafka_error_t *gerr;
+	const rd_kafka_topic_partition_list_t *parts;
+	size_t		ngroups;
+	rd_kafka_resp_err_t err;
+	int			i;
+	bool		ok = true;
+	char		buf[512];
+
+	errstr[0] = '\0';
+	req = rd_kafka_AlterConsumerGroupOffsets_new(group, list);
+	options = rd_kafka_AdminOptions_new(handle->rk,
+										RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS);
+	if (options)
+		(void) rd_kafka_AdminOptions_set_request_timeout(options,
+														 handle->connect_timeout_ms,
+														 buf, sizeof(buf));
+	queue = rd_kafka_queue_new(handle->rk);
+	rd_kafka_AlterConsumerGroupOffsets(handle->rk, &req, 1, options, queue);
+	ev = wait_answer(handle, queue, false);
+
+	if (ev == NULL)
+	{
+		snprintf(errstr, size, "no answer from the brokers within %d ms",
+				 handle->connect_timeout_ms);
+		ok = false;
+	}
+	else if ((err = rd_kafka_event_error(ev)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		snprintf(errstr, size, "%s", rd_kafka_event_error_string(ev));
+		ok = false;
+	}
+	else
+	{
+		result = rd_kafka_event_AlterConsumerGroupOffsets_result(ev);
+		groups = rd_kafka_AlterConsumerGroupOffsets_result_groups(result,
+																  &ngroups);
+		gerr = ngroups == 1 ? rd_kafka_group_result_error(groups[0]) : NULL;
+		if (ngroups != 1)
+		{
+			snprintf(errstr, size, "%zu groups in the answer for one", ngroups);
+			ok = false;
+		}
+		else if (gerr)
+		{
+			snprintf(errstr, size, "%s", rd_kafka_error_string(gerr));
+			ok = false;
+		}
+		else
+		{
+			parts = rd_kafka_group_result_partitions(groups[0]);
+			for (i = 0; parts && i < parts->cnt && ok; i++)
+			{
+				if (parts->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+				{
+					snprintf(errstr, size, "partition %d: %s",
+							 (int) parts->elems[i].partition,
+							 rd_kafka_err2str(parts->elems[i].err));
+					ok = false;
+				}
+			}
+		}
+	}
+
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_queue_destroy(queue);
+	if (options)
+		rd_kafka_AdminOptions_destroy(options);
+	rd_kafka_AlterConsumerGroupOffsets_destroy(req);
+	return ok;
+}
+
+/* Admin options with the server's connect_timeout_ms as request timeout */
+static rd_kafka_AdminOptions_t *
+admin_options(KafkaHandle *handle, rd_kafka_admin_op_t op)
+{
+	rd_kafka_AdminOptions_t *options = rd_kafka_AdminOptions_new(handle->rk, op);
+	char		errstr[512];
+
+	if (options == NULL)
+		elog(ERROR, "kafka_fdw: could not make admin options");
+	if (rd_kafka_AdminOptions_set_request_timeout(options,
+												  handle->connect_timeout_ms,
+												  errstr, sizeof(errstr)) !=
+		RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		rd_kafka_AdminOptions_destroy(options);
+		elog(ERROR, "kafka_fdw: %s", errstr);
+	}
+	return options;
+}
+
+/*
+ * The answer of an admin request on queue, polled in short slices while
+ * the handle's events are served.  An interruptible wait serves interrupts
+ * and fails after connect_timeout_ms (and a little, for librdkafka's own
+ * timeout to answer first); the other returns NULL then.
+ */
+static rd_kafka_event_t *
+wait_answer(KafkaHandle *handle, rd_kafka_queue_t *queue, bool interruptible)
+{
+	KafkaDeadline deadline;
+
+	kfdw_deadline_start(&deadline, handle->connect_timeout_ms + 1000);
+	for (;;)
+	{
+		rd_kafka_event_t *ev;
+
+		if (interruptible)
+			CHECK_FOR_INTERRUPTS();
+		ev = rd_kafka_queue_poll(queue, KFDW_OFFSETS_SLICE_MS);
+		if (ev)
+			return ev;
+		if (interruptible)
+			kfdw_serve_events(handle);
+		if (kfdw_deadline_passed(&deadline))
+		{
+			if (!interruptible)
+				return NULL;
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+					 errmsg("no answer from Kafka brokers \"%s\" about a consumer group within %d ms",
+							handle->brokers, handle->connect_timeout_ms)));
+		}
+	}
+}
