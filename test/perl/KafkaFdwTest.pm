@@ -209,9 +209,11 @@ sub ingest_status
 {
 	my ($node, $name) = @_;
 	(my $lit = $name) =~ s/'/''/g;
-	my ($rc, $out) = $node->psql('postgres', qq{
+	my ($rc, $out) = eval {
+		$node->psql('postgres', qq{
 SELECT row_to_json(s) FROM kafka_fdw.ingest_status s WHERE name = '$lit'});
-	return undef if $rc != 0 || $out eq '';
+	};
+	return undef if !defined $rc || $rc != 0 || $out eq '';
 	my $row = JSON::PP->new->utf8(0)->decode($out);
 	return $row;
 }

@@ -100,17 +100,17 @@ my ($ga, $gb) = @node{ 'ga', 'gb' };
 sub offsets
 {
 	my ($node) = @_;
-	my ($rc, $out) = $node->psql('postgres',
-		q{SELECT partition, next_offset FROM kafka_fdw.ingest_offsets WHERE name = 'g'});
-	return {} if $rc != 0;
+	my ($rc, $out) = eval { $node->psql('postgres',
+		q{SELECT partition, next_offset FROM kafka_fdw.ingest_offsets WHERE name = 'g'}) };
+	return {} if !defined $rc || $rc != 0;
 	return { map { split /\|/ } split /\n/, $out };
 }
 
 sub rows
 {
 	my ($node) = @_;
-	my ($rc, $out) = $node->psql('postgres', 'SELECT count(*) FROM grp_tgt');
-	return $rc == 0 ? $out : -1;
+	my ($rc, $out) = eval { $node->psql('postgres', 'SELECT count(*) FROM grp_tgt') };
+	return defined $rc && $rc == 0 ? $out : -1;
 }
 
 my $producer = $broker->ingest_produce('grp', count => $total, keys => 1000,
