@@ -50,7 +50,8 @@ use PostgreSQL::Test::Cluster;
 use Time::HiRes qw(time usleep);
 
 our @EXPORT =
-  qw(kafka_fdw_node create_kafka_server poll_until cdc_payload cdc_key);
+  qw(kafka_fdw_node create_kafka_server poll_until cdc_payload cdc_key
+  ingest_status ingest_compare);
 
 =pod
 
@@ -188,6 +189,98 @@ sub cdc_key
 	my ($payload) = $text =~ /,"payload":(\{.*\})\}\z/s
 	  or croak "key without its payload last: $text";
 	return $payload;
+}
+
+=pod
+
+=head2 Ingest streams
+
+=over
+
+=item ingest_status(NODE, NAME)
+
+The row of kafka_fdw.ingest_status for stream NAME as a hashref (column =>
+value, NULL as undef, worker_pids as an arrayref), or undef when the query
+fails (the server restarting) or the stream does not exist.
+
+=cut
+
+sub ingest_status
+{
+	my ($node, $name) = @_;
+	(my $lit = $name) =~ s/'/''/g;
+	my ($rc, $out) = eval {
+		$node->psql('postgres', qq{
+SELECT row_to_json(s) FROM kafka_fdw.ingest_status s WHERE name = '$lit'});
+	};
+	return undef if !defined $rc || $rc != 0 || $out eq '';
+	my $row = JSON::PP->new->utf8(0)->decode($out);
+	return $row;
+}
+
+=pod
+
+=item ingest_compare(WHAT, POSITIONS, [ NODE, TABLE ], ...)
+
+Checks with Test::More that the TABLEs (each with the columns part, off and
+k: a message's partition, offset and key), taken together, hold every
+message of POSITIONS (what KafkaTestBroker's ingest_positions read from the
+topic) exactly once: as many rows as messages, no (part, off) twice, none
+missing, none that is not in the topic, each row with its message's key, and
+as many rows per key as the topic has messages per key.  Returns true if
+every check passed.
+
+=back
+
+=cut
+
+sub ingest_compare
+{
+	my ($what, $positions, @targets) = @_;
+	my (%seen, %rows_per_key, $rows);
+	my (@dups, @strange, @wrong_key);
+	for my $t (@targets)
+	{
+		my ($node, $table) = @$t;
+		for my $line (split /\n/,
+			$node->safe_psql('postgres', "SELECT part, off, k FROM $table"))
+		{
+			my ($p, $o, $k) = split /\|/, $line, 3;
+			my $po = "$p:$o";
+			$rows++;
+			$rows_per_key{$k}++;
+			push @dups, $po if $seen{$po}++ == 1;
+			if (!exists $positions->{$po}) { push @strange, $po; }
+			elsif ($positions->{$po} ne $k) { push @wrong_key, $po; }
+		}
+	}
+	my %want_per_key;
+	$want_per_key{$_}++ for values %$positions;
+	my @missing = grep { !$seen{$_} } keys %$positions;
+	my @key_diff = grep { ($rows_per_key{$_} // 0) != ($want_per_key{$_} // 0) }
+	  keys %{ { %want_per_key, %rows_per_key } };
+	my $total = keys %$positions;
+	my $ok = 1;
+	my $eg = sub { my @l = @_; return join(' ', @l[ 0 .. ($#l < 4 ? $#l : 4) ]) };
+	Test::More::is($rows // 0, $total,
+		"$what: as many rows as messages in the topic ($total)")
+	  or $ok = 0;
+	Test::More::is(scalar @dups, 0, "$what: no message twice")
+	  or $ok = 0, Test::More::diag('e.g. partition:offset ' . $eg->(@dups));
+	Test::More::is(scalar @missing, 0, "$what: no message missing")
+	  or $ok = 0, Test::More::diag('e.g. partition:offset ' . $eg->(sort @missing));
+	Test::More::is(scalar @strange, 0,
+		"$what: no row for a message that is not in the topic")
+	  or $ok = 0, Test::More::diag('e.g. ' . $eg->(@strange));
+	Test::More::is(scalar @wrong_key, 0, "$what: each row has its message's key")
+	  or $ok = 0, Test::More::diag('e.g. ' . $eg->(@wrong_key));
+	Test::More::is(scalar @key_diff, 0,
+		"$what: rows per key equal messages per key ("
+		  . scalar(keys %want_per_key) . ' keys)')
+	  or $ok = 0, Test::More::diag("e.g. $key_diff[0]: "
+		  . ($rows_per_key{ $key_diff[0] } // 0) . ' rows, '
+		  . ($want_per_key{ $key_diff[0] } // 0) . ' messages');
+	return $ok;
 }
 
 1;

@@ -501,8 +501,140 @@ sub metadata
 
 =pod
 
+=item $broker->ingest_produce(TOPIC, count => N, first => F, keys => K, rate => R, background => BOOL)
+
+Publish N generated messages with python3-confluent-kafka (idempotent,
+acks=all): message I (F .. F+N-1, F defaults to 0) has the key C<kI mod K>
+(K defaults to 1000; the default partitioner spreads the keys) and the JSON
+value C<{"id": I, "k": "kI mod K"}>.  With R > 0 at most R messages a second,
+else as fast as the client goes.  Messages wait up to 5 minutes in the
+client for a broker (a producer queues through an outage).  Croaks if any
+delivery fails, else returns N.
+
+With C<background>, returns at once a handle: C<< $h->delivered >> is how
+many deliveries were confirmed so far (the script reports it every 100 ms),
+C<< $h->running >> is true until it ends, C<< $h->finish >> waits for the
+end (at most 10 minutes) and returns N, croaking if a delivery failed.
+
+=cut
+
+my $ingest_produce_script = <<'PY';
+import sys, time
+from confluent_kafka import Producer
+
+bootstrap, topic = sys.argv[1], sys.argv[2]
+first, count, nkeys = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+rate = float(sys.argv[6])
+state = {'ok': 0, 'failed': []}
+
+def report(err, msg):
+    if err is not None:
+        state['failed'].append(str(err))
+    else:
+        state['ok'] += 1
+
+p = Producer({'bootstrap.servers': bootstrap, 'enable.idempotence': True,
+              'message.timeout.ms': 300000, 'linger.ms': 5})
+start = last = time.monotonic()
+for i in range(first, first + count):
+    k = 'k%d' % (i % nkeys)
+    v = '{"id": %d, "k": "%s"}' % (i, k)
+    while True:
+        try:
+            p.produce(topic, value=v.encode(), key=k.encode(), on_delivery=report)
+            break
+        except BufferError:
+            p.poll(0.05)
+    p.poll(0)
+    if rate > 0 and (i - first) % 50 == 49:
+        due = start + (i - first + 1) / rate
+        while time.monotonic() < due:
+            # poll() returns at the first delivery report
+            p.poll(min(due - time.monotonic(), 0.05))
+    now = time.monotonic()
+    if now - last >= 0.1:
+        print('delivered %d' % state['ok'], flush=True)
+        last = now
+while len(p) > 0 and not state['failed']:
+    p.poll(0.1)
+    print('delivered %d' % state['ok'], flush=True)
+if state['failed']:
+    sys.exit('delivery failed: ' + '; '.join(state['failed'][:5]))
+print('delivered %d' % state['ok'], flush=True)
+print('done %d' % state['ok'], flush=True)
+PY
+
+sub ingest_produce
+{
+	my ($self, $topic, %opts) = @_;
+	my @cmd = ($python, '-c', $ingest_produce_script, $self->{bootstrap},
+		$topic, $opts{first} // 0, $opts{count}, $opts{keys} // 1000,
+		$opts{rate} // 0);
+	my $h = bless { out => '', err => '', count => $opts{count},
+		topic => $topic }, 'KafkaTestBroker::IngestProducer';
+	$h->{run} = IPC::Run::start(\@cmd, '<', \'', '>', \$h->{out}, '2>',
+		\$h->{err}, IPC::Run::timeout(600));
+	return $h if $opts{background};
+	return $h->finish;
+}
+
+package KafkaTestBroker::IngestProducer;
+
+use Carp;
+
+sub delivered
+{
+	my ($self) = @_;
+	$self->{run}->pump_nb if $self->{run}->pumpable;
+	my @n = $self->{out} =~ /^delivered (\d+)$/mg;
+	return @n ? $n[-1] : 0;
+}
+
+sub running
+{
+	my ($self) = @_;
+	return 0 unless $self->{run}->pumpable;
+	$self->{run}->pump_nb;
+	return $self->{out} =~ /^done /m ? 0 : 1;
+}
+
+sub finish
+{
+	my ($self) = @_;
+	my $ok = eval { $self->{run}->finish; 1 };
+	my $rc = $ok ? $? >> 8 : -1;
+	croak "ingest_produce to \"$self->{topic}\" failed ($rc): $self->{err}$@"
+	  unless $ok && $rc == 0 && $self->{out} =~ /^done (\d+)$/m
+	  && $1 == $self->{count};
+	return $self->{count};
+}
+
+package KafkaTestBroker;
+
+=item $broker->ingest_positions(TOPIC)
+
+Every message of TOPIC read with kcat from the beginning to the end:
+returns a hashref "PARTITION:OFFSET" => key, for comparing a target table
+with the topic.
+
 =back
 
 =cut
+
+sub ingest_positions
+{
+	my ($self, $topic) = @_;
+	my @cmd = ('kcat', '-C', '-e', '-q', '-o', 'beginning', '-b',
+		$self->{bootstrap}, '-t', $topic, '-f', '%p:%o %k\n');
+	my ($rc, $out, $err) = $self->_run_client(\@cmd, '', 180);
+	croak "kcat consume of \"$topic\" failed ($rc): $err" if $rc != 0;
+	my %pos;
+	for my $line (split /\n/, $out)
+	{
+		my ($po, $k) = $line =~ /^(\d+:\d+) (.*)$/ or next;
+		$pos{$po} = $k;
+	}
+	return \%pos;
+}
 
 1;
