@@ -67,7 +67,15 @@ sub expected
 	return join("\n", map { $last{$_} } sort grep { defined $last{$_} } keys %last);
 }
 
-my $json = JSON::PP->new->canonical;
+# wait until stream NAME has read all of its topic's COUNT messages (the
+# offsets are contiguous: no transactions), then for lag 0
+sub caught_up
+{
+	my ($name, $count) = @_;
+	return ingest2_wait($node,
+		"SELECT coalesce(sum(next_offset), 0) = $count FROM kafka_fdw.ingest_offsets WHERE name = '$name'")
+	  && ingest2_wait($node, "SELECT lag = 0 FROM kafka_fdw.ingest_status WHERE name = '$name'", 30);
+}
 
 # --- one-column key ----------------------------------------------------
 my $seq = 0;
@@ -100,8 +108,7 @@ sub dump_u1 { return q1("SELECT string_agg(id || '|' || v, E'\\n' ORDER BY id) F
 $broker->produce('u1', round_u1(400));
 q1(q{SELECT kafka_fdw.ingest_create('u1', 'su', 'tu', 'upsert')});
 my $want = expected('u1', $keyof_u1, $valof_u1);
-ok(ingest2_wait($node, "SELECT lag = 0 FROM kafka_fdw.ingest_status WHERE name = 'u1'"),
-	'the stream reads the backlog');
+ok(caught_up('u1', 407), 'the stream reads the backlog');
 is(dump_u1('tu'), $want,
 	'backlog: last value per key, minus tombstoned keys');
 like(dump_u1('tu'), qr/^1\|one-again-\d+$/m,
@@ -113,9 +120,7 @@ $broker->produce('u1', round_u1(400));
 $broker->produce('u1', [ { key => '999', partition => 0, value => undef } ]);
 $want = expected('u1', $keyof_u1, $valof_u1);
 my $nkeys = () = $want =~ /^/mg;
-ok( ingest2_wait($node,
-		"SELECT lag = 0 FROM kafka_fdw.ingest_status WHERE name = 'u1'"),
-	'the stream follows the topic');
+ok(caught_up('u1', 815), 'the stream follows the topic');
 is(dump_u1('tu'), $want, 'live: last value per key, minus tombstoned keys');
 diag("u1: $nkeys keys left of 41, from " . scalar(() = $broker->consume('u1')) . " messages");
 ok($nkeys > 5 && $nkeys < 41, 'some keys were deleted, some not');
@@ -123,8 +128,7 @@ is(ingest2_status($node, 'u1')->{last_error}, undef, 'no error');
 
 # --- replay from earliest into an empty table --------------------------
 q1(q{SELECT kafka_fdw.ingest_create('u1b', 'su', 'tu2', 'upsert', '{"start": "earliest"}')});
-ok(ingest2_wait($node, "SELECT lag = 0 FROM kafka_fdw.ingest_status WHERE name = 'u1b'"),
-	'the replay stream catches up');
+ok(caught_up('u1b', 815), 'the replay stream catches up');
 is(dump_u1('tu2'), $want, 'the replay gives the same table');
 
 # --- composite key, the message key a JSON object ----------------------
@@ -150,8 +154,7 @@ q1(q{SELECT kafka_fdw.ingest_create('u2', 'sc', 'tc', 'upsert', '{"batch.rows": 
 my $want_c = expected('u2',
 	sub { my $k = decode_json($_[0]{key}); sprintf('%s|%05d', $k->{region}, $k->{id}) },
 	sub { my $v = decode_json($_[0]); "$v->{region}|$v->{id}|$v->{v}" });
-ok(ingest2_wait($node, "SELECT lag = 0 FROM kafka_fdw.ingest_status WHERE name = 'u2'"),
-	'the composite-key stream catches up');
+ok(caught_up('u2', 300), 'the composite-key stream catches up');
 is(q1("SELECT string_agg(region || '|' || id || '|' || v, E'\\n' ORDER BY region, id) FROM tc"),
 	$want_c, 'composite key: last value per key, minus tombstoned keys');
 ok(q1("SELECT count(*) FROM tc") < 33, 'some of the 33 keys were deleted');
@@ -167,8 +170,7 @@ $broker->produce('u3', \@u3);
 q1(q{SELECT kafka_fdw.ingest_create('u3', 'sm', 'tm', 'upsert')});
 my $want_m = expected('u3', sub { $_[0]{key} },
 	sub { decode_json($_[0])->{v} });
-ok(ingest2_wait($node, "SELECT lag = 0 FROM kafka_fdw.ingest_status WHERE name = 'u3'"),
-	'the key-column stream catches up');
+ok(caught_up('u3', 60), 'the key-column stream catches up');
 my %last;
 for my $m (@u3) { $last{ $m->{key} } = defined $m->{value} ? $m->{key} . '|' . decode_json($m->{value})->{v} : undef; }
 is(q1("SELECT string_agg(id || '|' || v, E'\\n' ORDER BY id) FROM tm"),

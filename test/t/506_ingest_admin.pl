@@ -184,7 +184,8 @@ CREATE ROLE carol LOGIN;
 CREATE FOREIGN TABLE sp (id int, v text) SERVER k OPTIONS (topic 'apriv');
 GRANT SELECT ON sp TO alice;
 CREATE TABLE tp (id int PRIMARY KEY, v text, who text);
-GRANT INSERT ON tp TO alice;
+-- SELECT too: INSERT ... ON CONFLICT DO UPDATE reads the row
+GRANT SELECT, INSERT ON tp TO alice;
 CREATE FUNCTION tp_who() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   NEW.who := current_user;
@@ -203,7 +204,7 @@ like(as_alice(q{SELECT kafka_fdw.ingest_create('p', 'sp', 'tp', 'upsert')}),
 	qr/^42501: /, 'no DELETE on the target: 42501');
 q1('GRANT DELETE ON tp TO alice');
 like(as_alice(q{SELECT kafka_fdw.ingest_create('p', 'sp', 'tp', 'upsert')}),
-	qr/^42501: .*\bk\b/, 'no USAGE on the server: 42501');
+	qr/^42501: .*server/, 'no USAGE on the server: 42501');
 q1('GRANT USAGE ON FOREIGN SERVER k TO alice');
 is(as_alice(q{SELECT kafka_fdw.ingest_create('p', 'sp', 'tp', 'upsert')}), 'ok',
 	'with INSERT, UPDATE, DELETE and USAGE alice creates the stream');
