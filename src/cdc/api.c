@@ -67,11 +67,8 @@ static void check_server(const char *servername);
 static void check_publication(const char *pubname);
 static void check_options(Jsonb *options);
 static void create_slot(const char *slot_name);
-static void run_as_superuser(const char *sql, int nargs, Oid *argtypes,
-							 Datum *values, const char *nulls);
 static void remember(List **list, const char *name);
 static bool is_pending_create(const char *name);
-static bool can_read_error(Oid owner);
 static void cdc_xact_callback(XactEvent event, void *arg);
 static void cdc_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								 SubTransactionId parentSubid, void *arg);
@@ -191,7 +188,7 @@ kafka_fdw_cdc_create(PG_FUNCTION_ARGS)
 		values[6] = options ? JsonbPGetDatum(options) :
 			DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
 		values[7] = ObjectIdGetDatum(GetUserId());
-		run_as_superuser("INSERT INTO kafka_fdw.cdc_streams "
+		kfdw_cdc_run_as_superuser("INSERT INTO kafka_fdw.cdc_streams "
 						 "(name, server, publication, slot_name, topic_prefix, "
 						 "snapshot, snapshot_done, options, owner) "
 						 "VALUES ($1, $2, $3, $4, $5, $6, NOT $6, $7, $8::pg_catalog.regrole)",
@@ -261,7 +258,7 @@ kafka_fdw_cdc_drop(PG_FUNCTION_ARGS)
 					 errhint("Commit the transaction that created stream \"%s\" first, or roll it back.",
 							 name)));
 
-		run_as_superuser("DELETE FROM kafka_fdw.cdc_streams "
+		kfdw_cdc_run_as_superuser("DELETE FROM kafka_fdw.cdc_streams "
 						 "WHERE name OPERATOR(pg_catalog.=) $1",
 						 1, argtypes, values, NULL);
 	}
@@ -308,7 +305,7 @@ kafka_fdw_cdc_worker_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	List	   *owned = NIL;	/* names of streams whose errors we may read */
-	bool		read_all = can_read_error(InvalidOid);
+	bool		read_all = kfdw_cdc_can_read_error(InvalidOid);
 	ListCell   *lc;
 	uint64		n;
 	int			i;
@@ -329,7 +326,7 @@ kafka_fdw_cdc_worker_status(PG_FUNCTION_ARGS)
 														   SPI_tuptable->tupdesc,
 														   2, &isnull));
 
-		if (!read_all && can_read_error(owner))
+		if (!read_all && kfdw_cdc_can_read_error(owner))
 		{
 			MemoryContext oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
 
@@ -348,7 +345,7 @@ kafka_fdw_cdc_worker_status(PG_FUNCTION_ARGS)
 		bool		nulls[8] = {false};
 		bool		may_read = read_all;
 
-		if (!s->in_use || s->dboid != MyDatabaseId)
+		if (!s->in_use || s->kind != KFDW_STREAM_CDC || s->dboid != MyDatabaseId)
 			continue;
 		foreach(lc, owned)
 		{
@@ -591,9 +588,9 @@ create_slot(const char *slot_name)
  * searched first), so that no object of the caller's can stand in for a
  * built-in one.
  */
-static void
-run_as_superuser(const char *sql, int nargs, Oid *argtypes, Datum *values,
-				 const char *nulls)
+void
+kfdw_cdc_run_as_superuser(const char *sql, int nargs, Oid *argtypes,
+						  Datum *values, const char *nulls)
 {
 	Oid			save_userid;
 	int			save_sec_context;
@@ -650,8 +647,8 @@ is_pending_create(const char *name)
  * can quote row values and broker text: the owner's roles, superusers and
  * pg_read_all_stats may (as for other sessions' pg_stat_activity.query).
  */
-static bool
-can_read_error(Oid owner)
+bool
+kfdw_cdc_can_read_error(Oid owner)
 {
 	Oid			userid = GetUserId();
 

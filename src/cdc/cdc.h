@@ -51,6 +51,8 @@ typedef enum KafkaCdcState
 typedef struct KafkaCdcStream
 {
 	bool		in_use;
+	char		kind;			/* KFDW_STREAM_CDC or KFDW_STREAM_INGEST */
+	int			worker_no;		/* an ingest stream's worker: 0, 1, ... */
 	bool		drop_requested; /* cdc_drop is stopping the worker */
 	Oid			dboid;
 	NameData	name;
@@ -71,7 +73,16 @@ typedef struct KafkaCdcStream
 	XLogRecPtr	undelivered_lsn;
 	XLogRecPtr	undelivered_commit;
 	TimestampTz undelivered_at;
+
+	/* ingest streams (ingest/worker.c): rows written, messages skipped */
+	pg_atomic_uint64 rows;
+	pg_atomic_uint64 skipped;
+	TimestampTz last_batch_at;	/* last committed batch */
 } KafkaCdcStream;
+
+/* What a registry entry runs */
+#define KFDW_STREAM_CDC		'c'	/* a change data capture stream */
+#define KFDW_STREAM_INGEST	'i'	/* one worker of an ingest stream */
 
 typedef struct KafkaCdcShared
 {
@@ -89,6 +100,10 @@ extern int	kfdw_cdc_max_streams;
 extern void _PG_init(void);
 extern int	kfdw_cdc_find_stream(Oid dboid, const char *name);
 extern int	kfdw_cdc_register_stream(Oid dboid, const char *name);
+extern int	kfdw_stream_find(char kind, Oid dboid, const char *name,
+							 int worker_no);
+extern int	kfdw_stream_register(char kind, Oid dboid, const char *name,
+								 int worker_no);
 extern void kfdw_cdc_wakeup_launcher(void);
 extern const char *kfdw_cdc_state_name(KafkaCdcState state);
 extern PGDLLEXPORT void kfdw_cdc_launcher_main(Datum main_arg);
@@ -386,6 +401,10 @@ extern bool kfdw_cdc_decode_in_txn(void);
 extern char *kfdw_cdc_topic(const KafkaCdcConfig *config, const char *nspname,
 							const char *relname);
 
-/* api.c exports only SQL-callable functions */
+/* in api.c, besides the SQL-callable functions (ingest/api.c uses them too) */
+extern void kfdw_cdc_run_as_superuser(const char *sql, int nargs,
+									  Oid *argtypes, Datum *values,
+									  const char *nulls);
+extern bool kfdw_cdc_can_read_error(Oid owner);
 
 #endif							/* KFDW_CDC_H */

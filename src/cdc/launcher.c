@@ -163,11 +163,32 @@ cdc_shmem_startup(void)
 }
 
 /*
- * Index of the registry entry of a stream, or -1.  The caller holds the
- * lock.
+ * Index of the registry entry of a change data capture stream, or -1.  The
+ * caller holds the lock.
  */
 int
 kfdw_cdc_find_stream(Oid dboid, const char *name)
+{
+	return kfdw_stream_find(KFDW_STREAM_CDC, dboid, name, 0);
+}
+
+/*
+ * Enter a change data capture stream in the registry (if it is not there
+ * yet) and return its index, or -1 if the registry is full.  The caller
+ * holds the lock exclusively.
+ */
+int
+kfdw_cdc_register_stream(Oid dboid, const char *name)
+{
+	return kfdw_stream_register(KFDW_STREAM_CDC, dboid, name, 0);
+}
+
+/*
+ * Index of the registry entry of worker worker_no of a stream of the given
+ * kind, or -1.  The caller holds the lock.
+ */
+int
+kfdw_stream_find(char kind, Oid dboid, const char *name, int worker_no)
 {
 	int			i;
 
@@ -175,22 +196,22 @@ kfdw_cdc_find_stream(Oid dboid, const char *name)
 	{
 		KafkaCdcStream *s = &kfdw_cdc_shared->streams[i];
 
-		if (s->in_use && s->dboid == dboid &&
-			strcmp(NameStr(s->name), name) == 0)
+		if (s->in_use && s->kind == kind && s->dboid == dboid &&
+			s->worker_no == worker_no && strcmp(NameStr(s->name), name) == 0)
 			return i;
 	}
 	return -1;
 }
 
 /*
- * Enter a stream in the registry (if it is not there yet) and return its
- * index, or -1 if the registry is full.  The caller holds the lock
- * exclusively.
+ * Enter worker worker_no of a stream in the registry (if it is not there
+ * yet) and return its index, or -1 if the registry is full.  The caller
+ * holds the lock exclusively.
  */
 int
-kfdw_cdc_register_stream(Oid dboid, const char *name)
+kfdw_stream_register(char kind, Oid dboid, const char *name, int worker_no)
 {
-	int			i = kfdw_cdc_find_stream(dboid, name);
+	int			i = kfdw_stream_find(kind, dboid, name, worker_no);
 
 	if (i >= 0)
 		return i;
@@ -202,11 +223,15 @@ kfdw_cdc_register_stream(Oid dboid, const char *name)
 		{
 			memset(s, 0, sizeof(*s));
 			s->in_use = true;
+			s->kind = kind;
+			s->worker_no = worker_no;
 			s->dboid = dboid;
 			namestrcpy(&s->name, name);
 			s->state = KFDW_CDC_STOPPED;
 			pg_atomic_init_u64(&s->confirmed_lsn, InvalidXLogRecPtr);
 			pg_atomic_init_u64(&s->messages_sent, 0);
+			pg_atomic_init_u64(&s->rows, 0);
+			pg_atomic_init_u64(&s->skipped, 0);
 			return i;
 		}
 	}
@@ -371,6 +396,7 @@ launcher_start_workers(long *sleep_ms)
 		bool		drop_requested;
 		Oid			dboid;
 		NameData	name;
+		char		kind;
 		int			failures;
 		pid_t		pid;
 
@@ -396,6 +422,7 @@ launcher_start_workers(long *sleep_ms)
 		drop_requested = s->drop_requested;
 		dboid = s->dboid;
 		name = s->name;
+		kind = s->kind;
 		pid = s->pid;
 		LWLockRelease(kfdw_cdc_shared->lock);
 
@@ -420,8 +447,9 @@ launcher_start_workers(long *sleep_ms)
 			continue;
 		}
 
-		if (!start_worker("kfdw_cdc_worker_main", NameStr(name), dboid, i,
-						  &lw->handle))
+		if (!start_worker(kind == KFDW_STREAM_INGEST ?
+						  "kfdw_ingest_worker_main" : "kfdw_cdc_worker_main",
+						  NameStr(name), dboid, i, &lw->handle))
 		{
 			ereport(WARNING,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -452,13 +480,24 @@ start_worker(const char *function, const char *name, Oid dboid, int index,
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "kafka_fdw");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "%s", function);
-	if (index >= 0)
-		snprintf(worker.bgw_name, BGW_MAXLEN, "kafka_fdw cdc worker for stream \"%s\"",
-				 name);
-	else
+	if (index < 0)
+	{
 		snprintf(worker.bgw_name, BGW_MAXLEN, "%s", name);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "%s",
-			 index >= 0 ? "kafka_fdw cdc worker" : "kafka_fdw cdc scanner");
+		snprintf(worker.bgw_type, BGW_MAXLEN, "kafka_fdw cdc scanner");
+	}
+	else if (kfdw_cdc_shared->streams[index].kind == KFDW_STREAM_INGEST)
+	{
+		snprintf(worker.bgw_name, BGW_MAXLEN,
+				 "kafka_fdw ingest worker %d for stream \"%s\"",
+				 kfdw_cdc_shared->streams[index].worker_no, name);
+		snprintf(worker.bgw_type, BGW_MAXLEN, "kafka_fdw ingest worker");
+	}
+	else
+	{
+		snprintf(worker.bgw_name, BGW_MAXLEN,
+				 "kafka_fdw cdc worker for stream \"%s\"", name);
+		snprintf(worker.bgw_type, BGW_MAXLEN, "kafka_fdw cdc worker");
+	}
 	worker.bgw_main_arg = Int32GetDatum(index);
 	memcpy(worker.bgw_extra, &dboid, sizeof(Oid));
 	worker.bgw_notify_pid = MyProcPid;
@@ -511,6 +550,44 @@ kfdw_cdc_scanner_main(Datum main_arg)
 						 errmsg("too many kafka_fdw streams, stream \"%s\" is not started",
 								name),
 						 errhint("Raise kafka_fdw.max_streams, which takes effect when the server restarts.")));
+			added = true;
+		}
+		LWLockRelease(kfdw_cdc_shared->lock);
+	}
+
+	/* and one entry per worker of each ingest stream that is not paused */
+	if (SPI_execute("SELECT pg_catalog.to_regclass('kafka_fdw.ingest_streams') IS NOT NULL",
+					true, 0) == SPI_OK_SELECT &&
+		SPI_processed == 1 &&
+		strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+			   "t") == 0 &&
+		SPI_execute("SELECT name, coalesce((options OPERATOR(pg_catalog.->>) 'workers')::pg_catalog.int4, 1) "
+					"FROM kafka_fdw.ingest_streams WHERE NOT paused",
+					true, 0) == SPI_OK_SELECT)
+	{
+		uint64		i;
+
+		LWLockAcquire(kfdw_cdc_shared->lock, LW_EXCLUSIVE);
+		for (i = 0; i < SPI_processed; i++)
+		{
+			char	   *name = SPI_getvalue(SPI_tuptable->vals[i],
+											SPI_tuptable->tupdesc, 1);
+			int			workers = atoi(SPI_getvalue(SPI_tuptable->vals[i],
+												   SPI_tuptable->tupdesc, 2));
+			int			w;
+
+			for (w = 0; w < workers; w++)
+			{
+				if (kfdw_stream_register(KFDW_STREAM_INGEST, dboid, name, w) < 0)
+				{
+					ereport(WARNING,
+							(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+							 errmsg("too many kafka_fdw streams, worker %d of ingest stream \"%s\" is not started",
+									w, name),
+							 errhint("Raise kafka_fdw.max_streams, which takes effect when the server restarts.")));
+					break;
+				}
+			}
 			added = true;
 		}
 		LWLockRelease(kfdw_cdc_shared->lock);

@@ -98,6 +98,8 @@ kfdw_client_new(ForeignServer *server, Oid userid,
 	/* delivery reports are served by rd_kafka_poll() from the backend */
 	if (spec->kind != KFDW_HANDLE_CONSUMER && spec->on_delivery)
 		rd_kafka_conf_set_dr_msg_cb(conf, spec->on_delivery);
+	if (spec->kind == KFDW_HANDLE_CONSUMER && spec->on_rebalance)
+		rd_kafka_conf_set_rebalance_cb(conf, spec->on_rebalance);
 	rd_kafka_conf_set_opaque(conf, handle);
 
 	/* rd_kafka_new takes the configuration, on success only */

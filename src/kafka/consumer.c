@@ -100,6 +100,22 @@ kfdw_consumer_next(KafkaHandle *handle)
 	rd_kafka_message_destroy(msg);
 }
 
+/*
+ * Take the message kfdw_consumer_peek() returned out of the batch: the
+ * caller destroys it (rd_kafka_message_destroy) when done with it.
+ */
+rd_kafka_message_t *
+kfdw_consumer_take(KafkaHandle *handle)
+{
+	KafkaBatch *b = handle->batch;
+	rd_kafka_message_t *msg;
+
+	Assert(b != NULL && b->next < b->nmsgs);
+	msg = b->msgs[b->next];
+	b->msgs[b->next++] = NULL;
+	return msg;
+}
+
 /* Destroy the messages of the batch not used yet */
 void
 kfdw_consumer_clear(KafkaHandle *handle)

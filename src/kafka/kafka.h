@@ -103,6 +103,15 @@ typedef struct KafkaClientSpec
 	KafkaErrorCallback on_error;	/* or NULL */
 
 	/*
+	 * A consumer that joins a group (settings give group.id) and assigns
+	 * the partitions itself: librdkafka's rebalance callback, served from
+	 * the backend while it fetches.  NULL: librdkafka assigns.
+	 */
+	void		(*on_rebalance) (rd_kafka_t *rk, rd_kafka_resp_err_t err,
+								 rd_kafka_topic_partition_list_t *partitions,
+								 void *opaque);
+
+	/*
 	 * librdkafka properties the user of the client relies on, set over the
 	 * server's and the user mapping's: name, value, ..., NULL.  Compared by
 	 * address when a cached handle is looked for.
@@ -302,6 +311,7 @@ extern int	kfdw_consumer_fetch(KafkaHandle *handle, int max_messages,
 								int timeout_ms);
 extern rd_kafka_message_t *kfdw_consumer_peek(KafkaHandle *handle);
 extern void kfdw_consumer_next(KafkaHandle *handle);
+extern rd_kafka_message_t *kfdw_consumer_take(KafkaHandle *handle);
 extern void kfdw_consumer_clear(KafkaHandle *handle);
 extern void kfdw_consumer_close(KafkaHandle *handle);
 

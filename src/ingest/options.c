@@ -1,0 +1,229 @@
+/*-------------------------------------------------------------------------
+ *
+ * options.c
+ *		  The mode and options of an ingest stream
+ *
+ * ingest_create checks every option; the worker parses them again with the
+ * same function when it starts.  Numbers are JSON numbers or strings of
+ * digits, as in a connector's properties.
+ *
+ * IDENTIFICATION
+ *		  src/ingest/options.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "ingest/ingest.h"
+
+#include "catalog/namespace.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/jsonb.h"
+#include "utils/regproc.h"
+#include "utils/timestamp.h"
+
+#define VALID_OPTIONS "start, batch.rows, batch.ms, on_error, " \
+	"dead_letter.table, workers, group.id"
+
+/* Defaults: a batch is at most 10,000 rows or 100 ms old */
+#define DEFAULT_BATCH_ROWS 10000
+#define DEFAULT_BATCH_MS 100
+
+static char *option_string(const char *key, JsonbValue *v);
+static int	option_int(const char *key, JsonbValue *v, int min, int max);
+static void parse_start(const char *value, KafkaIngestOptions *opts);
+
+KafkaIngestMode
+kfdw_ingest_parse_mode(const char *mode)
+{
+	if (strcmp(mode, "append") == 0)
+		return KFDW_INGEST_APPEND;
+	if (strcmp(mode, "upsert") == 0)
+		return KFDW_INGEST_UPSERT;
+	if (strcmp(mode, "debezium") == 0)
+		return KFDW_INGEST_DEBEZIUM;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid ingest mode \"%s\"", mode),
+			 errhint("Valid modes are: append, upsert, debezium.")));
+	return KFDW_INGEST_APPEND;	/* keep compiler quiet */
+}
+
+const char *
+kfdw_ingest_mode_name(KafkaIngestMode mode)
+{
+	switch (mode)
+	{
+		case KFDW_INGEST_APPEND:
+			return "append";
+		case KFDW_INGEST_UPSERT:
+			return "upsert";
+		case KFDW_INGEST_DEBEZIUM:
+			return "debezium";
+	}
+	return "append";
+}
+
+/*
+ * Fill opts from the options object (NULL: every default), raising an
+ * ERROR for an unknown option or a value the option does not take.
+ */
+void
+kfdw_ingest_parse_options(Jsonb *options, KafkaIngestOptions *opts)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->start = KFDW_START_EARLIEST;
+	opts->batch_rows = DEFAULT_BATCH_ROWS;
+	opts->batch_ms = DEFAULT_BATCH_MS;
+	opts->on_error = KFDW_ON_ERROR_STOP;
+	opts->workers = 1;
+
+	if (options == NULL)
+		return;
+	if (!JB_ROOT_IS_OBJECT(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options of an ingest stream must be a JSON object")));
+
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			continue;
+		}
+		if (tok != WJB_VALUE)
+			continue;
+
+		if (strcmp(key, "start") == 0)
+			parse_start(option_string(key, &v), opts);
+		else if (strcmp(key, "batch.rows") == 0)
+			opts->batch_rows = option_int(key, &v, 1, 1000000);
+		else if (strcmp(key, "batch.ms") == 0)
+			opts->batch_ms = option_int(key, &v, 1, 3600000);
+		else if (strcmp(key, "on_error") == 0)
+		{
+			char	   *s = option_string(key, &v);
+
+			if (strcmp(s, "stop") == 0)
+				opts->on_error = KFDW_ON_ERROR_STOP;
+			else if (strcmp(s, "skip") == 0)
+				opts->on_error = KFDW_ON_ERROR_SKIP;
+			else if (strcmp(s, "dead_letter") == 0)
+				opts->on_error = KFDW_ON_ERROR_DEAD_LETTER;
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid value \"%s\" for option \"on_error\"", s),
+						 errhint("Valid values are: stop, skip, dead_letter.")));
+		}
+		else if (strcmp(key, "dead_letter.table") == 0)
+			opts->dead_letter_table = option_string(key, &v);
+		else if (strcmp(key, "workers") == 0)
+			opts->workers = option_int(key, &v, 1, KFDW_INGEST_MAX_WORKERS);
+		else if (strcmp(key, "group.id") == 0)
+		{
+			opts->group_id = option_string(key, &v);
+			if (opts->group_id[0] == '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"group.id\" must not be empty")));
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown ingest option \"%s\"", key),
+					 errhint("Valid options are: %s.", VALID_OPTIONS)));
+	}
+
+	if (opts->on_error == KFDW_ON_ERROR_DEAD_LETTER &&
+		opts->dead_letter_table == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"on_error\" = \"dead_letter\" needs option \"dead_letter.table\"")));
+	if (opts->dead_letter_table != NULL &&
+		opts->on_error != KFDW_ON_ERROR_DEAD_LETTER)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"dead_letter.table\" is only used with \"on_error\" = \"dead_letter\"")));
+}
+
+/*
+ * The table named by dead_letter.table (a possibly qualified name, looked
+ * up with the search_path in force), or InvalidOid if missing_ok.
+ */
+Oid
+kfdw_ingest_dead_letter_relid(const char *name, bool missing_ok)
+{
+	List	   *names = stringToQualifiedNameList(name);
+
+	return RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock,
+							missing_ok);
+}
+
+static char *
+option_string(const char *key, JsonbValue *v)
+{
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a string", key)));
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+static int
+option_int(const char *key, JsonbValue *v, int min, int max)
+{
+	char	   *s;
+	char	   *end;
+	long		n;
+
+	if (v->type == jbvNumeric)
+		s = DatumGetCString(DirectFunctionCall1(numeric_out,
+												NumericGetDatum(v->val.numeric)));
+	else if (v->type == jbvString)
+		s = pnstrdup(v->val.string.val, v->val.string.len);
+	else
+		s = NULL;
+	if (s != NULL)
+	{
+		errno = 0;
+		n = strtol(s, &end, 10);
+		if (errno == 0 && end != s && *end == '\0' && n >= min && n <= max)
+			return (int) n;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("option \"%s\" must be an integer from %d to %d",
+					key, min, max)));
+	return min;					/* keep compiler quiet */
+}
+
+/* "earliest", "latest" or a timestamp with time zone */
+static void
+parse_start(const char *value, KafkaIngestOptions *opts)
+{
+	if (strcmp(value, "earliest") == 0)
+		opts->start = KFDW_START_EARLIEST;
+	else if (strcmp(value, "latest") == 0)
+		opts->start = KFDW_START_LATEST;
+	else
+	{
+		Datum		ts;
+
+		ts = DirectFunctionCall3(timestamptz_in, CStringGetDatum(value),
+								 ObjectIdGetDatum(InvalidOid),
+								 Int32GetDatum(-1));
+		if (TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(ts)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"start\" must be earliest, latest or a finite timestamp")));
+		opts->start = KFDW_START_TIMESTAMP;
+		opts->start_ms = kfdw_timestamp_to_kafka(DatumGetTimestampTz(ts));
+	}
+}
