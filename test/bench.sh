@@ -24,6 +24,11 @@
 #                   broker (p50, p99)
 #   6. memory:      peak RSS (VmHWM) of the backend in each of the above, and
 #                   of the CDC worker during a 1,000,000-row transaction
+#   7-10. ingest:   streams (kafka_fdw.ingest_create) of 1,000,000 JSON
+#                   messages into a typed table, append (7) and upsert (8),
+#                   vs kcat -C | psql COPY into a jsonb column; latency at
+#                   5,000 messages/s (9); the worker's peak RSS (10): see
+#                   test/bench/ingest.sh
 #
 # With KFDW_BENCH_KAFKA=real, on a real 3-broker Apache Kafka cluster
 # (test/kafka.sh; replication factor 3, acks=all) instead of the embedded
@@ -45,7 +50,8 @@
 # KFDW_BENCH_KAFKA (mock, the default, or real),
 # KFDW_BENCH_RATE (rows/s, 5000), KFDW_BENCH_SECONDS (30): smaller sizes for
 # a quick try (the figures are then not the README's); KFDW_BENCH_ONLY: some
-# of "scan publish cdc" (default all three); KFDW_BENCH_SERVER_OPTIONS: more
+# of "scan publish cdc ingest" (default all four; the ingest sizes are in
+# test/bench/ingest.sh); KFDW_BENCH_SERVER_OPTIONS: more
 # options for the server, to try a setting, e.g.
 # "\"queued.max.messages.kbytes\" '65536'".
 #
@@ -70,9 +76,11 @@ LAT_PARTS=4					# the latency topic: see the README
 DB=kafka_bench
 PY=/usr/bin/python3				# Debian's, which has python3-confluent-kafka
 PROBE=$REPO/test/bench/kafka_probe.py
+# shellcheck source=test/bench/ingest.sh
+. "$REPO/test/bench/ingest.sh"
 
 # every topic, created with the broker (the mock has no CreateTopics)
-TOPICS=("bench_scan:$PARTS" "bench_small:$PARTS" "bench.public.cdc_t:$PARTS" "bench.public.cdc_ns:$PARTS" "bench.public.lat_t:$LAT_PARTS")
+TOPICS=("bench_scan:$PARTS" "bench_small:$PARTS" "bench.public.cdc_t:$PARTS" "bench.public.cdc_ns:$PARTS" "bench.public.lat_t:$LAT_PARTS" "${ING_TOPICS[@]}")
 for i in $(seq $RUNS); do
 	TOPICS+=("bench_pub_$i:$PARTS" "bench_kcat_$i:$PARTS" "bench_perf_$i:$PARTS")
 done
@@ -254,7 +262,7 @@ awk -v n="$ROWS" 'BEGIN {
 GEN_SQL="SELECT i::text, i, (i % 1000)::int, round((i * 7919 % 100000) / 100.0, 2), 'bench order ' || i FROM generate_series(1::bigint, $ROWS) i"
 avg_bytes=$(awk -F'\t' '{ s += length($2) } END { printf "%.0f", s / NR }' "$DATA")
 
-want() { [[ " ${KFDW_BENCH_ONLY:-scan publish cdc} " == *" $1 "* ]]; }
+want() { [[ " ${KFDW_BENCH_ONLY:-scan publish cdc ingest} " == *" $1 "* ]]; }
 
 #
 # 1, 2: scans
@@ -639,6 +647,8 @@ cdc_figures()
 }
 
 want cdc && cdc_figures
+# 7-10: ingest (last: it restarts the cluster)
+want ingest && ingest_figures
 
 #
 # The table

@@ -283,4 +283,82 @@ sub ingest_compare
 	return $ok;
 }
 
+=pod
+
+=head1 INGEST STREAMS (ingest2_)
+
+=over
+
+=item ingest2_status(NODE, NAME)
+
+The row of C<kafka_fdw.ingest_status> for stream NAME as a hashref (its
+columns by name; jsonb and arrays decoded), or undef when there is none.
+
+=cut
+
+sub ingest2_status
+{
+	my ($node, $name) = @_;
+	(my $q = $name) =~ s/'/''/g;
+	my $json = $node->safe_psql('postgres',
+		"SELECT row_to_json(s) FROM kafka_fdw.ingest_status s WHERE name = '$q'");
+	return $json eq '' ? undef : JSON::PP->new->utf8->decode($json);
+}
+
+=pod
+
+=item ingest2_wait(NODE, SQL, SECONDS)
+
+Runs SQL (a query answering one boolean) every 100 ms until it answers true
+(returns 1) or SECONDS (default 90) have passed (returns 0, with a diag of
+the query and its last answer).
+
+=cut
+
+sub ingest2_wait
+{
+	my ($node, $sql, $seconds) = @_;
+	my $last = '';
+	return 1
+	  if poll_until(sub { $last = $node->safe_psql('postgres', $sql); $last eq 't' },
+		$seconds // 90);
+	Test::More::diag("not true after " . ($seconds // 90) . " s: $sql (last answer: $last)");
+	return 0;
+}
+
+=pod
+
+=item ingest2_create_try(NODE)
+
+Creates the function C<public.ingest2_try(sql text) RETURNS text> in
+database postgres: it runs SQL and answers C<ok>, or the error it raised
+as C<SQLSTATE: message | detail | hint>, so that a test can check an
+error's code and text in one query.
+
+=back
+
+=cut
+
+sub ingest2_create_try
+{
+	my ($node) = @_;
+	$node->safe_psql('postgres', q{
+CREATE FUNCTION public.ingest2_try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  st text; msg text; det text; hnt text;
+BEGIN
+  EXECUTE sql;
+  RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+    det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+  RETURN st || ': ' || msg || ' | ' || coalesce(det, '') || ' | ' || coalesce(hnt, '');
+END $$;
+GRANT EXECUTE ON FUNCTION public.ingest2_try(text) TO PUBLIC;
+});
+	return;
+}
+
+push @EXPORT, qw(ingest2_status ingest2_wait ingest2_create_try);
+
 1;
