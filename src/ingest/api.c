@@ -29,7 +29,9 @@
 #include "commands/event_trigger.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "access/table.h"
 #include "fdw/fdw.h"
+#include "ingest/debezium.h"
 #include "foreign/foreign.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -72,6 +74,8 @@ static Oid	check_dead_letter(KafkaIngestOptions *opts, Oid owner,
 static Oid	stream_owner(const char *name, Jsonb **options, Oid *target,
 						 char **mode, bool *paused);
 static Oid	stream_source(const char *name);
+static void check_debezium_options(KafkaIngestOptions *opts,
+								   KafkaIngestMode mode, Oid target);
 static void check_may_manage(const char *name, Oid owner);
 static void make_view(const char *name, Oid source, Oid target, Oid dead_letter);
 static void drop_view(const char *name);
@@ -125,6 +129,7 @@ kafka_fdw_ingest_create(PG_FUNCTION_ARGS)
 	check_source(source, owner);
 	kfdw_ingest_check_target(target, source, m, owner);
 	dead_letter = check_dead_letter(&opts, owner, &options);
+	check_debezium_options(&opts, m, target);
 
 	SPI_connect();
 	{
@@ -242,6 +247,7 @@ kafka_fdw_ingest_resume(PG_FUNCTION_ARGS)
 													PG_GETARG_DATUM(1)));
 	kfdw_ingest_parse_options(merged, &opts);
 	dead_letter = check_dead_letter(&opts, owner, &merged);
+	check_debezium_options(&opts, kfdw_ingest_parse_mode(mode), target);
 
 	stop_workers(name);
 	values[0] = CStringGetTextDatum(name);
@@ -603,6 +609,29 @@ stream_owner(const char *name, Jsonb **options, Oid *target, char **mode,
 	}
 	SPI_finish();
 	return owner;
+}
+
+/* Debezium's options: only for the debezium mode, with values it takes */
+static void
+check_debezium_options(KafkaIngestOptions *opts, KafkaIngestMode mode,
+					   Oid target)
+{
+	Relation	rel;
+	KafkaDbzTarget *dbz;
+	int			i;
+
+	if (opts->ndbz == 0)
+		return;
+	if (mode != KFDW_INGEST_DEBEZIUM)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" is only used in the debezium mode",
+						opts->dbz_names[0])));
+	rel = table_open(target, AccessShareLock);
+	dbz = kfdw_dbz_prepare(rel, CurrentMemoryContext);
+	for (i = 0; i < opts->ndbz; i++)
+		(void) kfdw_dbz_set_option(dbz, opts->dbz_names[i], opts->dbz_values[i]);
+	table_close(rel, AccessShareLock);
 }
 
 static Oid

@@ -58,6 +58,7 @@ struct KafkaIngestTarget
 	Oid			relid;
 	KafkaIngestMode mode;
 	KafkaTableOptions *source;
+	const KafkaIngestOptions *opts;
 	MemoryContext cxt;
 
 	Relation	rel;
@@ -226,7 +227,8 @@ kfdw_ingest_check_dead_letter(Oid relid, Oid owner)
  */
 KafkaIngestTarget *
 kfdw_ingest_target_open(Oid target, KafkaTableOptions *source,
-						KafkaIngestMode mode, MemoryContext cxt)
+						KafkaIngestMode mode, const KafkaIngestOptions *opts,
+						MemoryContext cxt)
 {
 	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
 	KafkaIngestTarget *t = palloc0(sizeof(KafkaIngestTarget));
@@ -235,6 +237,7 @@ kfdw_ingest_target_open(Oid target, KafkaTableOptions *source,
 	t->mode = mode;
 	t->source = source;
 	t->cxt = cxt;
+	t->opts = opts;
 	open_relation(t);
 	MemoryContextSwitchTo(oldcxt);
 	return t;
@@ -279,7 +282,14 @@ open_relation(KafkaIngestTarget *t)
 	t->defaults = palloc0(sizeof(ExprState *) * t->natts);
 	t->default_known = palloc0(sizeof(bool) * t->natts);
 	if (t->mode == KFDW_INGEST_DEBEZIUM && t->dbz == NULL)
+	{
+		int			i;
+
 		t->dbz = kfdw_dbz_prepare(rel, t->cxt);
+		for (i = 0; t->opts && i < t->opts->ndbz; i++)
+			(void) kfdw_dbz_set_option(t->dbz, t->opts->dbz_names[i],
+									   t->opts->dbz_values[i]);
+	}
 
 	t->estate = CreateExecutorState();
 	rte = makeNode(RangeTblEntry);

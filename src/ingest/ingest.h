@@ -58,6 +58,11 @@ typedef struct KafkaIngestOptions
 	char	   *dead_letter_table;	/* as given, or NULL */
 	int			workers;
 	char	   *group_id;		/* or NULL */
+
+	/* the debezium mode: Debezium's options for the events' values */
+	int			ndbz;
+	const char *dbz_names[4];
+	char	   *dbz_values[4];
 } KafkaIngestOptions;
 
 #define KFDW_INGEST_MAX_WORKERS 64
@@ -87,6 +92,7 @@ extern void kfdw_ingest_check_dead_letter(Oid relid, Oid owner);
 extern KafkaIngestTarget *kfdw_ingest_target_open(Oid target,
 												  KafkaTableOptions *source,
 												  KafkaIngestMode mode,
+												  const KafkaIngestOptions *opts,
 												  MemoryContext cxt);
 extern void kfdw_ingest_change_from_row(KafkaIngestTarget *t,
 										TupleTableSlot *srcslot,

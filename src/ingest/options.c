@@ -22,7 +22,14 @@
 #include "utils/timestamp.h"
 
 #define VALID_OPTIONS "start, batch.rows, batch.ms, on_error, " \
-	"dead_letter.table, workers, group.id"
+	"dead_letter.table, workers, group.id, and for the debezium mode " \
+	"binary.handling.mode, decimal.handling.mode, time.precision.mode, " \
+	"unavailable.value.placeholder"
+
+static const char *const dbz_options[] = {
+	"binary.handling.mode", "decimal.handling.mode", "time.precision.mode",
+	"unavailable.value.placeholder", NULL
+};
 
 /* Defaults: a batch is at most 10,000 rows or 100 ms old */
 #define DEFAULT_BATCH_ROWS 10000
@@ -135,10 +142,25 @@ kfdw_ingest_parse_options(Jsonb *options, KafkaIngestOptions *opts)
 						 errmsg("option \"group.id\" must not be empty")));
 		}
 		else
+		{
+			int			i;
+
+			for (i = 0; dbz_options[i]; i++)
+			{
+				if (strcmp(key, dbz_options[i]) == 0)
+					break;
+			}
+			if (dbz_options[i] != NULL && opts->ndbz < lengthof(opts->dbz_names))
+			{
+				opts->dbz_names[opts->ndbz] = dbz_options[i];
+				opts->dbz_values[opts->ndbz++] = option_string(key, &v);
+				continue;
+			}
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown ingest option \"%s\"", key),
 					 errhint("Valid options are: %s.", VALID_OPTIONS)));
+		}
 	}
 
 	if (opts->on_error == KFDW_ON_ERROR_DEAD_LETTER &&

@@ -879,7 +879,7 @@ write_batch(int upto, ErrorData **edata, int *failed)
 		/* the target's triggers, defaults and checks are the owner's code */
 		kfdw_cdc_become_owner(config.owner, &save_userid, &save_sec_context);
 		t = kfdw_ingest_target_open(config.target, &source_opts, config.mode,
-									batch_cxt);
+									&config.opts, batch_cxt);
 		for (i = 0; i < upto; i++)
 		{
 			current = i;
