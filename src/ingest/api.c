@@ -71,9 +71,8 @@ static void check_name(const char *name);
 static void check_source(Oid source, Oid owner);
 static Oid	check_dead_letter(KafkaIngestOptions *opts, Oid owner,
 							  Jsonb **options);
-static Oid	stream_owner(const char *name, Jsonb **options, Oid *target,
-						 char **mode, bool *paused);
-static Oid	stream_source(const char *name);
+static Oid	stream_owner(const char *name, Jsonb **options, Oid *source,
+						 Oid *target, char **mode, bool *paused);
 static void check_debezium_options(KafkaIngestOptions *opts,
 								   KafkaIngestMode mode, Oid target);
 static void check_may_manage(const char *name, Oid owner);
@@ -179,7 +178,7 @@ kafka_fdw_ingest_drop(PG_FUNCTION_ARGS)
 	Datum		values[1] = {CStringGetTextDatum(name)};
 	Oid			owner;
 
-	owner = stream_owner(name, NULL, NULL, NULL, NULL);
+	owner = stream_owner(name, NULL, NULL, NULL, NULL, NULL);
 	check_may_manage(name, owner);
 	stop_workers(name);
 	SPI_connect();
@@ -200,7 +199,7 @@ kafka_fdw_ingest_pause(PG_FUNCTION_ARGS)
 	Datum		values[1] = {CStringGetTextDatum(name)};
 	Oid			owner;
 
-	owner = stream_owner(name, NULL, NULL, NULL, NULL);
+	owner = stream_owner(name, NULL, NULL, NULL, NULL, NULL);
 	check_may_manage(name, owner);
 	stop_workers(name);
 	SPI_connect();
@@ -236,9 +235,8 @@ kafka_fdw_ingest_resume(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("argument \"name\" of ingest_resume must not be null")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	owner = stream_owner(name, &options, &target, &mode, &paused);
+	owner = stream_owner(name, &options, &source, &target, &mode, &paused);
 	check_may_manage(name, owner);
-	source = stream_source(name);
 
 	merged = options;
 	if (!PG_ARGISNULL(1))
@@ -568,8 +566,8 @@ check_dead_letter(KafkaIngestOptions *opts, Oid owner, Jsonb **options)
 
 /* The owner of a stream (ERROR if there is none), and what else is asked */
 static Oid
-stream_owner(const char *name, Jsonb **options, Oid *target, char **mode,
-			 bool *paused)
+stream_owner(const char *name, Jsonb **options, Oid *source, Oid *target,
+			 char **mode, bool *paused)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(name)};
@@ -581,7 +579,8 @@ stream_owner(const char *name, Jsonb **options, Oid *target, char **mode,
 
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT owner::pg_catalog.oid, options, "
-							  "target::pg_catalog.oid, mode, paused "
+							  "target::pg_catalog.oid, mode, paused, "
+							  "source::pg_catalog.oid "
 							  "FROM kafka_fdw.ingest_streams "
 							  "WHERE name OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
@@ -605,6 +604,8 @@ stream_owner(const char *name, Jsonb **options, Oid *target, char **mode,
 			*mode = pstrdup(SPI_getvalue(tup, desc, 4));
 		if (paused)
 			*paused = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		if (source)
+			*source = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
 		MemoryContextSwitchTo(spicxt);
 	}
 	SPI_finish();
@@ -632,25 +633,6 @@ check_debezium_options(KafkaIngestOptions *opts, KafkaIngestMode mode,
 	for (i = 0; i < opts->ndbz; i++)
 		(void) kfdw_dbz_set_option(dbz, opts->dbz_names[i], opts->dbz_values[i]);
 	table_close(rel, AccessShareLock);
-}
-
-static Oid
-stream_source(const char *name)
-{
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(name)};
-	Oid			source = InvalidOid;
-	bool		isnull;
-
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT source::pg_catalog.oid FROM kafka_fdw.ingest_streams "
-							  "WHERE name OPERATOR(pg_catalog.=) $1",
-							  1, argtypes, values, NULL, false, 1) == SPI_OK_SELECT &&
-		SPI_processed == 1)
-		source = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-												SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-	return source;
 }
 
 static void

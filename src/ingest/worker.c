@@ -549,22 +549,27 @@ resolve_start(rd_kafka_topic_partition_list_t *list)
 		StartTransactionCommand();
 		kfdw_query_offsets(consumer, q, query, "the start position");
 		CommitTransactionCommand();
+		/* no message at or after the time: from the end */
 		for (i = 0; i < q->cnt; i++)
 		{
 			if (q->elems[i].offset < 0)
-			{
-				/* no message at or after the time: from the end */
-				int64	   *low,
-						   *high;
-				int			count;
+				break;
+		}
+		if (i < q->cnt)
+		{
+			int64	   *low,
+					   *high;
+			int			count;
 
-				StartTransactionCommand();
-				count = kfdw_topic_watermarks(consumer, source_opts.topic,
-											  &low, &high);
-				if (q->elems[i].partition < count)
+			StartTransactionCommand();
+			count = kfdw_topic_watermarks(consumer, source_opts.topic,
+										  &low, &high);
+			for (i = 0; i < q->cnt; i++)
+			{
+				if (q->elems[i].offset < 0 && q->elems[i].partition < count)
 					q->elems[i].offset = high[q->elems[i].partition];
-				CommitTransactionCommand();
 			}
+			CommitTransactionCommand();
 		}
 		for (i = 0; i < q->cnt; i++)
 		{
