@@ -589,6 +589,16 @@ txn_hold(KafkaTxnServer *ts, const char *topic_name, KafkaEncoder *enc)
 }
 
 /*
+ * How long a transactional call may keep retrying: the time to deliver
+ * (message.timeout.ms) plus the time to reach a restarted coordinator.
+ */
+static int
+txn_limit_ms(KafkaTxnServer *ts)
+{
+	return kfdw_message_timeout_ms(ts->handle) + ts->handle->connect_timeout_ms;
+}
+
+/*
  * Begin the Kafka transaction (initializing the producer's transactions
  * first, once per handle).  Both calls are retried in short slices while
  * librdkafka says they may be, so that interrupts are served.
@@ -603,7 +613,7 @@ txn_begin(KafkaTxnServer *ts)
 	{
 		instr_time	start,
 					now;
-		int			limit = kfdw_message_timeout_ms(ts->handle);
+		int			limit = txn_limit_ms(ts);
 
 		INSTR_TIME_SET_CURRENT(start);
 		for (;;)
@@ -692,7 +702,7 @@ txn_commit(KafkaTxnServer *ts)
 	}
 
 	INSTR_TIME_SET_CURRENT(start);
-	limit = kfdw_message_timeout_ms(ts->handle) + ts->handle->connect_timeout_ms;
+	limit = txn_limit_ms(ts);
 	for (;;)
 	{
 		rd_kafka_error_t *error;

@@ -5,6 +5,9 @@ Runs with Debian's python3-confluent-kafka, through Kafka's admin API:
 
   admin.py BOOTSTRAP wait BROKERS TIMEOUT_S
       wait until the cluster shows BROKERS brokers and can create topics
+  admin.py BOOTSTRAP serving ID TIMEOUT_S
+      wait until broker ID (1..N, the ID-th address of BOOTSTRAP) answers
+      requests itself and is in the cluster's metadata (after a restart)
   admin.py BOOTSTRAP topic NAME PARTITIONS RF [CONFIG=VALUE ...]
       create a topic and wait until every partition has a leader
       (RF 0: min(3, number of brokers))
@@ -38,6 +41,22 @@ def wait_brokers(admin, want, timeout):
             pass
         time.sleep(0.2)
     fail("the cluster showed %d of %d brokers after %d s" % (seen, want, timeout))
+
+
+def wait_serving(bootstrap, node, timeout):
+    address = bootstrap.split(",")[node - 1]
+    one = AdminClient({"bootstrap.servers": address, "log_level": 0,
+                       "socket.connection.setup.timeout.ms": 2000})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            md = one.list_topics(timeout=2)
+            if node in md.brokers and md.controller_id >= 0:
+                return
+        except Exception:  # not listening yet
+            pass
+        time.sleep(0.2)
+    fail("broker %d (%s) did not answer within %d s" % (node, address, timeout))
 
 
 def wait_leaders(admin, name, partitions, timeout=60):
@@ -90,6 +109,8 @@ def main():
                          "socket.connection.setup.timeout.ms": 5000})
     if cmd == "wait":
         wait_brokers(admin, int(args[0]), int(args[1]))
+    elif cmd == "serving":
+        wait_serving(bootstrap, int(args[0]), int(args[1]))
     elif cmd == "topic":
         configs = dict(a.split("=", 1) for a in args[3:])
         rf = int(args[2])

@@ -211,7 +211,9 @@ The bootstrap servers, "host:port,host:port".
 
 =item $broker->down(ID), $broker->up(ID)
 
-Take broker ID (1..N) down or bring it up again.
+Take broker ID (1..N) down or bring it up again.  On real Kafka, down
+is a SIGKILL and up returns once the restarted broker answers requests
+(at most 2 minutes).
 
 =item $broker->rtt(ID, MS)
 
@@ -222,8 +224,7 @@ Add MS milliseconds of round-trip latency to broker ID (0 removes it).
 =item $broker->down_all, $broker->up_all
 
 Take every broker down (an outage of the whole cluster) / bring them all
-back; on real Kafka, up_all waits (at most 2 minutes) until every broker
-is back in the cluster.
+back; on real Kafka, up_all returns once every broker answers again.
 
 =item $broker->is_real
 
@@ -258,15 +259,22 @@ sub create_topic
 sub down
 {
 	my ($self, $id) = @_;
-	return $self->_kafka_sh('down', $id) if $self->{real};
-	return $self->_command("down $id");
+	return $self->_command("down $id") unless $self->{real};
+	return $self->_kafka_sh('down', $id);
 }
 
+# On real Kafka, returns once the broker is back in the cluster's metadata
+# (a JVM takes seconds to listen): "up" means a client can use it again.
 sub up
 {
 	my ($self, $id) = @_;
-	return $self->_kafka_sh('up', $id) if $self->{real};
-	return $self->_command("up $id");
+	return $self->_command("up $id") unless $self->{real};
+	$self->_kafka_sh('up', $id);
+	my ($rc, $out, $err) = $self->_run_client(
+		[ $python, $admin_py, $self->{bootstrap}, 'serving', $id, 120 ],
+		'', 150);
+	croak "broker $id did not come back: $err" if $rc != 0;
+	return 1;
 }
 
 sub down_all
@@ -280,11 +288,6 @@ sub up_all
 {
 	my ($self) = @_;
 	$self->up($_) for 1 .. $self->{nbrokers};
-	return 1 unless $self->{real};
-	my ($rc, $out, $err) = $self->_run_client(
-		[ $python, $admin_py, $self->{bootstrap}, 'wait', $self->{nbrokers}, 120 ],
-		'', 150);
-	croak "the brokers did not come back: $err" if $rc != 0;
 	return 1;
 }
 
