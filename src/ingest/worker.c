@@ -16,11 +16,13 @@
  * Without group.id, worker w of n reads the partitions p with p % n = w,
  * assigned by itself.  With group.id, every worker joins that Kafka
  * consumer group (with the workers of other servers); Kafka assigns the
- * partitions, and on each assignment the worker starts from the offsets
- * stored in its own database (messages before them are dropped), or from
- * the group's committed offsets where it has none.  After each batch is
- * committed in the database, its offsets are committed to the group too,
- * so that Kafka's tools show the group's lag.
+ * partitions, and on each assignment the worker starts from the larger of
+ * the offset stored in its own database and the group's committed offset
+ * (messages before it are dropped), or from the start position where
+ * there is neither.  After each batch is committed in the database, its
+ * offsets are committed to the group too, so that the next owner of a
+ * partition knows where this one got to and Kafka's tools show the lag;
+ * before partitions are given up, that commit is waited for.
  *
  * A batch ends after batch.rows messages or batch.ms milliseconds.  Its
  * messages are kept until it commits: when one of them cannot be ingested
@@ -89,7 +91,7 @@ typedef struct IngestPartition
 {
 	bool		mine;			/* assigned to this worker */
 	int64		next_offset;	/* next to ingest; -1: from the start position */
-	int64		committed;		/* next_offset as the database has it */
+	int64		committed;		/* next_offset as the database (or, if larger, the group) has it */
 	int64		store;			/* to store with the batch being written */
 	bool		touched;		/* store is set */
 } IngestPartition;
@@ -144,6 +146,7 @@ static bool write_batch(int upto, ErrorData **edata, int *failed);
 static void apply_message(KafkaIngestTarget *t, rd_kafka_message_t *msg);
 static void store_offsets(void);
 static void commit_group_offsets(void);
+static rd_kafka_topic_partition_list_t *group_position(void);
 static void free_batch(void);
 static bool is_message_error(int sqlerrcode);
 static void stop_stream(const char *error);
@@ -605,9 +608,14 @@ resolve_start(rd_kafka_topic_partition_list_t *list)
 }
 
 /*
- * A rebalance of the group: on revoke, commit the open batch and let the
- * partitions go; on assign, start each partition at the offset stored in
- * this database, or the group's where there is none.
+ * A rebalance of the group.  On revoke: commit the open batch, commit its
+ * offsets to the group and wait for them to be taken, then let the
+ * partitions go, so that the next owner (maybe another server) continues
+ * at the next message.  On assign: start each partition at the larger of
+ * the offset stored in this database and the group's committed offset
+ * (the group's is where another server got to; a larger stored one is
+ * this server's own progress that the group did not hear of), or at the
+ * start position where there is neither.
  */
 static void
 handle_rebalance(void)
@@ -620,12 +628,19 @@ handle_rebalance(void)
 	rebalance_parts = NULL;
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && list != NULL)
 	{
+		int64	   *group_offsets = palloc(sizeof(int64) * Max(nparts, 1));
+
 		read_offsets();
+		StartTransactionCommand();
+		kfdw_group_committed(consumer, config.opts.group_id,
+							 source_opts.topic, nparts, group_offsets);
+		CommitTransactionCommand();
 		for (i = 0; i < nparts; i++)
 			parts[i].mine = false;
 		for (i = 0; i < list->cnt; i++)
 		{
 			rd_kafka_topic_partition_t *tp = &list->elems[i];
+			IngestPartition *part;
 
 			if (tp->partition >= nparts)
 			{
@@ -637,23 +652,34 @@ handle_rebalance(void)
 								source_opts.topic),
 						 errdetail("The worker restarts to ingest them.")));
 			}
-			parts[tp->partition].mine = true;
+			part = &parts[tp->partition];
+			part->mine = true;
 			/*
-			 * The offset stored here; where there is none, the group's
-			 * committed offset (RD_KAFKA_OFFSET_INVALID), then the start
-			 * position.  Messages before the stored offset are dropped
-			 * (take_message), as the group's may be older.
+			 * Messages before next_offset are dropped (take_message); the
+			 * group is never told an offset older than its own.
 			 */
-			tp->offset = parts[tp->partition].next_offset >= 0 ?
-				parts[tp->partition].next_offset : RD_KAFKA_OFFSET_INVALID;
+			if (group_offsets[tp->partition] > part->next_offset)
+				part->next_offset = part->committed = group_offsets[tp->partition];
+			tp->offset = part->next_offset;
 		}
+		pfree(group_offsets);
+		resolve_start(list);
 		err = rd_kafka_assign(consumer->rk, list);
 		elog(LOG, "kafka_fdw ingest stream \"%s\": %d partitions of topic \"%s\" assigned by group \"%s\"",
 			 config.name, list->cnt, source_opts.topic, config.opts.group_id);
 	}
 	else
 	{
+		char		errstr[512];
+
 		commit_batch();
+		if (list)
+			rd_kafka_topic_partition_list_destroy(list);
+		list = group_position();
+		if (list->cnt > 0 &&
+			!kfdw_member_commit(consumer, list, errstr, sizeof(errstr)))
+			elog(LOG, "kafka_fdw ingest stream \"%s\": could not commit offsets to group \"%s\" before giving its partitions up: %s",
+				 config.name, config.opts.group_id, errstr);
 		kfdw_consumer_clear(consumer);
 		for (i = 0; i < nparts; i++)
 			parts[i].mine = false;
@@ -1016,22 +1042,31 @@ store_offsets(void)
 	SPI_finish();
 }
 
-/* After a batch committed: its offsets to the group, for Kafka's tools */
-static void
-commit_group_offsets(void)
+/* The committed next offset of each of this worker's partitions */
+static rd_kafka_topic_partition_list_t *
+group_position(void)
 {
-	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(nparts);
 	int			i;
 
-	if (config.opts.group_id == NULL)
-		return;
-	list = rd_kafka_topic_partition_list_new(nparts);
 	for (i = 0; i < nparts; i++)
 	{
 		if (parts[i].mine && parts[i].committed >= 0)
 			rd_kafka_topic_partition_list_add(list, source_opts.topic, i)->offset =
 				parts[i].committed;
 	}
+	return list;
+}
+
+/* After a batch committed: its offsets to the group, for Kafka's tools */
+static void
+commit_group_offsets(void)
+{
+	rd_kafka_topic_partition_list_t *list;
+
+	if (config.opts.group_id == NULL)
+		return;
+	list = group_position();
 	if (list->cnt > 0)
 	{
 		rd_kafka_resp_err_t err = rd_kafka_commit(consumer->rk, list, 1);

@@ -262,3 +262,51 @@ wait_answer(KafkaHandle *handle, rd_kafka_queue_t *queue, bool interruptible)
 		}
 	}
 }
+
+/*
+ * Commit offsets as a member of the consumer group the handle has joined
+ * (list: topic, partition and next offset of each), and wait for the
+ * answer, serving interrupts, at most connect_timeout_ms.  Returns false
+ * with the cause in errstr when the group did not take them.
+ */
+bool
+kfdw_member_commit(KafkaHandle *handle,
+				   const rd_kafka_topic_partition_list_t *list,
+				   char *errstr, size_t size)
+{
+	rd_kafka_queue_t *queue = rd_kafka_queue_new(handle->rk);
+	rd_kafka_event_t *ev = NULL;
+	rd_kafka_resp_err_t err;
+	bool		ok = true;
+
+	errstr[0] = '\0';
+	PG_TRY();
+	{
+		err = rd_kafka_commit_queue(handle->rk, list, queue, NULL, NULL);
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			const rd_kafka_topic_partition_list_t *parts;
+			int			i;
+
+			ev = wait_answer(handle, queue, true);
+			err = rd_kafka_event_error(ev);
+			parts = rd_kafka_event_topic_partition_list(ev);
+			for (i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && parts &&
+				 i < parts->cnt; i++)
+				err = parts->elems[i].err;
+		}
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			snprintf(errstr, size, "%s", rd_kafka_err2str(err));
+			ok = false;
+		}
+	}
+	PG_FINALLY();
+	{
+		if (ev)
+			rd_kafka_event_destroy(ev);
+		rd_kafka_queue_destroy(queue);
+	}
+	PG_END_TRY();
+	return ok;
+}
