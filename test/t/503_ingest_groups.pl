@@ -40,7 +40,8 @@
 #   of one round trip, once per batch): then N ingests that last batch again.
 #   No design with two separate commits closes this window (committing to
 #   Kafka first would lose the batch instead); this test's crash lands in it
-#   with a probability of about one in a hundred.
+#   with a probability of about one in a hundred, and then allows that batch
+#   (and only it) in both tables.
 # - A larger stored offset than the group's is the server's own progress
 #   that Kafka has not heard of (it crashed in that window itself): its own
 #   rows, so it goes on from there.
@@ -177,8 +178,13 @@ ok( poll_until(
 	'the two servers together reach the end of every partition')
   or diag explain { stored => $newest, high => \%high };
 
-ingest_compare('the union of the two targets', $positions,
-	[ $ga, 'grp_tgt' ], [ $gb, 'grp_tgt' ]);
+# Messages in both servers' tables.  The one way for an orderly group to
+# have any is ga's crash landing between a batch's database commit and its
+# offset commit to the group (see above): then gb writes that one batch
+# again.  So they must be at most one batch (batch.rows, 500) per partition,
+# contiguous, next to where ga had got at the crash; then ga's copies of
+# them are left out of the comparison.  Starting a partition from the
+# stored offset instead of the group's gives thousands.
 my %both;
 for my $node ($ga, $gb)
 {
@@ -186,8 +192,34 @@ for my $node ($ga, $gb)
 	  $node->safe_psql('postgres', q{SELECT DISTINCT part || ':' || off FROM grp_tgt});
 	$both{$_}++ for keys %mine;
 }
-is(scalar(grep { $both{$_} > 1 } keys %both), 0,
-	'no message is in both servers\' tables');
+my %window;
+for (grep { $both{$_} > 1 } keys %both)
+{
+	my ($p, $o) = split /:/;
+	push @{ $window{$p} }, $o;
+}
+my @outside;
+for my $p (keys %window)
+{
+	my @o = sort { $a <=> $b } @{ $window{$p} };
+	my $at = $a_at_crash->{$p} // 0;
+	push @outside, "partition $p: " . scalar(@o) . " offsets $o[0]..$o[-1] (ga had $at)"
+	  if @o > 500 || $o[-1] - $o[0] + 1 != @o
+	  || $o[0] < $at - 500 || $o[-1] >= $at + 500;
+}
+is(scalar @outside, 0,
+	"messages in both servers' tables only from ga's last batch before its crash")
+  or diag(join('; ', @outside));
+note('in both tables (the crash fell between database and group commit): '
+	  . join(', ', map { "partition $_: " . scalar(@{ $window{$_} }) } sort keys %window))
+  if %window;
+my $ga_table = 'grp_tgt';
+$ga_table = '(SELECT * FROM grp_tgt WHERE (part, off) NOT IN ('
+  . join(', ', map { "($_)" } map { my ($p, $o) = split /:/; "$p, $o" }
+	  grep { $both{$_} > 1 } keys %both) . ')) AS t'
+  if %window;
+ingest_compare('the union of the two targets', $positions,
+	[ $ga, $ga_table ], [ $gb, 'grp_tgt' ]);
 
 # --- Kafka's own lag tool ---------------------------------------------------------
 # kafka-consumer-groups.sh --describe: GROUP TOPIC PARTITION CURRENT-OFFSET
