@@ -551,9 +551,14 @@ for i in range(first, first + count):
     p.poll(0)
     if rate > 0 and (i - first) % 50 == 49:
         due = start + (i - first + 1) / rate
-        while time.monotonic() < due:
-            # poll() returns at the first delivery report
-            p.poll(min(due - time.monotonic(), 0.05))
+        while True:
+            # poll() returns at the first delivery report; a negative
+            # timeout is no timeout at all (it would wait for a report
+            # that never comes once every message is delivered)
+            left = due - time.monotonic()
+            if left <= 0:
+                break
+            p.poll(min(left, 0.05))
     now = time.monotonic()
     if now - last >= 0.1:
         print('delivered %d' % state['ok'], flush=True)
