@@ -24,6 +24,7 @@
 #include "ingest/ingest.h"
 
 #include "access/xact.h"
+#include "utils/resowner.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
@@ -45,6 +46,8 @@
 
 /* Longest stream name: "ingest stream NAME" must fit in NAMEDATALEN */
 #define INGEST_MAX_NAME_LEN 48
+/* Longest wait of each request for the lag of a stream no worker runs */
+#define INGEST_LAG_TIMEOUT_MS 2000
 
 PG_FUNCTION_INFO_V1(kafka_fdw_ingest_create);
 PG_FUNCTION_INFO_V1(kafka_fdw_ingest_drop);
@@ -52,6 +55,7 @@ PG_FUNCTION_INFO_V1(kafka_fdw_ingest_pause);
 PG_FUNCTION_INFO_V1(kafka_fdw_ingest_resume);
 PG_FUNCTION_INFO_V1(kafka_fdw_ingest_worker_status);
 PG_FUNCTION_INFO_V1(kafka_fdw_ingest_stop_error);
+PG_FUNCTION_INFO_V1(kafka_fdw_ingest_lag);
 PG_FUNCTION_INFO_V1(kafka_fdw_ingest_streams_inserted);
 PG_FUNCTION_INFO_V1(kafka_fdw_ingest_dropped);
 
@@ -68,6 +72,7 @@ static bool callbacks_registered = false;
 static bool own_drop = false;	/* drop_view() is dropping a stream's view */
 
 static void check_name(const char *name);
+static int	live_high_watermarks(Oid source, Oid owner, int64 **high);
 static void check_source(Oid source, Oid owner);
 static Oid	check_dead_letter(KafkaIngestOptions *opts, Oid owner,
 							  Jsonb **options);
@@ -377,6 +382,196 @@ kafka_fdw_ingest_stop_error(PG_FUNCTION_ARGS)
 	if (error == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(error));
+}
+
+/*
+ * kafka_fdw.ingest_lag(name): the lag of each partition of a stream (its
+ * high watermark minus its next offset), for ingest_status.
+ *
+ * While its workers run, the high watermarks are those stored with each
+ * partition's last batch: a running worker commits a batch as soon as
+ * messages come, so they are as fresh as the stream.  While a worker
+ * retries (Kafka cannot be read), the lag is unknown: no rows.  While none
+ * runs (paused, stopped), the high watermarks are asked from Kafka now,
+ * with the owner's user mapping, for those who may read the stream's
+ * errors only, each request waiting at most INGEST_LAG_TIMEOUT_MS: no rows
+ * if Kafka does not answer.
+ */
+Datum
+kafka_fdw_ingest_lag(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	bool		running = false;
+	bool		retrying = false;
+	Oid			owner = InvalidOid;
+	Oid			source = InvalidOid;
+	int			nrows = 0;
+	int32	   *partition = NULL;
+	int64	   *next = NULL;
+	int64	   *stored = NULL;
+	bool	   *stored_null = NULL;
+	int64	   *live = NULL;
+	int			nlive = 0;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	if (kfdw_cdc_shared != NULL)
+	{
+		LWLockAcquire(kfdw_cdc_shared->lock, LW_SHARED);
+		for (i = 0; i < kfdw_cdc_max_streams; i++)
+		{
+			KafkaCdcStream *s = &kfdw_cdc_shared->streams[i];
+
+			if (!s->in_use || s->kind != KFDW_STREAM_INGEST ||
+				s->dboid != MyDatabaseId || strcmp(NameStr(s->name), name) != 0)
+				continue;
+			if (s->state == KFDW_CDC_RETRYING || s->state == KFDW_CDC_WAITING)
+				retrying = true;
+			else if (s->pid != 0)
+				running = true;
+		}
+		LWLockRelease(kfdw_cdc_shared->lock);
+	}
+	if (retrying)
+		return (Datum) 0;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT s.owner::pg_catalog.oid, s.source::pg_catalog.oid, "
+							  "o.\"partition\", o.next_offset, o.high_watermark "
+							  "FROM kafka_fdw.ingest_streams s "
+							  "JOIN kafka_fdw.ingest_offsets o "
+							  "ON o.name OPERATOR(pg_catalog.=) s.name "
+							  "WHERE s.name OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the offsets of ingest stream \"%s\"", name);
+	nrows = (int) SPI_processed;
+	if (nrows > 0)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+
+		partition = palloc(sizeof(int32) * nrows);
+		next = palloc(sizeof(int64) * nrows);
+		stored = palloc(sizeof(int64) * nrows);
+		stored_null = palloc(sizeof(bool) * nrows);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	for (i = 0; i < nrows; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		owner = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		source = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		partition[i] = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+		next[i] = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		stored[i] = DatumGetInt64(SPI_getbinval(tup, desc, 5, &stored_null[i]));
+	}
+	SPI_finish();
+	if (nrows == 0)
+		return (Datum) 0;
+
+	if (!running)
+	{
+		if (!kfdw_cdc_can_read_error(owner))
+			return (Datum) 0;
+		nlive = live_high_watermarks(source, owner, &live);
+		if (nlive < 0)
+			return (Datum) 0;
+	}
+
+	for (i = 0; i < nrows; i++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+		int64		high;
+
+		if (running)
+		{
+			if (stored_null[i])
+				continue;
+			high = stored[i];
+		}
+		else
+		{
+			if (partition[i] < 0 || partition[i] >= nlive)
+				continue;
+			high = live[partition[i]];
+		}
+		values[0] = Int32GetDatum(partition[i]);
+		values[1] = Int64GetDatum(Max(high - next[i], 0));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * The high watermark of each partition of the source's topic, as Kafka
+ * says now, asked with the owner's user mapping: returns the number of
+ * partitions, or -1 (the error logged at DEBUG1) if Kafka does not answer
+ * within INGEST_LAG_TIMEOUT_MS a request.  *high is palloc'd in the
+ * caller's context.
+ */
+static int
+live_high_watermarks(Oid source, Oid owner, int64 **high)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile int nparts = -1;
+
+	/* a failed request may leave a handle to discard: a subtransaction */
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		KafkaTableOptions opts;
+		KafkaHandle *handle;
+		int64	   *low;
+		int			saved;
+
+		kfdw_get_table_options(source, &opts);
+		handle = kfdw_acquire_handle(opts.serverid, owner, KFDW_HANDLE_CONSUMER);
+		saved = handle->connect_timeout_ms;
+		handle->connect_timeout_ms = Min(saved, INGEST_LAG_TIMEOUT_MS);
+		PG_TRY();
+		{
+			nparts = kfdw_topic_watermarks(handle, opts.topic, &low, high);
+		}
+		PG_FINALLY();
+		{
+			handle->connect_timeout_ms = saved;
+		}
+		PG_END_TRY();
+		kfdw_release_handle(handle);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		/* a cancel is the caller's, not Kafka's */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		ereport(DEBUG1,
+				(errmsg_internal("no lag for a stream without workers: %s",
+								 edata->message)));
+		FreeErrorData(edata);
+		nparts = -1;
+	}
+	PG_END_TRY();
+	return nparts;
 }
 
 /*

@@ -226,26 +226,54 @@ option_int(const char *key, JsonbValue *v, int min, int max)
 	return min;					/* keep compiler quiet */
 }
 
-/* "earliest", "latest" or a timestamp with time zone */
+/*
+ * "earliest", "latest" or a finite timestamp with time zone.  The text is
+ * parsed as timestamptz_in parses it, but with the parser's return codes,
+ * so that a value that is no time is this option's error (22023), not the
+ * datetime input's (22007, 22008).
+ */
 static void
 parse_start(const char *value, KafkaIngestOptions *opts)
 {
-	if (strcmp(value, "earliest") == 0)
-		opts->start = KFDW_START_EARLIEST;
-	else if (strcmp(value, "latest") == 0)
-		opts->start = KFDW_START_LATEST;
-	else
-	{
-		Datum		ts;
+	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
+	char	   *field[MAXDATEFIELDS];
+	int			ftype[MAXDATEFIELDS];
+	int			nf;
+	int			dtype;
+	struct pg_tm tt;
+	fsec_t		fsec;
+	int			tz;
+	TimestampTz ts = 0;
+	bool		valid = false;
 
-		ts = DirectFunctionCall3(timestamptz_in, CStringGetDatum(value),
-								 ObjectIdGetDatum(InvalidOid),
-								 Int32GetDatum(-1));
-		if (TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(ts)))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"start\" must be earliest, latest or a finite timestamp")));
-		opts->start = KFDW_START_TIMESTAMP;
-		opts->start_ms = kfdw_timestamp_to_kafka(DatumGetTimestampTz(ts));
+	if (strcmp(value, "earliest") == 0)
+	{
+		opts->start = KFDW_START_EARLIEST;
+		return;
 	}
+	if (strcmp(value, "latest") == 0)
+	{
+		opts->start = KFDW_START_LATEST;
+		return;
+	}
+	if (ParseDateTime(value, workbuf, sizeof(workbuf), field, ftype,
+					  MAXDATEFIELDS, &nf) == 0 &&
+		DecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) == 0)
+	{
+		if (dtype == DTK_EPOCH)
+		{
+			ts = SetEpochTimestamp();
+			valid = true;
+		}
+		else if (dtype == DTK_DATE)
+			valid = tm2timestamp(&tt, fsec, &tz, &ts) == 0 &&
+				IS_VALID_TIMESTAMP(ts);
+	}
+	if (!valid)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value \"%s\" for option \"start\"", value),
+				 errhint("Valid values are: earliest, latest, or a finite timestamp with time zone.")));
+	opts->start = KFDW_START_TIMESTAMP;
+	opts->start_ms = kfdw_timestamp_to_kafka(ts);
 }

@@ -779,7 +779,9 @@ ingest_loop(void)
 			if (!stream_still_wanted())
 				forget_entry();
 		}
+		/* not while Kafka cannot be reached: the worker would end on it */
 		if (batch_n == 0 && config.opts.group_id == NULL &&
+			me->state == KFDW_CDC_STREAMING &&
 			TimestampDifferenceExceeds(last_parts_check, now,
 									   INGEST_PARTITIONS_CHECK_MS))
 		{

@@ -95,6 +95,17 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'kafka_fdw_ingest_stop_error'
 LANGUAGE C STRICT STABLE;
 
+/*
+ * the lag of each partition: as of the last batch while the workers run,
+ * none while one retries, Kafka's now while none runs (see api.c)
+ */
+CREATE FUNCTION kafka_fdw.ingest_lag(name text,
+                                     OUT "partition" integer,
+                                     OUT lag bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'kafka_fdw_ingest_lag'
+LANGUAGE C STRICT VOLATILE;
+
 CREATE VIEW kafka_fdw.ingest_status AS
 SELECT s.name,
        s.source,
@@ -126,12 +137,9 @@ SELECT s.name,
                     pg_catalog.array_agg(ws.pid ORDER BY ws.worker) FILTER (WHERE ws.pid IS NOT NULL) AS worker_pids
                FROM kafka_fdw.ingest_worker_status() ws
               GROUP BY ws.name) w ON w.name OPERATOR(pg_catalog.=) s.name
-  LEFT JOIN (SELECT io.name,
-                    pg_catalog.sum(GREATEST(io.high_watermark OPERATOR(pg_catalog.-) io.next_offset, 0))::bigint AS lag,
-                    pg_catalog.jsonb_object_agg(io."partition"::text,
-                                                GREATEST(io.high_watermark OPERATOR(pg_catalog.-) io.next_offset, 0)) AS partition_lag
-               FROM kafka_fdw.ingest_offsets io
-              GROUP BY io.name) o ON o.name OPERATOR(pg_catalog.=) s.name;
+  LEFT JOIN LATERAL (SELECT pg_catalog.sum(l.lag)::bigint AS lag,
+                            pg_catalog.jsonb_object_agg(l."partition"::text, l.lag) AS partition_lag
+                       FROM kafka_fdw.ingest_lag(s.name) l) o ON true;
 
 GRANT SELECT ON kafka_fdw.ingest_status TO PUBLIC;
 

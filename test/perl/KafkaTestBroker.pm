@@ -284,10 +284,25 @@ sub down_all
 	return 1;
 }
 
+# On real Kafka every node is started before any is waited for: each node
+# is a controller too, and one alone is no quorum, so it cannot serve
+# until a majority of the nodes runs.
 sub up_all
 {
 	my ($self) = @_;
-	$self->up($_) for 1 .. $self->{nbrokers};
+	if (!$self->{real})
+	{
+		$self->up($_) for 1 .. $self->{nbrokers};
+		return 1;
+	}
+	$self->_kafka_sh('up', $_) for 1 .. $self->{nbrokers};
+	for my $id (1 .. $self->{nbrokers})
+	{
+		my ($rc, $out, $err) = $self->_run_client(
+			[ $python, $admin_py, $self->{bootstrap}, 'serving', $id, 120 ],
+			'', 150);
+		croak "broker $id did not come back: $err" if $rc != 0;
+	}
 	return 1;
 }
 
@@ -553,7 +568,8 @@ for i in range(first, first + count):
         due = start + (i - first + 1) / rate
         while True:
             # poll() returns at the first delivery report; a negative
-            # timeout would wait for one forever
+            # timeout is no timeout at all (it would wait for a report
+            # that never comes once every message is delivered)
             left = due - time.monotonic()
             if left <= 0:
                 break
