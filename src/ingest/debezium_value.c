@@ -33,6 +33,7 @@
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/cash.h"
 #include "utils/date.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
@@ -282,8 +283,12 @@ representation(const DbzOptions *opts, DbzType *type, DbzJson *v, DbzField *fs)
 				return DBZ_L_VSDECIMAL;
 			if (jt != DBZ_JSON_STRING)
 				break;
-			/* a string: the decimal's bytes, unless it is text */
-			if ((fs != NULL && fs->type == DBZ_T_STRING) ||
+			/*
+			 * a string: the decimal's bytes, unless it is text, or a
+			 * double's NaN or infinity (decimal.handling.mode=double)
+			 */
+			if ((fs != NULL && (fs->type == DBZ_T_STRING ||
+								fs->type == DBZ_T_FLOAT)) ||
 				opts->decimal_mode == DBZ_DECIMAL_STRING ||
 				(type->kind == DBZ_K_NUMERIC && type->basemod < (int32) VARHDRSZ))
 				return DBZ_R_DECIMAL_TEXT;
@@ -364,6 +369,27 @@ from_decimal_text(DbzType *type, const char *text)
 		Datum		num = DirectFunctionCall3(numeric_in, CStringGetDatum(text),
 											  ObjectIdGetDatum(InvalidOid),
 											  Int32GetDatum(-1));
+		Datum		lim;
+
+		/*
+		 * A double (decimal.handling.mode=double) of money's largest
+		 * values rounds past its range, by less than the double's own
+		 * precision (16 at 2^63 cents): that is the limit.
+		 */
+		lim = DirectFunctionCall1(cash_numeric, CashGetDatum(PG_INT64_MAX));
+		if (DatumGetBool(DirectFunctionCall2(numeric_gt, num, lim)) &&
+			DatumGetBool(DirectFunctionCall2(numeric_le, num,
+											 DirectFunctionCall2(numeric_add, lim,
+																 DirectFunctionCall1(int4_numeric,
+																					 Int32GetDatum(16))))))
+			num = lim;
+		lim = DirectFunctionCall1(cash_numeric, CashGetDatum(PG_INT64_MIN));
+		if (DatumGetBool(DirectFunctionCall2(numeric_lt, num, lim)) &&
+			DatumGetBool(DirectFunctionCall2(numeric_ge, num,
+											 DirectFunctionCall2(numeric_sub, lim,
+																 DirectFunctionCall1(int4_numeric,
+																					 Int32GetDatum(16))))))
+			num = lim;
 
 		return typed(type, DirectFunctionCall1(numeric_cash, num), CASHOID);
 	}

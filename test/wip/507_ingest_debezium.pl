@@ -68,9 +68,15 @@ sub wait_equal
 		my $ok = $dst->poll_query_until('postgres',
 			sprintf($rows, $copy), $want);
 		ok($ok, "$what: $copy on the second server equals the source ($want)");
+		next if $ok;
 		diag $dst->safe_psql('postgres',
-			'SELECT name, state, rows_ingested, last_error FROM kafka_fdw.ingest_status')
-		  unless $ok;
+			'SELECT name, state, rows_ingested, last_error FROM kafka_fdw.ingest_status');
+		# the rows that differ, on each side
+		my $each = q{SELECT t::text FROM %s t ORDER BY id};
+		my %s = map { $_ => 1 } split /\n/, $src->safe_psql('postgres', sprintf($each, 'items'));
+		my %c = map { $_ => 1 } split /\n/, $dst->safe_psql('postgres', sprintf($each, $copy));
+		diag "only in the source: " . substr($_, 0, 300) for grep { !$c{$_} } sort keys %s;
+		diag "only in $copy: " . substr($_, 0, 300) for grep { !$s{$_} } sort keys %c;
 	}
 }
 
@@ -88,7 +94,7 @@ UPDATE items SET doc = NULL, raw = '\x', flag = NULL WHERE id = 500;
 });
 wait_equal('updates, a key change, deletes');
 is($dst->safe_psql('postgres', q{SELECT name || ' ' || left(note, 8) FROM items WHERE id = 3}),
-	'renamed 3 toast 3 ', 'an unchanged TOASTed value kept its stored value');
+	'renamed 3 toast 3t', 'an unchanged TOASTed value kept its stored value');
 
 # a truncate and what follows it
 $src->safe_psql('postgres', q{
