@@ -270,6 +270,13 @@ sub up
 	my ($self, $id) = @_;
 	return $self->_command("up $id") unless $self->{real};
 	$self->_kafka_sh('up', $id);
+	return $self->_wait_serving($id);
+}
+
+# Wait (at most 2 minutes) until real broker ID answers requests itself
+sub _wait_serving
+{
+	my ($self, $id) = @_;
 	my ($rc, $out, $err) = $self->_run_client(
 		[ $python, $admin_py, $self->{bootstrap}, 'serving', $id, 120 ],
 		'', 150);
@@ -296,13 +303,7 @@ sub up_all
 		return 1;
 	}
 	$self->_kafka_sh('up', $_) for 1 .. $self->{nbrokers};
-	for my $id (1 .. $self->{nbrokers})
-	{
-		my ($rc, $out, $err) = $self->_run_client(
-			[ $python, $admin_py, $self->{bootstrap}, 'serving', $id, 120 ],
-			'', 150);
-		croak "broker $id did not come back: $err" if $rc != 0;
-	}
+	$self->_wait_serving($_) for 1 .. $self->{nbrokers};
 	return 1;
 }
 
