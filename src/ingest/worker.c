@@ -631,10 +631,8 @@ handle_rebalance(void)
 		int64	   *group_offsets = palloc(sizeof(int64) * Max(nparts, 1));
 
 		read_offsets();
-		StartTransactionCommand();
-		kfdw_group_committed(consumer, config.opts.group_id,
-							 source_opts.topic, nparts, group_offsets);
-		CommitTransactionCommand();
+		kfdw_member_committed(consumer, config.opts.group_id,
+							  source_opts.topic, nparts, group_offsets);
 		for (i = 0; i < nparts; i++)
 			parts[i].mine = false;
 		for (i = 0; i < list->cnt; i++)

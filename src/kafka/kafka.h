@@ -330,6 +330,9 @@ extern void kfdw_group_committed(KafkaHandle *handle, const char *group,
 extern bool kfdw_group_commit(KafkaHandle *handle, const char *group,
 							  const rd_kafka_topic_partition_list_t *list,
 							  char *errstr, size_t size);
+extern void kfdw_member_committed(KafkaHandle *handle, const char *group,
+								  const char *topic, int nparts,
+								  int64 *committed);
 extern bool kfdw_member_commit(KafkaHandle *handle,
 							   const rd_kafka_topic_partition_list_t *list,
 							   char *errstr, size_t size);

@@ -11,6 +11,19 @@
  * own.  The answer comes on a queue of the request's own, polled in short
  * slices: a cancel is served at once where the caller allows it.
  *
+ * librdkafka 2.0 aborts the process when such a request times out inside
+ * the client before the group's coordinator answered, and the coordinator
+ * comes back later (the coordinator request then releases a reference
+ * that the timed-out request has already freed).  So librdkafka's own
+ * timeout of these requests is far longer than our wait, and a handle
+ * whose request we stopped waiting for is marked stale: the cache destroys
+ * it as soon as it is given back, while its request is still alive, which
+ * librdkafka undoes safely.
+ *
+ * The members of a group (ingest workers) read their group's offsets with
+ * rd_kafka_committed() and commit with rd_kafka_commit_queue(), which go
+ * through the member's own group client and not through that path.
+ *
  * IDENTIFICATION
  *		  src/kafka/offsets.c
  *
@@ -23,9 +36,21 @@
 /* Longest single poll of the answer's queue */
 #define KFDW_OFFSETS_SLICE_MS 100
 
+/* Longest single rd_kafka_committed() of a member, between interrupts */
+#define KFDW_COMMITTED_SLICE_MS 500
+
+/* librdkafka's own timeout of a group admin request, beyond our wait */
+#define KFDW_ADMIN_LINGER_MS 60000
+#define KFDW_ADMIN_MAX_TIMEOUT_MS 3600000
+
 static rd_kafka_event_t *wait_answer(KafkaHandle *handle,
 									 rd_kafka_queue_t *queue,
 									 bool interruptible);
+static rd_kafka_event_t *wait_admin_answer(KafkaHandle *handle,
+										   rd_kafka_queue_t *queue,
+										   bool interruptible);
+static int	our_wait_ms(KafkaHandle *handle);
+static int	admin_timeout_ms(KafkaHandle *handle);
 static rd_kafka_AdminOptions_t *admin_options(KafkaHandle *handle,
 											  rd_kafka_admin_op_t op);
 
@@ -69,7 +94,7 @@ kfdw_group_committed(KafkaHandle *handle, const char *group,
 		rd_kafka_resp_err_t err;
 
 		rd_kafka_ListConsumerGroupOffsets(handle->rk, &req, 1, options, queue);
-		ev = wait_answer(handle, queue, true);
+		ev = wait_admin_answer(handle, queue, true);
 		err = rd_kafka_event_error(ev);
 		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 			ereport(ERROR,
@@ -150,16 +175,16 @@ kfdw_group_commit(KafkaHandle *handle, const char *group,
 										RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS);
 	if (options)
 		(void) rd_kafka_AdminOptions_set_request_timeout(options,
-														 handle->connect_timeout_ms,
+														 admin_timeout_ms(handle),
 														 buf, sizeof(buf));
 	queue = rd_kafka_queue_new(handle->rk);
 	rd_kafka_AlterConsumerGroupOffsets(handle->rk, &req, 1, options, queue);
-	ev = wait_answer(handle, queue, false);
+	ev = wait_admin_answer(handle, queue, false);
 
 	if (ev == NULL)
 	{
 		snprintf(errstr, size, "no answer from the brokers within %d ms",
-				 handle->connect_timeout_ms);
+				 our_wait_ms(handle));
 		ok = false;
 	}
 	else if ((err = rd_kafka_event_error(ev)) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -208,7 +233,26 @@ kfdw_group_commit(KafkaHandle *handle, const char *group,
 	return ok;
 }
 
-/* Admin options with the server's connect_timeout_ms as request timeout */
+/*
+ * How long we wait for the answer of a group request: the server's
+ * connect_timeout_ms, kept shorter than librdkafka's own timeout of an
+ * admin request.
+ */
+static int
+our_wait_ms(KafkaHandle *handle)
+{
+	return Min(handle->connect_timeout_ms,
+			   KFDW_ADMIN_MAX_TIMEOUT_MS - KFDW_ADMIN_LINGER_MS);
+}
+
+/* librdkafka's own timeout of a group admin request (see the top) */
+static int
+admin_timeout_ms(KafkaHandle *handle)
+{
+	return our_wait_ms(handle) + KFDW_ADMIN_LINGER_MS;
+}
+
+/* Admin options whose request timeout outlasts our wait */
 static rd_kafka_AdminOptions_t *
 admin_options(KafkaHandle *handle, rd_kafka_admin_op_t op)
 {
@@ -218,7 +262,7 @@ admin_options(KafkaHandle *handle, rd_kafka_admin_op_t op)
 	if (options == NULL)
 		elog(ERROR, "kafka_fdw: could not make admin options");
 	if (rd_kafka_AdminOptions_set_request_timeout(options,
-												  handle->connect_timeout_ms,
+												  admin_timeout_ms(handle),
 												  errstr, sizeof(errstr)) !=
 		RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
@@ -229,17 +273,36 @@ admin_options(KafkaHandle *handle, rd_kafka_admin_op_t op)
 }
 
 /*
- * The answer of an admin request on queue, polled in short slices while
- * the handle's events are served.  An interruptible wait serves interrupts
- * and fails after connect_timeout_ms (and a little, for librdkafka's own
- * timeout to answer first); the other returns NULL then.
+ * The answer of a group admin request.  Until it comes the handle counts
+ * as stale, so that a wait cut short (by its deadline, a cancel or an
+ * error) leaves the handle to be destroyed while the request lives.
+ */
+static rd_kafka_event_t *
+wait_admin_answer(KafkaHandle *handle, rd_kafka_queue_t *queue,
+				  bool interruptible)
+{
+	bool		was_stale = handle->stale;
+	rd_kafka_event_t *ev;
+
+	handle->stale = true;
+	ev = wait_answer(handle, queue, interruptible);
+	if (ev)
+		handle->stale = was_stale;
+	return ev;
+}
+
+/*
+ * The answer of a request on queue, polled in short slices while the
+ * handle's events are served.  An interruptible wait serves interrupts
+ * and fails after our wait (connect_timeout_ms); the other returns NULL
+ * then.
  */
 static rd_kafka_event_t *
 wait_answer(KafkaHandle *handle, rd_kafka_queue_t *queue, bool interruptible)
 {
 	KafkaDeadline deadline;
 
-	kfdw_deadline_start(&deadline, handle->connect_timeout_ms + 1000);
+	kfdw_deadline_start(&deadline, our_wait_ms(handle));
 	for (;;)
 	{
 		rd_kafka_event_t *ev;
@@ -258,9 +321,64 @@ wait_answer(KafkaHandle *handle, rd_kafka_queue_t *queue, bool interruptible)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
 					 errmsg("no answer from Kafka brokers \"%s\" about a consumer group within %d ms",
-							handle->brokers, handle->connect_timeout_ms)));
+							handle->brokers, our_wait_ms(handle))));
 		}
 	}
+}
+
+/*
+ * The offsets that group, which the handle has joined, committed for
+ * partitions 0 .. nparts-1 of topic, as kfdw_group_committed() gives them,
+ * asked through the member's group client in short requests, serving
+ * interrupts.  ERROR when the group's coordinator does not answer within
+ * connect_timeout_ms.
+ */
+void
+kfdw_member_committed(KafkaHandle *handle, const char *group,
+					  const char *topic, int nparts, int64 *committed)
+{
+	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_resp_err_t err;
+	KafkaDeadline deadline;
+	int			i;
+
+	for (i = 0; i < nparts; i++)
+		committed[i] = -1;
+	if (nparts == 0)
+		return;
+
+	list = rd_kafka_topic_partition_list_new(nparts);
+	for (i = 0; i < nparts; i++)
+		rd_kafka_topic_partition_list_add(list, topic, i);
+	kfdw_deadline_start(&deadline, handle->connect_timeout_ms);
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		err = rd_kafka_committed(handle->rk, list, KFDW_COMMITTED_SLICE_MS);
+		if (err != RD_KAFKA_RESP_ERR__TIMED_OUT &&
+			err != RD_KAFKA_RESP_ERR__WAIT_COORD &&
+			err != RD_KAFKA_RESP_ERR__TRANSPORT)
+			break;
+		if (kfdw_deadline_passed(&deadline))
+			break;
+	}
+	for (i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; i++)
+	{
+		rd_kafka_topic_partition_t *p = &list->elems[i];
+
+		if (p->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			err = p->err;
+		else if (p->offset >= 0)
+			committed[p->partition] = p->offset;
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(ERROR,
+				(errcode(kfdw_errcode(err)),
+				 errmsg("could not read the offsets of Kafka consumer group \"%s\"",
+						group),
+				 kfdw_errdetail_kafka(handle, err, NULL),
+				 kfdw_errhint_kafka(handle, err)));
 }
 
 /*
