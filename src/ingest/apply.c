@@ -21,6 +21,7 @@
  */
 #include "ingest/ingest.h"
 
+#include "access/detoast.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/catalog.h"
@@ -46,6 +47,7 @@
 #include "parser/parse_relation.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -83,6 +85,13 @@ struct KafkaIngestTarget
 	ExprState **defaults;		/* of columns, once asked for */
 	bool	   *default_known;
 	KafkaDbzTarget *dbz;
+
+	/* key changes (debezium mode): the other key, and a row looked up */
+	Datum	   *other_values;
+	bool	   *other_nulls;
+	bool	   *other_present;
+	Datum	   *row_values;
+	bool	   *row_nulls;
 };
 
 static void open_relation(KafkaIngestTarget *t);
@@ -93,6 +102,12 @@ static void key_from_message(KafkaIngestTarget *t,
 							 const rd_kafka_message_t *msg,
 							 KafkaIngestChange *change);
 static void apply_truncate(KafkaIngestTarget *t);
+static bool other_key(KafkaIngestTarget *t, const rd_kafka_message_t *msg,
+					  const char *header);
+static int	apply_key_change_delete(KafkaIngestTarget *t,
+									KafkaIngestChange *change);
+static bool lookup_row(KafkaIngestTarget *t, const Datum *key,
+					   const bool *keynulls, Datum *row, bool *rownulls);
 static ResultRelInfo *route(KafkaIngestTarget *t, TupleTableSlot **slot,
 							AttrMap **map);
 static void set_defaults(KafkaIngestTarget *t, TupleTableSlot *slot,
@@ -290,6 +305,14 @@ open_relation(KafkaIngestTarget *t)
 			(void) kfdw_dbz_set_option(t->dbz, t->opts->dbz_names[i],
 									   t->opts->dbz_values[i]);
 	}
+	if (t->mode == KFDW_INGEST_DEBEZIUM)
+	{
+		t->other_values = palloc0(sizeof(Datum) * t->natts);
+		t->other_nulls = palloc0(sizeof(bool) * t->natts);
+		t->other_present = palloc0(sizeof(bool) * t->natts);
+		t->row_values = palloc0(sizeof(Datum) * t->natts);
+		t->row_nulls = palloc0(sizeof(bool) * t->natts);
+	}
 
 	t->estate = CreateExecutorState();
 	rte = makeNode(RangeTblEntry);
@@ -433,6 +456,7 @@ kfdw_ingest_change_from_row(KafkaIngestTarget *t, TupleTableSlot *srcslot,
 	change->values = t->values;
 	change->nulls = t->nulls;
 	change->present = t->present;
+	change->other_key = false;
 	for (i = 0; i < t->natts; i++)
 	{
 		AttrNumber	s = t->src_attnum[i];
@@ -525,7 +549,13 @@ key_from_message(KafkaIngestTarget *t, const rd_kafka_message_t *msg,
 	}
 }
 
-/* The change a Debezium event makes */
+/*
+ * The change a Debezium event makes.  A key change comes as a delete of the
+ * old key and a create of the new one, maybe on two partitions and so in
+ * either order, and the create lacks the columns whose unchanged value the
+ * WAL does not carry (TOASTed ones): each names the other key, so that the
+ * applier moves the old row's values to the new key (see kfdw_ingest_apply).
+ */
 void
 kfdw_ingest_change_from_debezium(KafkaIngestTarget *t,
 								 const rd_kafka_message_t *msg,
@@ -536,6 +566,9 @@ kfdw_ingest_change_from_debezium(KafkaIngestTarget *t,
 	change->values = t->values;
 	change->nulls = t->nulls;
 	change->present = t->present;
+	change->other_key = false;
+	change->other_values = t->other_values;
+	change->other_nulls = t->other_nulls;
 	memset(t->present, 0, sizeof(bool) * t->natts);
 	op = kfdw_dbz_decode(t->dbz, msg->key, msg->key ? (int) msg->key_len : -1,
 						 msg->payload, msg->payload ? (int) msg->len : -1,
@@ -557,6 +590,43 @@ kfdw_ingest_change_from_debezium(KafkaIngestTarget *t,
 			change->op = 0;
 			break;
 	}
+	if (op == 'd')
+		change->other_key = other_key(t, msg, "__debezium.newkey");
+	else if (op == 'c')
+		change->other_key = other_key(t, msg, "__debezium.oldkey");
+}
+
+/*
+ * The other key of a key change, from the message's header, into
+ * t->other_values; false when the header is missing or does not give every
+ * column of the target's primary key.
+ */
+static bool
+other_key(KafkaIngestTarget *t, const rd_kafka_message_t *msg,
+		  const char *header)
+{
+	rd_kafka_headers_t *headers;
+	const void *value;
+	size_t		size;
+	int			i;
+
+	if (t->nkeys == 0 ||
+		rd_kafka_message_headers((rd_kafka_message_t *) msg, &headers) !=
+		RD_KAFKA_RESP_ERR_NO_ERROR ||
+		rd_kafka_header_get_last(headers, header, &value, &size) !=
+		RD_KAFKA_RESP_ERR_NO_ERROR || value == NULL)
+		return false;
+	if (!kfdw_dbz_decode_key(t->dbz, value, (int) size, t->other_values,
+							 t->other_nulls, t->other_present))
+		return false;
+	for (i = 0; i < t->nkeys; i++)
+	{
+		AttrNumber	a = t->key_attnums[i];
+
+		if (!t->other_present[a - 1] || t->other_nulls[a - 1])
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -581,6 +651,8 @@ kfdw_ingest_apply(KafkaIngestTarget *t, KafkaIngestChange *change)
 		apply_truncate(t);
 		return 1;
 	}
+	if (change->op == 'd' && change->other_key)
+		return apply_key_change_delete(t, change);
 
 	ExecClearTuple(slot);
 	for (i = 0; i < t->natts; i++)
@@ -628,8 +700,26 @@ kfdw_ingest_apply(KafkaIngestTarget *t, KafkaIngestChange *change)
 			return 0;
 		if (!all_present)
 		{
-			/* a new row: what the event does not have takes its default */
+			/*
+			 * A new row: what the event does not have comes from the row
+			 * of the old key when this is a key change whose delete is
+			 * not applied yet, else takes its default.
+			 */
+			if (change->other_key &&
+				lookup_row(t, change->other_values, change->other_nulls,
+						   t->row_values, t->row_nulls))
+			{
+				for (i = 0; i < t->natts; i++)
+				{
+					if (change->present[i])
+						continue;
+					change->values[i] = t->row_values[i];
+					change->nulls[i] = t->row_nulls[i];
+					change->present[i] = true;
+				}
+			}
 			change->op = 'i';
+			change->other_key = false;
 			return kfdw_ingest_apply(t, change);
 		}
 		ExecSimpleRelationInsert(rri, t->estate, slot);
@@ -658,6 +748,129 @@ kfdw_ingest_apply(KafkaIngestTarget *t, KafkaIngestChange *change)
 	}
 	ExecSimpleRelationUpdate(rri, t->estate, &t->epqstate, found, slot);
 	return 1;
+}
+
+/*
+ * The delete of a key change.  When the create of the new key came first,
+ * it took the old row's values: delete the old row.  Otherwise move the
+ * old row to the new key (delete it and insert its values under the new
+ * key), so that the create, when it comes, finds a row that has the
+ * values it lacks.  Returns the number of rows written.
+ */
+static int
+apply_key_change_delete(KafkaIngestTarget *t, KafkaIngestChange *change)
+{
+	int			i;
+
+	change->other_key = false;
+	if (lookup_row(t, change->other_values, change->other_nulls, NULL, NULL) ||
+		!lookup_row(t, change->values, change->nulls, t->row_values,
+					t->row_nulls))
+		return kfdw_ingest_apply(t, change);
+
+	(void) kfdw_ingest_apply(t, change);
+	for (i = 0; i < t->nkeys; i++)
+	{
+		AttrNumber	a = t->key_attnums[i];
+
+		t->row_values[a - 1] = change->other_values[a - 1];
+		t->row_nulls[a - 1] = false;
+	}
+	change->op = 'i';
+	change->values = t->row_values;
+	change->nulls = t->row_nulls;
+	for (i = 0; i < t->natts; i++)
+		change->present[i] = true;
+	return kfdw_ingest_apply(t, change) + 1;
+}
+
+/*
+ * Find the row of the target whose primary key is key (by target attnum
+ * - 1, key columns only) and, when row is not NULL, copy its columns (by
+ * target attnum - 1, TOASTed values fetched) into row and rownulls.  Only
+ * key changes need it, and they are rare: the slots are its own.
+ */
+static bool
+lookup_row(KafkaIngestTarget *t, const Datum *key, const bool *keynulls,
+		   Datum *row, bool *rownulls)
+{
+	TupleDesc	desc = RelationGetDescr(t->rel);
+	TupleTableSlot *search = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+	TupleTableSlot *leaf_search = search;
+	TupleTableSlot *out;
+	Relation	rel = t->rel;
+	Oid			index = t->pkindex;
+	AttrMap    *map = NULL;
+	bool		found;
+	int			i;
+
+	ExecClearTuple(search);
+	for (i = 0; i < t->natts; i++)
+	{
+		search->tts_values[i] = (Datum) 0;
+		search->tts_isnull[i] = true;
+	}
+	for (i = 0; i < t->nkeys; i++)
+	{
+		AttrNumber	a = t->key_attnums[i];
+
+		search->tts_values[a - 1] = key[a - 1];
+		search->tts_isnull[a - 1] = keynulls[a - 1];
+	}
+	ExecStoreVirtualTuple(search);
+	if (t->proute)
+	{
+		ResultRelInfo *leaf = ExecFindPartition(t->mtstate, t->rri, t->proute,
+												search, t->estate);
+
+		rel = leaf->ri_RelationDesc;
+		index = leaf_key_index(t, leaf);
+		if (leaf->ri_RootToPartitionMap != NULL)
+		{
+			map = leaf->ri_RootToPartitionMap->attrMap;
+			leaf_search = MakeSingleTupleTableSlot(RelationGetDescr(rel),
+												   &TTSOpsVirtual);
+			execute_attr_map_slot(map, search, leaf_search);
+		}
+	}
+
+	CommandCounterIncrement();
+	t->estate->es_output_cid = GetCurrentCommandId(true);
+	out = table_slot_create(rel, NULL);
+	found = RelationFindReplTupleByIndex(rel, index, LockTupleExclusive,
+										 leaf_search, out);
+	if (found && row != NULL)
+	{
+		TupleDesc	outdesc = out->tts_tupleDescriptor;
+
+		for (i = 0; i < t->natts; i++)
+		{
+			row[i] = (Datum) 0;
+			rownulls[i] = true;
+		}
+		slot_getallattrs(out);
+		for (i = 0; i < outdesc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(outdesc, i);
+			AttrNumber	root = map ? map->attnums[i] : i + 1;
+			Datum		d = out->tts_values[i];
+
+			if (root <= 0 || att->attisdropped)
+				continue;
+			rownulls[root - 1] = out->tts_isnull[i];
+			if (out->tts_isnull[i])
+				row[root - 1] = (Datum) 0;
+			else if (att->attlen == -1 && VARATT_IS_EXTERNAL(DatumGetPointer(d)))
+				row[root - 1] = PointerGetDatum(detoast_external_attr((struct varlena *) DatumGetPointer(d)));
+			else
+				row[root - 1] = datumCopy(d, att->attbyval, att->attlen);
+		}
+	}
+	ExecDropSingleTupleTableSlot(out);
+	if (leaf_search != search)
+		ExecDropSingleTupleTableSlot(leaf_search);
+	ExecDropSingleTupleTableSlot(search);
+	return found;
 }
 
 /* Columns not present take their default, as an INSERT would give them */

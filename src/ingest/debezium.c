@@ -254,6 +254,47 @@ kfdw_dbz_decode(KafkaDbzTarget *t, const char *key, int keylen,
 	return op;
 }
 
+bool
+kfdw_dbz_decode_key(KafkaDbzTarget *t, const char *key, int keylen,
+					Datum *values, bool *nulls, bool *present)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	DbzJson    *k;
+	const char *schema;
+	int			schemalen;
+	int			i;
+
+	for (i = 0; i < t->natts; i++)
+	{
+		values[i] = (Datum) 0;
+		nulls[i] = true;
+		present[i] = false;
+	}
+	for (i = 0; key != NULL && i < keylen &&
+		 (key[i] == ' ' || key[i] == '\t' || key[i] == '\r' || key[i] == '\n'); i++)
+		;
+	if (key == NULL || i >= keylen || key[i] != '{')
+		return false;
+
+	MemoryContextReset(t->scratch);
+	t->column = NULL;
+	MemoryContextSwitchTo(t->scratch);
+	k = envelope_payload(key, keylen, "key", &schema, &schemalen);
+	if (k != NULL)
+	{
+		DbzField  **key_fields = NULL;
+
+		if (schema != NULL)
+		{
+			use_schema(t, &t->key_schema, schema, schemalen, true);
+			key_fields = t->key_schema.row;
+		}
+		decode_row(t, k, key_fields, values, nulls, present, false, caller);
+	}
+	MemoryContextSwitchTo(caller);
+	return k != NULL;
+}
+
 static char
 decode_event(KafkaDbzTarget *t, const char *key, int keylen,
 			 const char *value, int valuelen,

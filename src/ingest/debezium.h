@@ -72,4 +72,15 @@ extern char kfdw_dbz_decode(KafkaDbzTarget *t, const char *key, int keylen,
 							const char *value, int valuelen,
 							Datum *values, bool *nulls, bool *present);
 
+/*
+ * Decode a key alone, in either form: the __debezium.oldkey and
+ * __debezium.newkey headers of a key change carry the other key so.
+ * values/nulls/present as for kfdw_dbz_decode.  Returns false, with
+ * nothing present, for what is not a JSON object (Kafka Connect's simple
+ * header converter writes "Struct{...}"); malformed JSON is an ERROR.
+ */
+extern bool kfdw_dbz_decode_key(KafkaDbzTarget *t, const char *key,
+								int keylen, Datum *values, bool *nulls,
+								bool *present);
+
 #endif							/* KFDW_INGEST_DEBEZIUM_H */

@@ -84,6 +84,16 @@ typedef struct KafkaIngestChange
 	Datum	   *values;			/* by target attnum - 1 */
 	bool	   *nulls;
 	bool	   *present;		/* false: keep the stored value (upsert) */
+
+	/*
+	 * A key change in the debezium mode: the delete of the old key names
+	 * the new one, the create of the new key names the old one (the
+	 * __debezium.newkey and oldkey headers); other_values and other_nulls
+	 * hold that other key's columns, by target attnum - 1.
+	 */
+	bool		other_key;
+	Datum	   *other_values;
+	bool	   *other_nulls;
 } KafkaIngestChange;
 
 extern void kfdw_ingest_check_target(Oid target, Oid source,

@@ -14,12 +14,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use JSON::PP;
 
 use KafkaTestBroker;
 use KafkaFdwTest;
 
 my $broker = KafkaTestBroker->new(
-	topics => { 'ds.public.items' => 3, 'dn.public.items' => 3 });
+	topics => { 'ds.public.items' => 3, 'dn.public.items' => 3, kc => 1 });
 
 my $src = kafka_fdw_node('src', cdc => 1);
 my $dst = kafka_fdw_node('dst', cdc => 1);
@@ -96,12 +97,65 @@ wait_equal('updates, a key change, deletes');
 is($dst->safe_psql('postgres', q{SELECT name || ' ' || left(note, 8) FROM items WHERE id = 3}),
 	'renamed 3 toast 3t', 'an unchanged TOASTed value kept its stored value');
 
-# a truncate and what follows it
+is($dst->safe_psql('postgres', q{SELECT left(note, 8) FROM items WHERE id = 1005}),
+	'toast 5t', 'the new key of a key change kept the unchanged TOASTed value');
+
+# a truncate, then what follows it once it is applied (a truncate is
+# ordered with the changes of its own partition only: README)
+$src->safe_psql('postgres', 'TRUNCATE items');
+for my $copy ('items', 'items2')
+{
+	ok($dst->poll_query_until('postgres', "SELECT count(*) = 0 FROM $copy"),
+		"the truncate empties $copy");
+}
 $src->safe_psql('postgres', q{
-TRUNCATE items;
 INSERT INTO items (id, name) VALUES (1, 'after truncate'), (2, 'again');
 });
 wait_equal('truncate');
+
+# key changes in both orders, from events written by hand on one
+# partition: the delete of the old key first (the row moves), and the
+# create of the new key first (it takes the old row's values); a header in
+# Kafka Connect's simple form ("Struct{...}") is not read
+my $placeholder = '__debezium_unavailable_value';
+sub event
+{
+	my ($op, $before, $after, $header) = @_;
+	my $key = defined $after ? $after->{id} : $before->{id};
+	my %m = (
+		key => JSON::PP->new->canonical->encode({ id => $key }),
+		value => JSON::PP->new->canonical->encode(
+			{ op => $op, before => $before, after => $after,
+			  source => { connector => 'postgresql' }, ts_ms => 0 }),
+		partition => 0);
+	$m{headers} = $header if $header;
+	return \%m;
+}
+$dst->safe_psql('postgres', q{
+CREATE TABLE kc (id int PRIMARY KEY, note text, n int);
+CREATE FOREIGN TABLE kc_in (v text) SERVER k OPTIONS (topic 'kc', format 'raw');
+SELECT kafka_fdw.ingest_create('kc', 'kc_in', 'kc', 'debezium');
+});
+$broker->produce('kc', [
+	event('c', undef, { id => 5, note => 'five', n => 1 }),
+	event('c', undef, { id => 6, note => 'six', n => 1 }),
+	event('c', undef, { id => 7, note => 'seven', n => 1 }),
+	event('d', { id => 5 }, undef, { '__debezium.newkey' => '{"id":1005}' }),
+	event('c', undef, { id => 1005, note => $placeholder, n => 2 },
+		{ '__debezium.oldkey' => '{"id":5}' }),
+	event('c', undef, { id => 1006, note => $placeholder, n => 2 },
+		{ '__debezium.oldkey' => '{"id":6}' }),
+	event('d', { id => 6 }, undef, { '__debezium.newkey' => '{"id":1006}' }),
+	event('c', undef, { id => 1007, note => $placeholder, n => 2 },
+		{ '__debezium.oldkey' => 'Struct{id=7}' }),
+	event('d', { id => 7 }, undef, { '__debezium.newkey' => 'Struct{id=1007}' }),
+]);
+ok( $dst->poll_query_until('postgres',
+		q{SELECT string_agg(id || ':' || coalesce(note, 'null') || ':' || n, ' ' ORDER BY id) FROM kc},
+		'1005:five:2 1006:six:2 1007:null:2'),
+	'key changes in both orders keep the values the create lacks')
+  or diag $dst->safe_psql('postgres', 'SELECT * FROM kc ORDER BY id'),
+  $dst->safe_psql('postgres', 'SELECT name, state, last_error FROM kafka_fdw.ingest_status');
 
 $broker->stop;
 done_testing();
