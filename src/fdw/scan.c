@@ -485,6 +485,7 @@ assign_partitions(KafkaScanState *st, rd_kafka_topic_partition_list_t *list)
 
 	err = rd_kafka_assign(st->handle->rk, list);
 	rd_kafka_topic_partition_list_destroy(list);
+	kfdw_consumer_set_wake(st->handle, true);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		ereport(ERROR,
 				(errcode(kfdw_errcode(err)),
@@ -716,6 +717,7 @@ stop_reading(KafkaScanState *st)
 	if (st->handle == NULL)
 		return;
 	kfdw_consumer_clear(st->handle);
+	kfdw_consumer_set_wake(st->handle, false);
 	if (st->started)
 		(void) rd_kafka_assign(st->handle->rk, NULL);
 	st->started = false;

@@ -409,6 +409,7 @@ make_consumer(void)
 		server = GetForeignServer(source_opts.serverid);
 		consumer = kfdw_client_new(server, config.owner, &spec,
 								   sizeof(KafkaHandle));
+		kfdw_consumer_set_wake(consumer, true);
 		MemoryContextSwitchTo(oldcxt);
 	}
 

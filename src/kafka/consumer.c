@@ -27,7 +27,15 @@ typedef struct KafkaBatch
 	int			size;			/* room in msgs */
 	int			nmsgs;			/* fetched */
 	int			next;			/* first one not used yet */
+
+	/* messages and bytes taken since the fetchers were last woken */
+	int64		since_wake;
+	int64		bytes_since_wake;
+	int64		wake_msgs;		/* queued.min.messages, 0 until read */
+	int64		wake_bytes;		/* queued.max.messages.kbytes, in bytes */
 } KafkaBatch;
+
+static void wake_fetchers(KafkaHandle *handle, KafkaBatch *b);
 
 /*
  * Fetch up to max_messages into the handle's batch, which must have been
@@ -41,6 +49,7 @@ kfdw_consumer_fetch(KafkaHandle *handle, int max_messages, int timeout_ms)
 	KafkaBatch *b = handle->batch;
 	rd_kafka_queue_t *queue = kfdw_consumer_queue(handle);
 	ssize_t		n;
+	ssize_t		i;
 
 	if (b == NULL)
 		b = handle->batch = MemoryContextAllocZero(TopMemoryContext,
@@ -67,13 +76,99 @@ kfdw_consumer_fetch(KafkaHandle *handle, int max_messages, int timeout_ms)
 	n = rd_kafka_consume_batch_queue(queue, 0, b->msgs, max_messages);
 	if (n == 0 && timeout_ms > 0)
 	{
+		if (handle->wake_fetchers)
+			wake_fetchers(handle, b);
 		kfdw_wait(handle, timeout_ms, kfdw_wait_event(KFDW_WAIT_FETCH));
 		n = rd_kafka_consume_batch_queue(queue, 0, b->msgs, max_messages);
 	}
 	if (n < 0)
 		return -1;
 	b->nmsgs = (int) n;
+	b->since_wake += n;
+	for (i = 0; i < n; i++)
+		b->bytes_since_wake += b->msgs[i]->len;
 	return (int) n;
+}
+
+/*
+ * The queue is empty.  librdkafka 2.0 stops fetching while the consumer's
+ * queue holds queued.min.messages (or queued.max.messages.kbytes), and
+ * fetches again only when its broker thread wakes for something else, up
+ * to a second later: a consumer that empties a full queue faster than
+ * that sits idle (a stream ingesting a backlog did, 0.65 s in every
+ * second).  Once a queue's worth has been taken since the last time, seek
+ * each partition to its position (the offset after the last message
+ * taken): a seek wakes the broker threads, and as the queue is empty
+ * nothing fetched is lost.  A partition that has no position (nothing
+ * taken since it was assigned or sought) is left alone; pausing and
+ * resuming would not do: the main thread handles those, without waking
+ * the fetchers.  A scan's own seek, if its operation is not handled yet,
+ * may be overtaken by this one to an older offset: the scan skips the
+ * messages before its range.
+ */
+static void
+wake_fetchers(KafkaHandle *handle, KafkaBatch *b)
+{
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	rd_kafka_topic_partition_list_t *seek;
+	int			i;
+
+	if (b->wake_msgs == 0)
+	{
+		const rd_kafka_conf_t *conf = rd_kafka_conf(handle->rk);
+		char		buf[64];
+		size_t		size = sizeof(buf);
+
+		b->wake_msgs = 100000;
+		b->wake_bytes = (int64) 65536 * 1024;
+		if (rd_kafka_conf_get(conf, "queued.min.messages", buf, &size) ==
+			RD_KAFKA_CONF_OK)
+			b->wake_msgs = Max(strtoll(buf, NULL, 10), 1);
+		size = sizeof(buf);
+		if (rd_kafka_conf_get(conf, "queued.max.messages.kbytes", buf, &size) ==
+			RD_KAFKA_CONF_OK)
+			b->wake_bytes = Max(strtoll(buf, NULL, 10), 1) * 1024;
+	}
+	if (b->since_wake < b->wake_msgs && b->bytes_since_wake < b->wake_bytes)
+		return;
+	b->since_wake = b->bytes_since_wake = 0;
+	if (rd_kafka_assignment(handle->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		if (parts)
+			rd_kafka_topic_partition_list_destroy(parts);
+		return;
+	}
+	seek = rd_kafka_topic_partition_list_new(parts->cnt);
+	if (rd_kafka_position(handle->rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		for (i = 0; i < parts->cnt; i++)
+			if (parts->elems[i].offset >= 0)
+				rd_kafka_topic_partition_list_add(seek, parts->elems[i].topic,
+												  parts->elems[i].partition)->offset =
+					parts->elems[i].offset;
+	}
+	if (seek->cnt > 0)
+	{
+		rd_kafka_error_t *error = rd_kafka_seek_partitions(handle->rk, seek, 0);
+
+		if (error)
+			rd_kafka_error_destroy(error);
+	}
+	rd_kafka_topic_partition_list_destroy(seek);
+	rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/*
+ * Let kfdw_consumer_fetch() wake librdkafka's fetchers while the handle
+ * reads (see wake_fetchers), or not; the count of messages taken starts
+ * again, so that only messages of the current reading count.
+ */
+void
+kfdw_consumer_set_wake(KafkaHandle *handle, bool on)
+{
+	handle->wake_fetchers = on;
+	if (handle->batch)
+		handle->batch->since_wake = handle->batch->bytes_since_wake = 0;
 }
 
 /* The next message of the batch, left in it; NULL when it is used up */

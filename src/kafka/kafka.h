@@ -149,6 +149,12 @@ struct KafkaHandle
 	char	   *signature;		/* the options it was built from */
 	struct KafkaWaiter *waiter; /* wait.c: wake-up pipe, or NULL */
 	struct KafkaBatch *batch;	/* consumer.c: fetched messages, or NULL */
+
+	/*
+	 * consumer.c: wake librdkafka's fetchers when the queue runs dry after
+	 * a queue's worth of messages; kfdw_consumer_set_wake() sets it.
+	 */
+	bool		wake_fetchers;
 };
 
 /*
@@ -313,6 +319,7 @@ extern rd_kafka_message_t *kfdw_consumer_peek(KafkaHandle *handle);
 extern void kfdw_consumer_next(KafkaHandle *handle);
 extern rd_kafka_message_t *kfdw_consumer_take(KafkaHandle *handle);
 extern void kfdw_consumer_clear(KafkaHandle *handle);
+extern void kfdw_consumer_set_wake(KafkaHandle *handle, bool on);
 extern void kfdw_consumer_close(KafkaHandle *handle);
 
 /* in topic.c */
