@@ -23,6 +23,7 @@ use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 
 use KafkaTestBroker;
 use KafkaFdwTest;
@@ -200,9 +201,16 @@ END $$;
 });
 my $ndl = 3000;
 $broker->produce('e_dl', skip_batch(0, $ndl - 1, 'e_dl', every => 40));
+# the sampler runs from before the stream starts, so that it sees it work
+my ($sample, $sample_err) = ('', '');
+my $sampler = IPC::Run::start(
+	[ $node->config_data('--bindir') . '/psql', '-XAtq', '-d', $node->connstr('postgres'),
+	  '-c', "SELECT sample_dl($ndl, 150)" ],
+	'>', \$sample, '2>', \$sample_err);
 q1(q{SELECT kafka_fdw.ingest_create('d', 's_e_dl', 't_e_dl', 'append',
        '{"on_error": "dead_letter", "dead_letter.table": "dl", "batch.rows": 10}')});
-my $sample = q1("SELECT sample_dl($ndl, 150)");
+$sampler->finish;
+chomp $sample;
 diag("dead letters, consistency samples while ingesting: $sample");
 like($sample, qr/n=$ndl$/, 'every message is a row or a dead letter');
 like($sample, qr/ bad=0 /, 'in every snapshot, the stored offsets count exactly the rows and dead letters: no dead letter without its batch');
