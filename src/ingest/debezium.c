@@ -91,6 +91,8 @@ typedef struct DbzParse
 } DbzParse;
 
 static int	find_column(KafkaDbzTarget *t, const char *name);
+static void clear_columns(KafkaDbzTarget *t, Datum *values, bool *nulls,
+						  bool *present);
 static char decode_event(KafkaDbzTarget *t, const char *key, int keylen,
 						 const char *value, int valuelen,
 						 Datum *values, bool *nulls, bool *present,
@@ -208,14 +210,8 @@ kfdw_dbz_decode(KafkaDbzTarget *t, const char *key, int keylen,
 {
 	MemoryContext caller = CurrentMemoryContext;
 	char		op;
-	int			i;
 
-	for (i = 0; i < t->natts; i++)
-	{
-		values[i] = (Datum) 0;
-		nulls[i] = true;
-		present[i] = false;
-	}
+	clear_columns(t, values, nulls, present);
 	if (value == NULL || valuelen < 0)
 		return 0;				/* a tombstone */
 
@@ -264,12 +260,7 @@ kfdw_dbz_decode_key(KafkaDbzTarget *t, const char *key, int keylen,
 	int			schemalen;
 	int			i;
 
-	for (i = 0; i < t->natts; i++)
-	{
-		values[i] = (Datum) 0;
-		nulls[i] = true;
-		present[i] = false;
-	}
+	clear_columns(t, values, nulls, present);
 	for (i = 0; key != NULL && i < keylen &&
 		 (key[i] == ' ' || key[i] == '\t' || key[i] == '\r' || key[i] == '\n'); i++)
 		;
@@ -477,6 +468,20 @@ decode_row(KafkaDbzTarget *t, DbzJson *row, DbzField **fields,
 				break;
 		}
 		t->column = NULL;
+	}
+}
+
+/* No column present, every one null */
+static void
+clear_columns(KafkaDbzTarget *t, Datum *values, bool *nulls, bool *present)
+{
+	int			i;
+
+	for (i = 0; i < t->natts; i++)
+	{
+		values[i] = (Datum) 0;
+		nulls[i] = true;
+		present[i] = false;
 	}
 }
 

@@ -50,6 +50,9 @@ static rd_kafka_event_t *wait_admin_answer(KafkaHandle *handle,
 										   rd_kafka_queue_t *queue,
 										   bool interruptible);
 static int	our_wait_ms(KafkaHandle *handle);
+static rd_kafka_topic_partition_list_t *all_partitions(const char *topic,
+													   int nparts,
+													   int64 *committed);
 static int	admin_timeout_ms(KafkaHandle *handle);
 static rd_kafka_AdminOptions_t *admin_options(KafkaHandle *handle,
 											  rd_kafka_admin_op_t op);
@@ -71,14 +74,9 @@ kfdw_group_committed(KafkaHandle *handle, const char *group,
 	rd_kafka_event_t *ev = NULL;
 	int			i;
 
-	for (i = 0; i < nparts; i++)
-		committed[i] = -1;
-	if (nparts == 0)
+	list = all_partitions(topic, nparts, committed);
+	if (list == NULL)
 		return;
-
-	list = rd_kafka_topic_partition_list_new(nparts);
-	for (i = 0; i < nparts; i++)
-		rd_kafka_topic_partition_list_add(list, topic, i);
 	req = rd_kafka_ListConsumerGroupOffsets_new(group, list);
 	rd_kafka_topic_partition_list_destroy(list);
 	options = admin_options(handle, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
@@ -234,6 +232,26 @@ kfdw_group_commit(KafkaHandle *handle, const char *group,
 }
 
 /*
+ * The partitions 0 .. nparts-1 of topic as a list to ask a group's offsets
+ * for, with committed[] set to -1 (none yet); NULL when nparts is 0.
+ */
+static rd_kafka_topic_partition_list_t *
+all_partitions(const char *topic, int nparts, int64 *committed)
+{
+	rd_kafka_topic_partition_list_t *list;
+	int			i;
+
+	for (i = 0; i < nparts; i++)
+		committed[i] = -1;
+	if (nparts == 0)
+		return NULL;
+	list = rd_kafka_topic_partition_list_new(nparts);
+	for (i = 0; i < nparts; i++)
+		rd_kafka_topic_partition_list_add(list, topic, i);
+	return list;
+}
+
+/*
  * How long we wait for the answer of a group request: the server's
  * connect_timeout_ms, kept shorter than librdkafka's own timeout of an
  * admin request.
@@ -342,14 +360,9 @@ kfdw_member_committed(KafkaHandle *handle, const char *group,
 	KafkaDeadline deadline;
 	int			i;
 
-	for (i = 0; i < nparts; i++)
-		committed[i] = -1;
-	if (nparts == 0)
+	list = all_partitions(topic, nparts, committed);
+	if (list == NULL)
 		return;
-
-	list = rd_kafka_topic_partition_list_new(nparts);
-	for (i = 0; i < nparts; i++)
-		rd_kafka_topic_partition_list_add(list, topic, i);
 	kfdw_deadline_start(&deadline, handle->connect_timeout_ms);
 	for (;;)
 	{
