@@ -59,16 +59,34 @@ def wait_serving(bootstrap, node, timeout):
     fail("broker %d (%s) did not answer within %d s" % (node, address, timeout))
 
 
+def topic_ready(md, name, partitions):
+    t = md.topics.get(name)
+    return t is not None and t.error is None and len(t.partitions) == partitions \
+        and all(p.leader >= 0 for p in t.partitions.values())
+
+
+# Each broker learns of a topic from the controller on its own time: wait
+# until every live broker, asked itself, shows every partition with a
+# leader, so that a client bootstrapping from any of them sees the topic.
 def wait_leaders(admin, name, partitions, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         md = admin.list_topics(topic=name, timeout=5)
-        t = md.topics.get(name)
-        if t is not None and t.error is None and len(t.partitions) == partitions \
-                and all(p.leader >= 0 for p in t.partitions.values()):
+        if topic_ready(md, name, partitions) and \
+                all(broker_sees(b, lambda m: topic_ready(m, name, partitions))
+                    for b in md.brokers.values()):
             return
         time.sleep(0.1)
     fail("topic %s has no leader for every partition after %d s" % (name, timeout))
+
+
+def broker_sees(broker, ready):
+    one = AdminClient({"bootstrap.servers": "%s:%d" % (broker.host, broker.port),
+                       "log_level": 0, "socket.connection.setup.timeout.ms": 2000})
+    try:
+        return ready(one.list_topics(timeout=2))
+    except Exception:  # gone in the meantime: the next round asks again
+        return False
 
 
 def create_topic(admin, name, partitions, rf, configs):
@@ -83,8 +101,6 @@ def create_topic(admin, name, partitions, rf, configs):
     wait_leaders(admin, name, partitions)
 
 
-
-
 def drop_topic(admin, name, timeout=60):
     if name not in admin.list_topics(timeout=10).topics:
         return
@@ -95,7 +111,10 @@ def drop_topic(admin, name, timeout=60):
             fail("could not delete topic %s: %s" % (name, e))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if name not in admin.list_topics(timeout=5).topics:
+        md = admin.list_topics(timeout=5)
+        if name not in md.topics and \
+                all(broker_sees(b, lambda m: name not in m.topics)
+                    for b in md.brokers.values()):
             return
         time.sleep(0.2)
     fail("topic %s is still there after %d s" % (name, timeout))
